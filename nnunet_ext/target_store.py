@@ -1,0 +1,160 @@
+"""Where and how per-case target maps (SiNG, distance maps, ...) are stored next to nnU-Net's cases.
+
+Layout inside one preprocessed configuration folder (``$nnUNet_preprocessed/DatasetXXX/<plans>_<cfg>``)::
+
+    <case>.b2nd  <case>_seg.b2nd  <case>.pkl          nnU-Net's own files (untouched)
+    nnunet_ext_targets/<target_id>/spec.json          what produced the maps (kind, parameters, versions)
+    nnunet_ext_targets/<target_id>/<case>.b2nd        float16 (K, *spatial), same grid as <case>.b2nd
+
+Why a sub-folder: nnU-Net treats every ``*.b2nd`` beside the cases as a case and infers the dataset
+class from the file extensions present, while it ignores sub-folders (see shared NOTES, section 1).
+
+Freshness: each map carries, in its blosc2 ``vlmeta``, the spec hash and a fingerprint (size and
+mtime) of the case's ``_seg.b2nd`` and ``.b2nd`` it was computed from. A map is *stale* when the
+spec changed (e.g. another delta) or nnU-Net re-wrote the case (``nnUNetv2_preprocess`` re-run).
+
+Writes are atomic (temporary file in the same folder, then ``os.replace``), so an interrupted run
+leaves either the old map or the new one, and concurrent writers of the same case (five folds
+started together) each replace the file with identical content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import blosc2
+import numpy as np
+
+TARGETS_DIRNAME = "nnunet_ext_targets"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A kind of target map and the parameters that change its values.
+
+    ``params`` must be JSON-serialisable; two specs with equal kind and params share a folder.
+    """
+
+    kind: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "params": dict(sorted(self.params.items())), "format": FORMAT_VERSION}
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha1(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:10]
+
+    @property
+    def target_id(self) -> str:
+        """Folder name: readable kind plus a short hash of the parameters."""
+        return f"{self.kind}_{self.digest}"
+
+
+def targets_folder(config_folder: str | os.PathLike, spec: TargetSpec) -> Path:
+    return Path(config_folder) / TARGETS_DIRNAME / spec.target_id
+
+
+def target_file(config_folder: str | os.PathLike, spec: TargetSpec, case: str) -> Path:
+    return targets_folder(config_folder, spec) / f"{case}.b2nd"
+
+
+def case_identifiers(config_folder: str | os.PathLike) -> list[str]:
+    """Cases of a preprocessed configuration folder (those with a ``<case>_seg.b2nd``)."""
+    folder = Path(config_folder)
+    return sorted(p.name[: -len("_seg.b2nd")] for p in folder.glob("*_seg.b2nd"))
+
+
+def source_fingerprint(config_folder: str | os.PathLike, case: str) -> dict:
+    """Size and mtime of the nnU-Net files a map is computed from; changes when nnU-Net re-writes them."""
+    fingerprint = {}
+    for suffix in (".b2nd", "_seg.b2nd"):
+        stat = (Path(config_folder) / f"{case}{suffix}").stat()
+        fingerprint[suffix] = [stat.st_size, stat.st_mtime_ns]
+    return fingerprint
+
+
+def write_spec(config_folder: str | os.PathLike, spec: TargetSpec, extra: Mapping[str, Any] | None = None) -> None:
+    """Writes ``spec.json`` (atomically) describing the maps in the spec's folder."""
+    folder = targets_folder(config_folder, spec)
+    folder.mkdir(parents=True, exist_ok=True)
+    content = {**spec.to_json(), **(dict(extra) if extra else {})}
+    _atomic_write_bytes(folder / "spec.json", json.dumps(content, indent=2, sort_keys=True).encode())
+
+
+def write_case(
+    config_folder: str | os.PathLike,
+    spec: TargetSpec,
+    case: str,
+    maps: np.ndarray,
+    chunks: tuple[int, ...] | None = None,
+    blocks: tuple[int, ...] | None = None,
+) -> Path:
+    """Atomically writes the (K, *spatial) maps of ``case`` as float16 with freshness metadata.
+
+    ``chunks``/``blocks`` should follow nnU-Net's own choice for the case (patch-sized chunks) so
+    that reading a patch decompresses only what the patch needs.
+    """
+    if not np.all(np.isfinite(maps)):
+        raise ValueError(f"target maps of case {case} contain NaN or inf")
+    path = target_file(config_folder, spec, case)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fingerprint = source_fingerprint(config_folder, case)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{case}.", suffix=".tmp.b2nd", dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp_name)  # blosc2 refuses to overwrite; it creates the file itself
+    try:
+        array = blosc2.asarray(
+            np.ascontiguousarray(maps, dtype=np.float16),
+            urlpath=tmp_name,
+            chunks=chunks,
+            blocks=blocks,
+            cparams={"codec": blosc2.Codec.ZSTD, "clevel": 5, "filters": [blosc2.Filter.SHUFFLE], "nthreads": 1},
+        )
+        array.schunk.vlmeta["nnunet_ext"] = {"spec": spec.digest, "source": fingerprint}
+        del array
+        os.replace(tmp_name, path)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return path
+
+
+def case_status(config_folder: str | os.PathLike, spec: TargetSpec, case: str) -> str:
+    """``"ok"``, ``"missing"`` or ``"stale"`` for the maps of one case."""
+    path = target_file(config_folder, spec, case)
+    if not path.is_file():
+        return "missing"
+    try:
+        array = blosc2.open(str(path), mode="r")
+        meta = array.schunk.vlmeta["nnunet_ext"]
+    except Exception:  # an unreadable file (e.g. truncated by a crash outside our atomic writes)
+        return "stale"
+    if meta.get("spec") != spec.digest:
+        return "stale"
+    recorded = {k: list(v) for k, v in meta.get("source", {}).items()}
+    return "ok" if recorded == source_fingerprint(config_folder, case) else "stale"
+
+
+def open_case(config_folder: str | os.PathLike, spec: TargetSpec, case: str) -> blosc2.NDArray:
+    """Opens the maps of ``case`` memory-mapped and read-only; slicing decompresses only that patch."""
+    kwargs = {} if os.name == "nt" else {"mmap_mode": "r"}
+    return blosc2.open(str(target_file(config_folder, spec, case)), mode="r", dparams={"nthreads": 1}, **kwargs)
+
+
+def _atomic_write_bytes(path: Path, content: bytes) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+        os.replace(tmp_name, path)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
