@@ -1,0 +1,176 @@
+"""The README demo: synthetic dataset -> nnU-Net plan/preprocess -> short CPU training -> predict -> evaluate.
+
+Every step runs nnU-Net's own command line (printed before it runs), so the demo exercises exactly
+what a user types. Steps whose results already exist are reused (re-running the demo is cheap and
+an interrupted training resumes with ``--c``); ``--overwrite`` starts from scratch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from nnunet_ext.errors import NnunetExtError, run_cli
+from nnunet_ext.nnunet_env import dataset_folder_name, datasets_with_id, nnunet_folder
+
+DEFAULT_DATASET_ID = 990
+DEFAULT_TRAINERS = ("nnUNetTrainer_10epochs_20iters",)
+DEFAULT_CONFIGURATION = {"brats": "3d_fullres", "binary": "3d_fullres", "2d": "2d"}
+PLANS = "nnUNetPlans"
+
+
+def _bin(command: str) -> str:
+    """Console script of the running environment (works without activating the venv)."""
+    candidate = Path(sys.executable).parent / command
+    return str(candidate) if candidate.exists() else command
+
+
+def _run(args: list[str], log_file: Path, env: dict[str, str]) -> None:
+    """Runs one nnU-Net command, output to ``log_file``; a failure names the command and the log."""
+    printable = " ".join(Path(args[0]).name if i == 0 else a for i, a in enumerate(args))
+    print(f"$ {printable}", flush=True)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with open(log_file, "w") as log:
+        completed = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+    if completed.returncode != 0:
+        tail = log_file.read_text().strip().splitlines()[-1:] or [""]
+        raise NnunetExtError(f"'{printable}' failed (exit {completed.returncode}): {tail[0]} -- full log: {log_file}")
+    print(f"  done in {time.perf_counter() - started:.0f} s (log: {log_file})", flush=True)
+
+
+def _trainer_folder_on_path() -> None:
+    value = os.environ.get("nnUNet_extTrainer", "")
+    folders = [Path(p) for p in value.split(os.pathsep) if p]
+    if not any((f / "nnUNetTrainer_short.py").is_file() for f in folders):
+        repo_trainers = Path(__file__).resolve().parents[1] / "trainers"
+        raise NnunetExtError(
+            f"nnUNet_extTrainer does not point at nnunet-ext's trainers folder; run: export nnUNet_extTrainer={repo_trainers}"
+        )
+
+
+def _label_names(dataset_json: dict) -> dict[int, str]:
+    """Name of each label value of a label map; in region datasets, the smallest region holding it."""
+    entries = [(name, value if isinstance(value, list) else [value]) for name, value in dataset_json["labels"].items()]
+    names: dict[int, str] = {}
+    # Largest region first, so that the smallest region containing a label is the one that names it.
+    for name, labels in sorted(entries, key=lambda entry: -len(entry[1])):
+        for label in labels:
+            if label != 0:
+                names[label] = name
+    return names
+
+
+def run_demo(
+    dataset_id: int = DEFAULT_DATASET_ID,
+    kind: str = "brats",
+    trainers: tuple[str, ...] = DEFAULT_TRAINERS,
+    output: str | Path = "demo_output",
+    overwrite: bool = False,
+    seed: int = 0,
+) -> dict:
+    """Runs the demo; returns ``{trainer: summary}`` (see :func:`nnunet_ext.evaluation.summarise`)."""
+    from nnunet_ext.evaluation import evaluate_folders, format_table, summarise, write_csv
+    from nnunet_ext.synthetic import DEFAULT_NAMES, generate_dataset
+
+    raw, preprocessed, results = (nnunet_folder(v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"))
+    _trainer_folder_on_path()
+    if kind not in DEFAULT_CONFIGURATION:
+        raise NnunetExtError(f"unknown dataset kind '{kind}'; choose one of {', '.join(DEFAULT_CONFIGURATION)}")
+    configuration = DEFAULT_CONFIGURATION[kind]
+    dataset_name = dataset_folder_name(dataset_id, DEFAULT_NAMES[kind])
+    other = sorted(set(datasets_with_id(dataset_id)) - {dataset_name})
+    if other:
+        raise NnunetExtError(
+            f"dataset id {dataset_id} is already used by {', '.join(other)}; pick a free id with --dataset-id"
+        )
+    output = Path(output).resolve()
+    logs = output / "logs"
+    env = {**os.environ, "nnUNet_def_n_proc": os.environ.get("nnUNet_def_n_proc", "2")}
+    env.setdefault("nnUNet_n_proc_DA", str(min(4, os.cpu_count() or 1)))
+
+    raw_folder = raw / dataset_name
+    if overwrite or not raw_folder.is_dir():
+        print(f"[1/5] generating synthetic '{kind}' dataset {dataset_name}", flush=True)
+        generate_dataset(kind, dataset_id, seed=seed, overwrite=overwrite)
+        for stale in (preprocessed / dataset_name, results / dataset_name):
+            shutil.rmtree(stale, ignore_errors=True)
+    else:
+        print(f"[1/5] reusing {raw_folder} (--overwrite regenerates it)", flush=True)
+    dataset_json = json.loads((raw_folder / "dataset.json").read_text())
+
+    config_folder = preprocessed / dataset_name / f"{PLANS}_{configuration}"
+    if not config_folder.is_dir():
+        print("[2/5] planning and preprocessing", flush=True)
+        _run([_bin("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", configuration, "-np", "2",
+              "--verify_dataset_integrity"], logs / "plan_and_preprocess.log", env)
+    else:
+        print(f"[2/5] reusing {config_folder}", flush=True)
+
+    summaries = {}
+    predictions = {}
+    for trainer in trainers:
+        fold_folder = results / dataset_name / f"{trainer}__{PLANS}__{configuration}" / "fold_0"
+        if (fold_folder / "checkpoint_final.pth").is_file():
+            print(f"[3/5] reusing trained {trainer} ({fold_folder})", flush=True)
+        else:
+            print(f"[3/5] training {trainer} on fold 0 (CPU)", flush=True)
+            _run([_bin("nnUNetv2_train"), str(dataset_id), configuration, "0", "-tr", trainer, "-device", "cpu", "--c"],
+                 logs / f"train_{trainer}.log", env)
+        predictions[trainer] = output / "predictions" / trainer
+        print(f"[4/5] predicting the held-out test cases with {trainer}", flush=True)
+        _run([_bin("nnUNetv2_predict"), "-i", str(raw_folder / "imagesTs"), "-o", str(predictions[trainer]),
+              "-d", str(dataset_id), "-c", configuration, "-tr", trainer, "-f", "0", "-device", "cpu",
+              "-npp", "1", "-nps", "1", "--disable_progress_bar"], logs / f"predict_{trainer}.log", env)
+        case_metrics = evaluate_folders(predictions[trainer], raw_folder / "labelsTs", dataset_json)
+        write_csv(case_metrics, output / f"metrics_{trainer}.csv")
+        summaries[trainer] = summarise(case_metrics)
+
+    print("[5/5] evaluation on the held-out test cases (mean ± SD over cases)\n", flush=True)
+    table = format_table(summaries)
+    print(table)
+    (output / "results.md").write_text(table + "\n")
+    figure = _figure(raw_folder, dataset_json, predictions, output / "demo_case.png")
+    print(f"\nfigure: {figure}\ntable: {output / 'results.md'}\nper-case metrics: {output}/metrics_*.csv")
+    return summaries
+
+
+def _figure(raw_folder: Path, dataset_json: dict, predictions: dict[str, Path], path: Path) -> Path:
+    from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
+
+    from nnunet_ext.figures import save_case_figure
+
+    ending = dataset_json["file_ending"]
+    reference_file = sorted((raw_folder / "labelsTs").glob(f"*{ending}"))[0]
+    case = reference_file.name[: -len(ending)]
+    channels = {name.lower(): int(i) for i, name in dataset_json["channel_names"].items()}
+    channel = channels.get("flair", 0)
+    reader = determine_reader_writer_from_dataset_json(dataset_json, str(reference_file))()
+    image, _ = reader.read_images([str(raw_folder / "imagesTs" / f"{case}_{channel:04d}{ending}")])
+    panels = {"ground truth": reader.read_seg(str(reference_file))[0][0]}
+    for trainer, folder in predictions.items():
+        panels[trainer] = reader.read_seg(str(folder / reference_file.name))[0][0]
+    return save_case_figure(image[0], panels, path, _label_names(dataset_json), title=f"case {case}")
+
+
+def _main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-d", "--dataset-id", type=int, default=DEFAULT_DATASET_ID)
+    parser.add_argument("-k", "--kind", default="brats", help=f"one of {', '.join(DEFAULT_CONFIGURATION)}")
+    parser.add_argument("-tr", "--trainers", nargs="+", default=list(DEFAULT_TRAINERS))
+    parser.add_argument("-o", "--output", default="demo_output", help="folder for predictions, table and figure")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="regenerate the dataset and retrain (deletes this dataset's preprocessed data and results)")
+    args = parser.parse_args(argv)
+    run_demo(args.dataset_id, args.kind, tuple(args.trainers), args.output, args.overwrite, args.seed)
+
+
+def main(argv=None) -> int:
+    return run_cli(_main, argv)

@@ -1,0 +1,183 @@
+"""Per-case segmentation metrics (Dice, IoU, HD95, ASD) per region or class, as the papers report them.
+
+Surface distances come from MONAI (``monai.metrics.compute_hausdorff_distance`` with
+``percentile=95`` and ``compute_average_surface_distance(symmetric=True)``), in millimetres using the
+image spacing. MONAI's HD95 is the larger of the two directed 95th-percentile distances; its
+symmetric ASD is the mean over the distances from both surfaces.
+
+Empty masks follow the BraTS challenge convention (shared NOTES, section 3):
+
+* reference and prediction both empty: Dice 1, IoU 1, HD95 0, ASD 0;
+* exactly one empty: Dice 0, IoU 0, HD95 and ASD set to the image diagonal in mm (the largest
+  possible distance, 373.13 mm for 240x240x155 at 1 mm).
+
+Regions are read from ``dataset.json`` through nnU-Net's LabelManager: for region datasets
+(BraTS-style, ``regions_class_order``) each declared region is evaluated as the union of its labels;
+for label datasets each foreground label is evaluated on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nnunet_ext.errors import NnunetExtError, run_cli
+
+METRICS = ("dice", "iou", "hd95", "asd")
+
+
+@dataclass(frozen=True)
+class CaseMetrics:
+    case: str
+    region: str
+    dice: float
+    iou: float
+    hd95: float
+    asd: float
+
+
+def region_definitions(dataset_json: dict) -> dict[str, tuple[int, ...]]:
+    """Evaluation regions of a dataset: name -> labels whose union forms the region."""
+    from nnunetv2.utilities.label_handling.label_handling import LabelManager
+
+    labels = dataset_json["labels"]
+    manager = LabelManager(labels, dataset_json.get("regions_class_order"))
+    names_by_value = {tuple(v) if isinstance(v, (list, tuple)) else (v,): k for k, v in labels.items()}
+    if manager.has_regions:
+        regions = [tuple(r) if isinstance(r, (list, tuple)) else (r,) for r in manager.foreground_regions]
+    else:
+        regions = [(label,) for label in manager.foreground_labels]
+    return {names_by_value.get(r, "+".join(map(str, r))): r for r in regions}
+
+
+def binary_metrics(prediction: np.ndarray, reference: np.ndarray, spacing: tuple[float, ...]) -> dict[str, float]:
+    """Dice, IoU, HD95 and ASD of two boolean masks on a grid with ``spacing`` (mm per axis)."""
+    prediction = prediction.astype(bool)
+    reference = reference.astype(bool)
+    n_pred, n_ref = int(prediction.sum()), int(reference.sum())
+    if n_pred == 0 and n_ref == 0:
+        return {"dice": 1.0, "iou": 1.0, "hd95": 0.0, "asd": 0.0}
+    if n_pred == 0 or n_ref == 0:
+        diagonal = float(math.sqrt(sum((n * s) ** 2 for n, s in zip(reference.shape, spacing))))
+        return {"dice": 0.0, "iou": 0.0, "hd95": diagonal, "asd": diagonal}
+    intersection = int(np.logical_and(prediction, reference).sum())
+    dice = 2.0 * intersection / (n_pred + n_ref)
+    iou = intersection / (n_pred + n_ref - intersection)
+    hd95, asd = _surface_distances(prediction, reference, spacing)
+    return {"dice": dice, "iou": iou, "hd95": hd95, "asd": asd}
+
+
+def _surface_distances(prediction: np.ndarray, reference: np.ndarray, spacing: tuple[float, ...]) -> tuple[float, float]:
+    import torch
+    from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
+
+    # Singleton axes (2D images stored as 1 x Y x X) carry no surface: drop them with their spacing.
+    keep = [axis for axis, n in enumerate(reference.shape) if n > 1]
+    spacing = [float(spacing[axis]) for axis in keep]
+    pred = torch.from_numpy(prediction.reshape([prediction.shape[a] for a in keep]))[None, None]
+    ref = torch.from_numpy(reference.reshape([reference.shape[a] for a in keep]))[None, None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # MONAI deprecation chatter inside its own utils
+        hd95 = compute_hausdorff_distance(pred, ref, include_background=True, percentile=95, spacing=spacing)
+        asd = compute_average_surface_distance(pred, ref, include_background=True, symmetric=True, spacing=spacing)
+    return float(hd95.item()), float(asd.item())
+
+
+def evaluate_folders(prediction_folder: str | Path, reference_folder: str | Path, dataset_json: dict) -> list[CaseMetrics]:
+    """Metrics for every reference case that has a prediction of the same file name.
+
+    Files are read with the reader nnU-Net picks for the dataset's ``file_ending``; a reference case
+    without a prediction is an error (a silently smaller test set would bias the table).
+    """
+    from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
+
+    prediction_folder, reference_folder = Path(prediction_folder), Path(reference_folder)
+    ending = dataset_json["file_ending"]
+    references = sorted(reference_folder.glob(f"*{ending}"))
+    if not references:
+        raise NnunetExtError(f"no reference segmentations (*{ending}) in {reference_folder}")
+    missing = [r.name for r in references if not (prediction_folder / r.name).is_file()]
+    if missing:
+        raise NnunetExtError(
+            f"{len(missing)} reference case(s) have no prediction in {prediction_folder} (first: {missing[0]}); "
+            f"run nnUNetv2_predict on all of them first"
+        )
+    reader = determine_reader_writer_from_dataset_json(dataset_json, str(references[0]))()
+    regions = region_definitions(dataset_json)
+    results = []
+    for reference_file in references:
+        reference, properties = reader.read_seg(str(reference_file))
+        prediction, _ = reader.read_seg(str(prediction_folder / reference_file.name))
+        spacing = tuple(properties["spacing"])
+        case = reference_file.name[: -len(ending)]
+        for name, labels in regions.items():
+            values = binary_metrics(np.isin(prediction[0], labels), np.isin(reference[0], labels), spacing)
+            results.append(CaseMetrics(case=case, region=name, **values))
+    return results
+
+
+def summarise(results: list[CaseMetrics]) -> dict[str, dict[str, tuple[float, float]]]:
+    """region -> metric -> (mean, standard deviation over cases)."""
+    summary: dict[str, dict[str, tuple[float, float]]] = {}
+    for region in dict.fromkeys(r.region for r in results):
+        rows = [r for r in results if r.region == region]
+        summary[region] = {
+            m: (float(np.mean([getattr(r, m) for r in rows])), float(np.std([getattr(r, m) for r in rows])))
+            for m in METRICS
+        }
+    return summary
+
+
+def format_table(summaries: dict[str, dict[str, dict[str, tuple[float, float]]]]) -> str:
+    """A Markdown table with one row per (method, region): mean ± SD of Dice (%), IoU (%), HD95 and ASD (mm)."""
+    lines = [
+        "| method | region | Dice % | IoU % | HD95 mm | ASD mm |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method, summary in summaries.items():
+        for region, metrics in summary.items():
+            cells = [
+                f"{100 * metrics['dice'][0]:.1f} ± {100 * metrics['dice'][1]:.1f}",
+                f"{100 * metrics['iou'][0]:.1f} ± {100 * metrics['iou'][1]:.1f}",
+                f"{metrics['hd95'][0]:.2f} ± {metrics['hd95'][1]:.2f}",
+                f"{metrics['asd'][0]:.2f} ± {metrics['asd'][1]:.2f}",
+            ]
+            lines.append(f"| {method} | {region} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(results: list[CaseMetrics], path: str | Path) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(CaseMetrics.__dataclass_fields__))
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in results)
+
+
+def _main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        description="Dice, IoU, HD95 and ASD per region/class of predicted segmentations against references."
+    )
+    parser.add_argument("-p", "--predictions", required=True, help="folder written by nnUNetv2_predict")
+    parser.add_argument("-r", "--references", required=True, help="folder with reference segmentations")
+    parser.add_argument("-j", "--dataset-json", required=True, help="the dataset's dataset.json")
+    parser.add_argument("-o", "--csv", help="also write per-case metrics to this CSV file")
+    args = parser.parse_args(argv)
+    if not Path(args.dataset_json).is_file():
+        raise NnunetExtError(f"dataset.json not found: {args.dataset_json}")
+    dataset_json = json.loads(Path(args.dataset_json).read_text())
+    results = evaluate_folders(args.predictions, args.references, dataset_json)
+    print(format_table({Path(args.predictions).name: summarise(results)}))
+    if args.csv:
+        write_csv(results, args.csv)
+        print(f"per-case metrics: {args.csv}")
+
+
+def main(argv=None) -> int:
+    return run_cli(_main, argv)

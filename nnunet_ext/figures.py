@@ -1,0 +1,69 @@
+"""PNG figures of one case: image slice, reference and predicted label maps side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def most_informative_slice(label_map: np.ndarray) -> int:
+    """Index along axis 0 of the slice with the most foreground (the middle slice if there is none)."""
+    per_slice = (label_map > 0).reshape(label_map.shape[0], -1).sum(axis=1)
+    return int(np.argmax(per_slice)) if per_slice.any() else label_map.shape[0] // 2
+
+
+def save_case_figure(
+    image: np.ndarray,
+    panels: dict[str, np.ndarray],
+    path: str | Path,
+    label_names: dict[int, str],
+    title: str = "",
+    extra_maps: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """Writes a row of panels for one axial slice.
+
+    image: (Z, Y, X) intensities of one channel; panels: name -> (Z, Y, X) label map drawn over the
+    image (the first panel is normally the reference); extra_maps: name -> (Z, Y, X) continuous map in
+    [-1, 1] drawn with a diverging colormap (e.g. a SiNG target). The slice is the one where the
+    first panel has the most foreground.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    extra_maps = extra_maps or {}
+    first = next(iter(panels.values()))
+    z = most_informative_slice(first)
+    columns = 1 + len(extra_maps) + len(panels)
+    fig, axes = plt.subplots(1, columns, figsize=(3.2 * columns, 3.6), squeeze=False)
+    axes = axes[0]
+    background = image[z]
+    axes[0].imshow(background, cmap="gray")
+    axes[0].set_title("image")
+    column = 1
+    for name, values in extra_maps.items():
+        shown = axes[column].imshow(values[z], cmap="RdBu_r", vmin=-1, vmax=1)
+        axes[column].set_title(name)
+        fig.colorbar(shown, ax=axes[column], fraction=0.046, pad=0.04)
+        column += 1
+    max_label = max(label_names) if label_names else 1
+    colours = ListedColormap(["#00000000", "#2ca02c", "#ffbf00", "#d62728", "#1f77b4", "#9467bd"][: max_label + 1])
+    for name, label_map in panels.items():
+        axes[column].imshow(background, cmap="gray")
+        masked = np.ma.masked_where(label_map[z] == 0, label_map[z])
+        axes[column].imshow(masked, cmap=colours, vmin=0, vmax=max_label, alpha=0.6, interpolation="nearest")
+        axes[column].set_title(name)
+        column += 1
+    for axis in axes:
+        axis.axis("off")
+    legend = ", ".join(f"{colour}: {label_names[v]}" for v, colour in zip(sorted(label_names), ("green", "amber", "red", "blue", "purple")))
+    fig.suptitle(f"{title}  (slice {z}; {legend})", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

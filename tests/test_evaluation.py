@@ -1,0 +1,70 @@
+"""Metrics on hand-computable masks and the stated empty-mask convention."""
+
+import math
+
+import numpy as np
+import pytest
+
+from nnunet_ext.evaluation import binary_metrics, region_definitions, summarise, CaseMetrics
+
+
+def cube(shape, lo, hi):
+    mask = np.zeros(shape, bool)
+    mask[tuple(slice(a, b) for a, b in zip(lo, hi))] = True
+    return mask
+
+
+def test_dice_iou_hand_computed():
+    reference = cube((10, 10, 10), (2, 2, 2), (6, 6, 6))  # 64 voxels
+    prediction = cube((10, 10, 10), (2, 2, 2), (6, 6, 4))  # 32 voxels, all inside the reference
+    m = binary_metrics(prediction, reference, (1.0, 1.0, 1.0))
+    assert m["dice"] == pytest.approx(2 * 32 / 96)
+    assert m["iou"] == pytest.approx(32 / 64)
+
+
+def test_shifted_cube_surface_distances_scale_with_spacing():
+    reference = cube((20, 20, 20), (5, 5, 5), (12, 12, 12))
+    prediction = cube((20, 20, 20), (7, 5, 5), (14, 12, 12))  # shifted by 2 voxels along axis 0
+    iso = binary_metrics(prediction, reference, (1.0, 1.0, 1.0))
+    assert iso["hd95"] == pytest.approx(2.0)
+    aniso = binary_metrics(prediction, reference, (3.0, 1.0, 1.0))
+    assert aniso["hd95"] == pytest.approx(6.0)
+    assert 0 < iso["asd"] < iso["hd95"]
+
+
+def test_identical_masks_are_perfect():
+    mask = cube((12, 12, 12), (3, 3, 3), (9, 8, 7))
+    m = binary_metrics(mask, mask, (1.0, 1.0, 2.0))
+    assert m == {"dice": 1.0, "iou": 1.0, "hd95": 0.0, "asd": 0.0}
+
+
+def test_empty_mask_convention():
+    empty = np.zeros((240, 240, 155), bool)
+    assert binary_metrics(empty, empty, (1.0, 1.0, 1.0)) == {"dice": 1.0, "iou": 1.0, "hd95": 0.0, "asd": 0.0}
+    some = cube(empty.shape, (10, 10, 10), (20, 20, 20))
+    for pred, ref in ((empty, some), (some, empty)):
+        m = binary_metrics(pred, ref, (1.0, 1.0, 1.0))
+        assert m["dice"] == 0.0 and m["iou"] == 0.0
+        assert m["hd95"] == pytest.approx(373.13, abs=0.01) == m["asd"]
+
+
+def test_2d_image_with_singleton_axis():
+    reference = cube((1, 16, 16), (0, 4, 4), (1, 10, 10))
+    prediction = cube((1, 16, 16), (0, 4, 5), (1, 10, 11))
+    m = binary_metrics(prediction, reference, (999.0, 1.0, 1.0))
+    assert m["hd95"] == pytest.approx(1.0)
+
+
+def test_region_definitions_for_regions_and_labels():
+    brats = {"labels": {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]},
+             "regions_class_order": [1, 2, 3]}
+    assert region_definitions(brats) == {"whole tumor": (1, 2, 3), "tumor core": (2, 3), "enhancing tumor": (3,)}
+    labels = {"labels": {"background": 0, "liver": 1, "tumour": 2}}
+    assert region_definitions(labels) == {"liver": (1,), "tumour": (2,)}
+
+
+def test_summary_mean_and_sd():
+    rows = [CaseMetrics("a", "wt", 1.0, 1.0, 0.0, 0.0), CaseMetrics("b", "wt", 0.5, 0.25, 2.0, 1.0)]
+    summary = summarise(rows)["wt"]
+    assert summary["dice"] == (0.75, 0.25)
+    assert summary["hd95"][0] == 1.0 and math.isclose(summary["hd95"][1], 1.0)
