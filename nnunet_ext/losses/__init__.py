@@ -1,0 +1,12 @@
+"""Regression losses for signed target maps (SiNGR and its ablations). Pure torch, no nnU-Net imports."""
+
+from nnunet_ext.losses.regression import (
+    FocalL1Loss,
+    FocalL1SimpleLoss,
+    L1Loss,
+    L2Loss,
+    OfficialSiNGRLoss,
+    ProductLoss,
+)
+
+__all__ = ["FocalL1Loss", "FocalL1SimpleLoss", "L1Loss", "L2Loss", "OfficialSiNGRLoss", "ProductLoss"]

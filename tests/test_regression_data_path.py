@@ -1,0 +1,199 @@
+"""Target maps through nnU-Net's data path: dataset, loader crop, augmentation, deep supervision, spawn pickling."""
+
+import multiprocessing
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
+from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
+from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params, nnUNetDatasetBlosc2
+from nnunetv2.utilities.label_handling.label_handling import LabelManager
+from scipy.ndimage import distance_transform_edt
+
+from nnunet_ext import target_store
+from nnunet_ext.training import (
+    DownsampleRegressionTargetForDSTransform,
+    get_regression_training_transforms,
+    get_regression_validation_transforms,
+    nnUNetDataLoaderWithTargets,
+    nnUNetDatasetBlosc2WithTargets,
+    with_regression_target,
+)
+
+SPEC = target_store.TargetSpec("test_signed", {"delta": 0.5})
+SHAPE = (20, 24, 18)
+PATCH = (16, 16, 16)
+DS_SCALES = [[1.0, 1.0, 1.0], [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]]
+LABELS = LabelManager({"background": 0, "lesion": 1}, regions_class_order=None)
+
+
+def signed_map(foreground: np.ndarray, tau: float = 4.0) -> np.ndarray:
+    """A SiNG-like map with delta 0.5: (0.5, 1] inside, [-1, -0.5) outside, saturating tau voxels away."""
+    inside = distance_transform_edt(foreground)
+    outside = distance_transform_edt(~foreground)
+    return np.where(foreground, 0.5 + 0.5 * np.minimum(inside / tau, 1), -0.5 - 0.5 * np.minimum(outside / tau, 1))
+
+
+def fingerprint(shape) -> np.ndarray:
+    """Position-dependent values in (0, 1], exact in float16, so that equal values mean equal voxels."""
+    x, y, z = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
+    return ((x * 7 + y * 3 + z * 5) % 16 + 1) / 16.0
+
+
+@pytest.fixture(scope="module")
+def preprocessed(tmp_path_factory):
+    """Three cases written like nnU-Net's preprocessing does, plus their maps via target_store."""
+    folder = tmp_path_factory.mktemp("Dataset999_Tiny") / "nnUNetPlans_3d_fullres"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    grid = np.stack(np.meshgrid(*[np.arange(s) for s in SHAPE], indexing="ij"))
+    for index in range(3):
+        center = np.array([rng.integers(6, s - 6) for s in SHAPE])
+        foreground = np.sum((grid - center[:, None, None, None]) ** 2, axis=0) <= 5.0**2
+        seg = foreground.astype(np.int16)[None]
+        seg[0, :, :, :2] = -1  # nnU-Net marks voxels outside the nonzero mask with -1
+        # channel 0: positive intensities (0 only where the loader pads); channel 1: position fingerprint
+        data = np.stack([1.0 + rng.random(SHAPE), fingerprint(SHAPE)]).astype(np.float32)
+        blocks, chunks = comp_blosc2_params(data.shape, PATCH)
+        properties = {"spacing": [1.0, 1.0, 1.0],
+                      "class_locations": {1: np.argwhere(seg == 1).astype(np.int64)}}
+        case = f"case_{index:03d}"
+        nnUNetDatasetBlosc2.save_case(data, seg, properties, str(folder / case), chunks=chunks, blocks=blocks)
+        maps = np.stack([signed_map(foreground), fingerprint(SHAPE)])
+        target_store.write_case(folder, SPEC, case, maps)
+    return folder
+
+
+def make_loader(folder, patch_size, final_patch_size, transforms, oversample=0.5, batch_size=2):
+    dataset = nnUNetDatasetBlosc2WithTargets(str(folder), target_spec=SPEC)
+    return nnUNetDataLoaderWithTargets(dataset, batch_size, patch_size, final_patch_size, LABELS,
+                                       oversample_foreground_percent=oversample, transforms=transforms)
+
+
+def test_dataset_keeps_nnunet_interface_and_memory_maps_targets(preprocessed):
+    dataset = nnUNetDatasetBlosc2WithTargets(str(preprocessed), target_spec=SPEC)
+    assert dataset.identifiers == ["case_000", "case_001", "case_002"]
+    data, seg, seg_prev, properties = dataset.load_case("case_000")
+    maps = dataset.load_targets("case_000")
+    assert seg_prev is None and "class_locations" in properties
+    assert maps.shape == (2, *SHAPE) and maps.dtype == np.float16
+    assert not isinstance(maps, np.ndarray)  # a blosc2 array: slicing decompresses only the patch
+
+
+def test_loader_crops_maps_with_the_seg_bbox_and_pads_with_minus_one(preprocessed):
+    # patch larger than the case along x and z: every patch is padded
+    np.random.seed(1)
+    loader = make_loader(preprocessed, (28, 16, 24), (28, 16, 24), transforms=None, oversample=1.0, batch_size=3)
+    for _ in range(3):
+        batch = next(loader)
+        data, seg, maps = batch["data"], batch["target"], batch["regression_target"]
+        assert maps.shape == (3, 2, 28, 16, 24) and maps.dtype == torch.float32
+        padded = data[:, 0] == 0
+        assert padded.any()
+        # the fingerprint channel of data and maps is the same voxel wherever the case is
+        torch.testing.assert_close(maps[:, 1][~padded], data[:, 1][~padded], rtol=0, atol=0)
+        assert torch.all(maps[:, :][padded[:, None].expand_as(maps)] == -1)
+        assert torch.all(seg[:, 0][padded] == -1)
+        assert torch.equal(maps[:, 0] > 0, seg[:, 0] > 0)
+
+
+@pytest.mark.parametrize("dummy_2d", [False, True])
+def test_training_pipeline_shapes_and_sign_agreement(preprocessed, dummy_2d):
+    np.random.seed(2)
+    torch.manual_seed(2)
+    transforms = get_regression_training_transforms(
+        PATCH, rotation_for_DA=(-0.5, 0.5), deep_supervision_scales=DS_SCALES, mirror_axes=(0, 1, 2),
+        do_dummy_2d_data_aug=dummy_2d)
+    # as nnU-Net does, dummy 2D augmentation keeps the first axis of the initial patch at its final size
+    loader = make_loader(preprocessed, (16, 24, 24) if dummy_2d else (24, 24, 24), PATCH, transforms)
+    agreement = {0: [], 1: [], 2: []}
+    for _ in range(4):
+        batch = next(loader)
+        assert batch["data"].shape == (2, 2, *PATCH)
+        assert isinstance(batch["target"], list) and isinstance(batch["regression_target"], list)
+        for scale, (seg, maps) in enumerate(zip(batch["target"], batch["regression_target"])):
+            expected = tuple(round(p * s) for p, s in zip(PATCH, DS_SCALES[scale]))
+            assert seg.shape == (2, 1, *expected)
+            assert maps.shape == (2, 2, *expected) and maps.dtype == torch.float32
+            assert maps.min() >= -1 - 1e-5 and maps.max() <= 1 + 1e-5
+            agreement[scale].append(((maps[:, 0] > 0) == (seg[:, 0] > 0)).float().mean().item())
+    # full resolution: maps and seg went through the same resampling; lower scales differ only in how a
+    # boundary block is summarised (area mean of the map vs nearest voxel of the seg)
+    assert min(agreement[0]) >= 0.99
+    assert min(agreement[1]) >= 0.95
+
+
+def test_validation_pipeline_passes_maps_per_scale(preprocessed):
+    transforms = get_regression_validation_transforms(DS_SCALES)
+    batch = next(make_loader(preprocessed, PATCH, PATCH, transforms))
+    assert [m.shape[2:] for m in batch["regression_target"]] == [s.shape[2:] for s in batch["target"]]
+    assert torch.equal(batch["regression_target"][0][:, 0] > 0, batch["target"][0][:, 0] > 0)
+
+
+def _zoomed_out_spatial(rotate: bool) -> SpatialTransform:
+    return SpatialTransform(PATCH, patch_center_dist_from_border=0, random_crop=False,
+                            p_rotation=1.0 if rotate else 0.0, rotation=(0.6, 0.6), p_scaling=1.0, scaling=(1.4, 1.4),
+                            p_synchronize_scaling_across_axes=1, border_mode_seg="constant", padding_value_seg=-1)
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+def test_spatial_augmentation_pads_maps_with_minus_one(rotate):
+    # an all-foreground input: whatever is -1 after zooming out came from padding
+    sample = {"image": torch.ones(1, *PATCH), "segmentation": torch.ones(1, *PATCH, dtype=torch.int16),
+              "regression_target": torch.ones(1, *PATCH)}
+    torch.manual_seed(3)
+    plain = ComposeTransforms([_zoomed_out_spatial(rotate)])(**{k: v.clone() for k, v in sample.items()})
+    torch.manual_seed(3)
+    adapted = with_regression_target(ComposeTransforms([_zoomed_out_spatial(rotate)]))(
+        **{k: v.clone() for k, v in sample.items()})
+
+    outside = adapted["segmentation"][0] == -1
+    assert torch.equal(outside, plain["segmentation"][0] == -1) and outside.float().mean() > 0.2
+    # batchgeneratorsv2 alone pads the regression target with 0 ...
+    assert (plain["regression_target"][0][outside] == 0).float().mean() > 0.5
+    # ... the adapted pipeline with -1, and the map's sign follows the seg
+    maps = adapted["regression_target"][0]
+    assert (maps[outside] == -1).float().mean() > 0.5 and maps.min() == -1
+    assert ((maps > 0) == ~outside).float().mean() >= 0.99
+    torch.testing.assert_close(adapted["image"], plain["image"])
+
+
+def test_adapting_twice_changes_nothing():
+    transforms = get_regression_training_transforms(
+        PATCH, rotation_for_DA=(-0.5, 0.5), deep_supervision_scales=DS_SCALES, mirror_axes=(0, 1, 2),
+        do_dummy_2d_data_aug=False)
+    again = with_regression_target(transforms)
+    assert [type(t) for t in again.transforms] == [type(t) for t in transforms.transforms]
+    assert sum(isinstance(t, DownsampleRegressionTargetForDSTransform) for t in again.transforms) == 1
+    assert isinstance(again.transforms[0].transform, SpatialTransform)  # wrapped once, not twice
+
+
+def test_ds_transform_area_averages_and_leaves_image_and_seg_alone():
+    maps = torch.arange(2 * 4 * 4 * 4, dtype=torch.float32).reshape(2, 4, 4, 4)
+    image, seg = torch.randn(1, 4, 4, 4), torch.ones(1, 4, 4, 4, dtype=torch.int16)
+    out = DownsampleRegressionTargetForDSTransform([[1, 1, 1], [0.5, 0.5, 0.5], [0.5, 1, 1]])(
+        image=image, segmentation=seg, regression_target=maps)
+    assert out["image"] is image and out["segmentation"] is seg
+    full, half, mixed = out["regression_target"]
+    assert full is maps
+    assert half.shape == (2, 2, 2, 2)
+    assert half[1, 1, 0, 1].item() == pytest.approx(maps[1, 2:4, 0:2, 2:4].mean().item())
+    assert mixed.shape == (2, 2, 4, 4)
+    torch.testing.assert_close(mixed, maps.reshape(2, 2, 2, 4, 4).mean(2))
+    # no regression target: nothing added
+    assert "regression_target" not in DownsampleRegressionTargetForDSTransform([[0.5, 0.5, 0.5]])(image=image)
+
+
+def test_loader_and_transforms_pickle_and_run_under_spawn(preprocessed):
+    transforms = get_regression_training_transforms(
+        PATCH, rotation_for_DA=(-0.5, 0.5), deep_supervision_scales=DS_SCALES, mirror_axes=(0, 1, 2),
+        do_dummy_2d_data_aug=False)
+    loader = make_loader(preprocessed, (24, 24, 24), PATCH, transforms)
+    assert isinstance(pickle.loads(pickle.dumps(loader)), nnUNetDataLoaderWithTargets)
+    # a fresh interpreter must import every class of the loader and its transforms by module path
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        batch = pool.apply(next, (loader,))
+    assert [tuple(m.shape) for m in batch["regression_target"]] == [(2, 2, 16, 16, 16), (2, 2, 8, 8, 8),
+                                                                    (2, 2, 4, 4, 4)]
