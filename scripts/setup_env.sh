@@ -44,19 +44,26 @@ echo "[setup] installing pinned dependencies (torch, nnunetv2, ...): a few minut
     || fail "pip could not install requirements.txt" "check network access to PyPI, then re-run scripts/setup_env.sh (delete .venv to start from scratch)"
 
 # FastGeodis ships only as a source archive whose build imports torch, so it is built against the
-# torch installed above (no build isolation). Its setup.py compiles CUDA kernels only when torch
-# sees a GPU at build time (or FORCE_CUDA=1 with a CUDA toolkit).
-if ! "$VENV/bin/python" -c "import FastGeodis" 2>/dev/null; then
-    echo "[setup] building FastGeodis $FASTGEODIS_VERSION against the installed torch (about 2 minutes on 2 cores)"
-    "${PIP[@]}" install -q --no-build-isolation "fastgeodis==$FASTGEODIS_VERSION" \
+# torch installed above (no build isolation, no wheel cache: a cached wheel may have been built
+# against another torch). Its setup.py compiles CUDA kernels only when torch sees a GPU at build
+# time (or FORCE_CUDA=1 with a CUDA toolkit). A stamp records the torch it was built against.
+TORCH_VERSION="$("$VENV/bin/python" -c 'import torch; print(torch.__version__)')"
+FASTGEODIS_STAMP="$VENV/.fastgeodis_built_against_torch"
+if [[ "$(cat "$FASTGEODIS_STAMP" 2>/dev/null)" != "$TORCH_VERSION" ]] || ! "$VENV/bin/python" -c "import FastGeodis" 2>/dev/null; then
+    echo "[setup] building FastGeodis $FASTGEODIS_VERSION against torch $TORCH_VERSION (about 2 minutes on 2 cores)"
+    "${PIP[@]}" install -q --no-build-isolation --no-cache-dir --force-reinstall --no-deps "fastgeodis==$FASTGEODIS_VERSION" \
         || fail "FastGeodis $FASTGEODIS_VERSION did not build" "it needs a C++ compiler and Python headers (Debian: apt-get install build-essential python3-dev); re-run scripts/setup_env.sh"
+    echo "$TORCH_VERSION" > "$FASTGEODIS_STAMP"
 fi
 
 echo "[setup] installing nnunet-ext (editable)"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT" \
     || fail "pip could not install nnunet-ext from $ROOT" "run 'git status' for a broken checkout, then re-run scripts/setup_env.sh"
 
-"$VENV/bin/python" -c "import FastGeodis, nnunetv2, nnunet_ext, nnunet_ext.preprocessing" \
+"$VENV/bin/python" -c "
+import torch, torchvision, FastGeodis, nnunetv2, nnunet_ext, nnunet_ext.preprocessing
+FastGeodis.generalised_geodesic3d(torch.zeros(1, 1, 4, 4, 4), torch.ones(1, 1, 4, 4, 4), [1.0, 1.0, 1.0], 1e10, 0.5, 1)
+" \
     || fail "the environment does not import" "delete $VENV and re-run scripts/setup_env.sh"
 "$VENV/bin/nnUNetv2_train" -h >/dev/null || fail "nnUNetv2_train -h does not run" "delete $VENV and re-run scripts/setup_env.sh"
 

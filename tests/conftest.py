@@ -1,0 +1,61 @@
+"""Shared fixtures: isolated nnU-Net folders and tiny preprocessed synthetic datasets (session-cached)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+TINY = {  # kind -> (dataset id, configuration, generator arguments)
+    "brats": (901, "3d_fullres", {"num_cases": 6, "num_test_cases": 2, "shape": (32, 32, 24)}),
+    "binary": (902, "3d_fullres", {"num_cases": 6, "num_test_cases": 2, "shape": (32, 32, 24)}),
+    "2d": (903, "2d", {"num_cases": 6, "num_test_cases": 2, "shape": (48, 48)}),
+}
+
+
+def run_command(args: list[str], env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
+    """Runs a console script of this environment; on failure the assertion shows its output."""
+    executable = VENV_BIN / args[0]
+    completed = subprocess.run([str(executable if executable.exists() else args[0]), *args[1:]],
+                               env=env, capture_output=True, text=True, timeout=timeout)
+    assert completed.returncode == 0, f"{' '.join(args)} failed:\n{completed.stdout[-4000:]}\n{completed.stderr[-4000:]}"
+    return completed
+
+
+@pytest.fixture(scope="session")
+def nnunet_env(tmp_path_factory) -> dict[str, str]:
+    """Environment for nnU-Net subprocesses: fresh nnUNet_* folders, our trainers, CPU-sized pools."""
+    root = tmp_path_factory.mktemp("nnunet")
+    env = dict(os.environ)
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        (root / name).mkdir()
+        env[name] = str(root / name)
+    env["nnUNet_extTrainer"] = str(REPO / "trainers")
+    env["nnUNet_def_n_proc"] = "1"
+    env["nnUNet_n_proc_DA"] = "1"
+    env.pop("nnUNet_compile", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(nnunet_env):
+    """Factory: ``tiny_dataset("brats")`` -> (dataset id, configuration, raw folder), planned and preprocessed once."""
+    from nnunet_ext.synthetic import generate_dataset
+
+    cache: dict[str, tuple[int, str, Path]] = {}
+
+    def make(kind: str):
+        if kind not in cache:
+            dataset_id, configuration, kwargs = TINY[kind]
+            raw_folder = generate_dataset(kind, dataset_id, seed=1, raw_root=nnunet_env["nnUNet_raw"], **kwargs)
+            run_command(["nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", configuration, "-np", "1"],
+                        nnunet_env)
+            cache[kind] = (dataset_id, configuration, Path(raw_folder))
+        return cache[kind]
+
+    return make

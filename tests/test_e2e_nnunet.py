@@ -1,0 +1,71 @@
+"""End-to-end on CPU: nnU-Net finds our trainers through nnUNet_extTrainer, trains, predicts, evaluates."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import run_command
+
+pytestmark = pytest.mark.e2e
+SMOKE_TRAINER = "nnUNetTrainer_1epoch_2iters"
+
+
+def results_fold(env, raw_folder: Path, trainer: str, configuration: str, fold) -> Path:
+    return Path(env["nnUNet_results"]) / raw_folder.name / f"{trainer}__nnUNetPlans__{configuration}" / f"fold_{fold}"
+
+
+@pytest.mark.parametrize("kind", ["brats", "2d"])
+def test_train_predict_evaluate_through_nnunet_cli(kind, nnunet_env, tiny_dataset, tmp_path):
+    from nnunet_ext.evaluation import evaluate_folders, summarise
+
+    dataset_id, configuration, raw_folder = tiny_dataset(kind)
+    trained = run_command(["nnUNetv2_train", str(dataset_id), configuration, "0", "-tr", SMOKE_TRAINER, "-device", "cpu"],
+                          nnunet_env)
+    assert f"Using trainer '{SMOKE_TRAINER}' from: {nnunet_env['nnUNet_extTrainer']}" in trained.stdout
+    fold = results_fold(nnunet_env, raw_folder, SMOKE_TRAINER, configuration, 0)
+    assert (fold / "checkpoint_final.pth").is_file()
+    assert json.loads((fold / "validation" / "summary.json").read_text())["foreground_mean"]
+
+    predictions = tmp_path / "predictions"
+    run_command(["nnUNetv2_predict", "-i", str(raw_folder / "imagesTs"), "-o", str(predictions), "-d", str(dataset_id),
+                 "-c", configuration, "-tr", SMOKE_TRAINER, "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1"],
+                nnunet_env)
+    dataset_json = json.loads((raw_folder / "dataset.json").read_text())
+    metrics = evaluate_folders(predictions, raw_folder / "labelsTs", dataset_json)
+    regions = {m.region for m in metrics}
+    assert len(metrics) == 2 * len(regions)
+    for values in summarise(metrics).values():
+        assert 0.0 <= values["dice"][0] <= 1.0 and values["hd95"][0] >= 0.0
+
+
+def test_trainer_lookup_and_augmentation_workers_under_spawn(nnunet_env, tiny_dataset):
+    """Under the spawn start method (macOS, Windows, Python >= 3.14) everything sent to nnU-Net's
+    augmentation workers must unpickle in a fresh interpreter: the trainer found in trainers/ must
+    only hand installed classes to them."""
+    dataset_id, configuration, raw_folder = tiny_dataset("brats")
+    script = textwrap.dedent(f"""
+        import multiprocessing, torch
+        multiprocessing.set_start_method("spawn", force=True)
+        from nnunetv2.run.run_training import run_training
+        run_training("{dataset_id}", "{configuration}", 1, "{SMOKE_TRAINER}", device=torch.device("cpu"))
+    """)
+    env = {**nnunet_env, "nnUNet_n_proc_DA": "1"}
+    completed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert (results_fold(nnunet_env, raw_folder, SMOKE_TRAINER, configuration, 1) / "checkpoint_final.pth").is_file()
+
+
+def test_unknown_trainer_is_reported_by_nnunet(nnunet_env, tiny_dataset):
+    dataset_id, configuration, _ = tiny_dataset("brats")
+    completed = subprocess.run(
+        [str(Path(sys.executable).parent / "nnUNetv2_train"), str(dataset_id), configuration, "0",
+         "-tr", "nnUNetTrainerDoesNotExist", "-device", "cpu"],
+        env=nnunet_env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode != 0
+    assert "Could not find requested nnunet trainer nnUNetTrainerDoesNotExist" in completed.stderr
