@@ -16,11 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.nnunet_env import dataset_folder_name, datasets_with_id, nnunet_folder
 
 DEFAULT_DATASET_ID = 990
-DEFAULT_TRAINERS = ("nnUNetTrainer_10epochs_20iters",)
+DEFAULT_TRAINERS = ("nnUNetTrainer_10epochs_20iters", "nnUNetTrainerSiNGR_10epochs_20iters")
 DEFAULT_CONFIGURATION = {"brats": "3d_fullres", "binary": "3d_fullres", "2d": "2d"}
 PLANS = "nnUNetPlans"
 
@@ -142,21 +144,32 @@ def run_demo(
 
 
 def _figure(raw_folder: Path, dataset_json: dict, predictions: dict[str, Path], path: Path) -> Path:
+    """Image, ground truth, the SiNG map SiNGR regresses (first region/class) and every prediction, one case."""
     from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
 
+    from nnunet_ext.evaluation import region_definitions
     from nnunet_ext.figures import save_case_figure
+    from nnunet_ext.targets import SiNGOptions, sing_maps
 
     ending = dataset_json["file_ending"]
     reference_file = sorted((raw_folder / "labelsTs").glob(f"*{ending}"))[0]
     case = reference_file.name[: -len(ending)]
     channels = {name.lower(): int(i) for i, name in dataset_json["channel_names"].items()}
-    channel = channels.get("flair", 0)
+    shown_channel = channels.get("flair", 0)
     reader = determine_reader_writer_from_dataset_json(dataset_json, str(reference_file))()
-    image, _ = reader.read_images([str(raw_folder / "imagesTs" / f"{case}_{channel:04d}{ending}")])
-    panels = {"ground truth": reader.read_seg(str(reference_file))[0][0]}
+    image_files = [str(raw_folder / "imagesTs" / f"{case}_{i:04d}{ending}") for i in range(len(channels))]
+    image, properties = reader.read_images(image_files)
+    reference = reader.read_seg(str(reference_file))[0][0]
+    panels = {"ground truth": reference}
     for trainer, folder in predictions.items():
         panels[trainer] = reader.read_seg(str(folder / reference_file.name))[0][0]
-    return save_case_figure(image[0], panels, path, _label_names(dataset_json), title=f"case {case}")
+    # The target of the first region (whole tumour for BraTS), computed from the raw case with the
+    # same transform and default options the trainer's maps use.
+    region_name, region_labels = next(iter(region_definitions(dataset_json).items()))
+    target = sing_maps(image.astype("float32"), np.isin(reference, region_labels)[None], (image != 0).any(0),
+                       tuple(properties["spacing"]), SiNGOptions())[0]
+    return save_case_figure(image[shown_channel], panels, path, _label_names(dataset_json), title=f"case {case}",
+                            extra_maps={f"SiNG map ({region_name})": target})
 
 
 def _main(argv=None) -> None:

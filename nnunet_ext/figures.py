@@ -24,9 +24,9 @@ def save_case_figure(
     """Writes a row of panels for one axial slice.
 
     image: (Z, Y, X) intensities of one channel; panels: name -> (Z, Y, X) label map drawn over the
-    image (the first panel is normally the reference); extra_maps: name -> (Z, Y, X) continuous map in
-    [-1, 1] drawn with a diverging colormap (e.g. a SiNG target). The slice is the one where the
-    first panel has the most foreground.
+    image, the first one being the reference; extra_maps: name -> (Z, Y, X) continuous map in [-1, 1]
+    drawn with a diverging colormap and colorbar (e.g. a SiNG target), placed after the reference.
+    The slice is the one where the reference has the most foreground.
     """
     import matplotlib
 
@@ -35,27 +35,33 @@ def save_case_figure(
     from matplotlib.colors import ListedColormap
 
     extra_maps = extra_maps or {}
-    first = next(iter(panels.values()))
-    z = most_informative_slice(first)
+    (reference_name, reference), *predictions = panels.items()
+    z = most_informative_slice(reference)
     columns = 1 + len(extra_maps) + len(panels)
     fig, axes = plt.subplots(1, columns, figsize=(3.2 * columns, 3.6), squeeze=False)
     axes = axes[0]
     background = image[z]
     axes[0].imshow(background, cmap="gray")
     axes[0].set_title("image")
-    column = 1
+    max_label = max(label_names) if label_names else 1
+    colours = ListedColormap(["#00000000", "#2ca02c", "#ffbf00", "#d62728", "#1f77b4", "#9467bd"][: max_label + 1])
+
+    def draw_labels(axis, name, label_map):
+        axis.imshow(background, cmap="gray")
+        masked = np.ma.masked_where(label_map[z] == 0, label_map[z])
+        axis.imshow(masked, cmap=colours, vmin=0, vmax=max_label, alpha=0.6, interpolation="nearest")
+        axis.set_title(name)
+
+    # order: image, reference, continuous maps, predictions
+    draw_labels(axes[1], reference_name, reference)
+    column = 2
     for name, values in extra_maps.items():
         shown = axes[column].imshow(values[z], cmap="RdBu_r", vmin=-1, vmax=1)
         axes[column].set_title(name)
         fig.colorbar(shown, ax=axes[column], fraction=0.046, pad=0.04)
         column += 1
-    max_label = max(label_names) if label_names else 1
-    colours = ListedColormap(["#00000000", "#2ca02c", "#ffbf00", "#d62728", "#1f77b4", "#9467bd"][: max_label + 1])
-    for name, label_map in panels.items():
-        axes[column].imshow(background, cmap="gray")
-        masked = np.ma.masked_where(label_map[z] == 0, label_map[z])
-        axes[column].imshow(masked, cmap=colours, vmin=0, vmax=max_label, alpha=0.6, interpolation="nearest")
-        axes[column].set_title(name)
+    for name, label_map in predictions:
+        draw_labels(axes[column], name, label_map)
         column += 1
     for axis in axes:
         axis.axis("off")

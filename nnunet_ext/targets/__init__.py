@@ -1,0 +1,55 @@
+"""Target-map kinds: pure NumPy/PyTorch math, no nnU-Net imports (the hook lives in ``preprocessing/``).
+
+A kind is a name in :data:`REGISTRY` mapped to a :class:`TargetKind`: an options dataclass whose
+fields are the ``TargetSpec.params`` of the maps, and a compute function with the signature::
+
+    compute(image: float32 (C, *spatial), channel_masks: bool (K, *spatial),
+            valid: bool (*spatial), spacing: tuple[float, ...], options) -> float32 (K, *spatial)
+
+Later kinds (GSL signed distance maps, RRW rectified region-wise maps, GeoLS maps) register
+here and reuse the precompute command unchanged (``nnUNetv2_precompute_targets --kind ...``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from nnunet_ext.target_store import TargetSpec
+from nnunet_ext.targets.sing import SiNGOptions, sing_maps
+
+
+@dataclass(frozen=True)
+class TargetKind:
+    name: str
+    options_type: type  # frozen dataclass with as_params() and from_params(params)
+    compute: Callable[..., Any]
+    description: str
+
+
+REGISTRY: dict[str, TargetKind] = {
+    "sing": TargetKind("sing", SiNGOptions, sing_maps, "SiNGR signed normalised geodesic maps (Eqs. 1-5)"),
+}
+
+
+def get_kind(name: str) -> TargetKind:
+    if name not in REGISTRY:
+        raise ValueError(f"unknown target kind {name!r}; known kinds: {sorted(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def make_options(kind: str, params: Mapping[str, Any] | None = None):
+    """The options of ``kind`` with ``params`` overriding its defaults."""
+    return get_kind(kind).options_type.from_params(params)
+
+
+def target_spec(kind: str = "sing", options: Any = None) -> TargetSpec:
+    """The spec of the maps of ``kind`` for ``options`` (an options object, a params dict, or None
+    for the defaults). Trainers and ``nnUNetv2_precompute_targets`` both build specs this way, so
+    ``target_spec("sing")`` names the maps the command writes by default."""
+    if options is None or isinstance(options, Mapping):
+        options = make_options(kind, options)
+    return TargetSpec(kind, options.as_params())
+
+
+__all__ = ["REGISTRY", "SiNGOptions", "TargetKind", "get_kind", "make_options", "sing_maps", "target_spec"]

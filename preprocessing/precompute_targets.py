@@ -1,0 +1,381 @@
+"""``nnUNetv2_precompute_targets``: per-case target maps (SiNG, ...) for a preprocessed configuration.
+
+Run after ``nnUNetv2_plan_and_preprocess``::
+
+    nnUNetv2_precompute_targets -d 501 -c 3d_fullres [-p nnUNetPlans] [-np 2] [--kind sing] [--delta 0]
+    nnUNetv2_precompute_targets -d 501 -c 3d_fullres --png case.png [--png-case BraTS_0001]
+
+For every case of ``$nnUNet_preprocessed/DatasetXXX/<plans>_<cfg>/`` it reads the normalised image,
+the seg (-1 outside nnU-Net's nonzero mask) and the configuration's spacing, turns the seg into one
+mask per region (region datasets) or per foreground label (label datasets) with nnU-Net's
+LabelManager, computes the maps of the target kind (:data:`nnunet_ext.targets.REGISTRY`) and writes
+them with :mod:`nnunet_ext.target_store` (sub-folder nnU-Net ignores, float16 blosc2 with
+patch-sized chunks, atomic writes, freshness metadata). Up-to-date cases are skipped, so a second
+run, a run after an interruption, or five runs started together by five folds only compute what
+is missing or stale (concurrent writers of one case write identical files atomically).
+
+2d configurations hold 3D stacks of slices that nnU-Net trains on one slice at a time: their maps
+are computed slice by slice in 2D (the configuration's spacing has two entries), so a slice's
+target depends only on what the 2D network sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import shlex
+import statistics
+import sys
+import time
+from dataclasses import fields
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import blosc2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from nnunet_ext.errors import NnunetExtError, run_cli
+from nnunet_ext.nnunet_env import nnunet_folder, resolve_dataset_name
+from nnunet_ext.target_store import TargetSpec, case_identifiers, case_status, open_case, targets_folder, write_case, write_spec
+from nnunet_ext.targets import REGISTRY, get_kind, make_options, target_spec
+
+COMMAND = "nnUNetv2_precompute_targets"
+
+
+# ------------------------------------------------------------------------------------------------
+# the configuration: folder, spacing, channels
+# ------------------------------------------------------------------------------------------------
+def load_configuration(dataset: int | str, configuration: str, plans_identifier: str = "nnUNetPlans") -> dict:
+    """Folder, spacing, patch size and channel definitions of a preprocessed configuration.
+
+    Channels: ``foreground_regions`` of nnU-Net's LabelManager for region datasets
+    (``regions_class_order`` in dataset.json), else ``foreground_labels``; their order is the order
+    of the maps' channels and of nnU-Net's network outputs.
+    """
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    dataset_name = resolve_dataset_name(dataset)
+    dataset_dir = nnunet_folder("nnUNet_preprocessed") / dataset_name
+    plans_file = dataset_dir / f"{plans_identifier}.json"
+    if not plans_file.is_file():
+        raise NnunetExtError(
+            f"no plans {plans_file}; run: nnUNetv2_plan_and_preprocess -d {dataset_name} -c {configuration}"
+            + ("" if plans_identifier == "nnUNetPlans" else f" (with the planner that writes {plans_identifier})")
+        )
+    plans_manager = PlansManager(str(plans_file))
+    if configuration not in plans_manager.available_configurations:
+        raise NnunetExtError(
+            f"configuration {configuration!r} is not in {plans_file.name}; available: "
+            f"{', '.join(plans_manager.available_configurations)}"
+        )
+    configuration_manager = plans_manager.get_configuration(configuration)
+    dataset_json = json.loads((dataset_dir / "dataset.json").read_text())
+    label_manager = plans_manager.get_label_manager(dataset_json)
+    folder = dataset_dir / configuration_manager.data_identifier
+    cases = case_identifiers(folder) if folder.is_dir() else []
+    if not cases:
+        raise NnunetExtError(
+            f"no preprocessed cases in {folder}; run: nnUNetv2_preprocess -d {dataset_name} -c {configuration}"
+            f" -p {plans_identifier}"
+        )
+    if label_manager.has_regions:
+        channels = [list(r) if isinstance(r, (tuple, list)) else [r] for r in label_manager.foreground_regions]
+    else:
+        channels = [[int(label)] for label in label_manager.foreground_labels]
+    return {
+        "dataset_name": dataset_name,
+        "configuration": configuration,
+        "plans_identifier": plans_identifier,
+        "folder": folder,
+        "cases": cases,
+        "spacing": [float(s) for s in configuration_manager.spacing],
+        "patch_size": [int(p) for p in configuration_manager.patch_size],
+        "channels": [[int(v) for v in c] for c in channels],
+        "has_regions": bool(label_manager.has_regions),
+    }
+
+
+def channel_masks(seg: np.ndarray, channels: Sequence[Sequence[int]]) -> np.ndarray:
+    """bool (K, *spatial): voxel in any label of channel k (a region, or a single label)."""
+    return np.stack([np.isin(seg, list(labels)) for labels in channels])
+
+
+def compute_case_maps(folder: Path, case: str, kind: str, options: Any, spacing: Sequence[float],
+                      channels: Sequence[Sequence[int]]) -> np.ndarray:
+    """Maps (K, *spatial) of one preprocessed case; ``spacing`` of length 2 means slice-wise 2D."""
+    data = np.asarray(blosc2.open(str(folder / f"{case}.b2nd"), mode="r")[:], dtype=np.float32)
+    seg = np.asarray(blosc2.open(str(folder / f"{case}_seg.b2nd"), mode="r")[:])[0]
+    masks = channel_masks(seg, channels)
+    valid = seg >= 0  # nnU-Net writes -1 outside its nonzero mask
+    compute = get_kind(kind).compute
+    try:
+        if len(spacing) == 3:
+            return compute(data, masks, valid, tuple(spacing), options)
+        maps = np.empty(masks.shape, dtype=np.float32)
+        for z in range(seg.shape[0]):
+            maps[:, z] = compute(data[:, z], masks[:, z], valid[z], tuple(spacing), options)
+        return maps
+    except ValueError as error:
+        raise NnunetExtError(f"case {case} in {folder}: {error}") from None
+
+
+def _process_case(job: dict) -> dict:
+    """Worker: computes and writes one case unless (meanwhile) up to date. Picklable for spawn."""
+    if job["threads"]:
+        torch.set_num_threads(job["threads"])
+    folder, case, spec = Path(job["folder"]), job["case"], TargetSpec(job["kind"], job["params"])
+    if not job["overwrite"] and case_status(folder, spec, case) == "ok":  # another process finished it
+        return {"case": case, "computed": False, "seconds": 0.0, "peak_rss_mb": _peak_rss_mb()}
+    start = time.perf_counter()
+    options = make_options(job["kind"], job["params"])
+    maps = compute_case_maps(folder, case, job["kind"], options, job["spacing"], job["channels"])
+    blocks, chunks = _chunking(maps.shape, job["patch_size"])
+    write_case(folder, spec, case, maps, chunks=chunks, blocks=blocks)
+    return {"case": case, "computed": True, "seconds": time.perf_counter() - start, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _chunking(shape: Sequence[int], patch_size: Sequence[int]):
+    """nnU-Net's own blosc2 (blocks, chunks) for the maps' shape and the configuration's patch."""
+    from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params
+
+    return comp_blosc2_params(tuple(shape), tuple(patch_size), 2)  # float16
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process (MB).
+
+    Linux: ``VmHWM`` of /proc/self/status, because ``ru_maxrss`` survives exec and would report a
+    spawned worker's parent's peak; elsewhere ``ru_maxrss`` (kB on Linux/BSD, bytes on macOS).
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024.0
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for package in ("nnunet-ext", "nnunetv2", "FastGeodis", "torch", "numpy", "scipy", "scikit-image", "blosc2"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+# ------------------------------------------------------------------------------------------------
+# public entry points
+# ------------------------------------------------------------------------------------------------
+def precompute_targets(
+    dataset: int | str,
+    configuration: str,
+    plans_identifier: str = "nnUNetPlans",
+    kind: str = "sing",
+    params: Mapping[str, Any] | None = None,
+    num_processes: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Computes the missing or stale maps of every case; returns a summary dict.
+
+    ``params`` override the kind's defaults (``None``: ``target_spec(kind)``, what trainers use).
+    With ``num_processes`` 1 the cases run in this process with torch's thread count; with more,
+    each of the spawned workers uses ``max(1, cpus // num_processes)`` threads.
+    """
+    try:
+        options = make_options(kind, params)
+    except ValueError as error:
+        raise NnunetExtError(str(error)) from None
+    spec = target_spec(kind, options)
+    config = load_configuration(dataset, configuration, plans_identifier)
+    folder = config["folder"]
+    write_spec(folder, spec, extra={
+        "configuration": configuration,
+        "plans_identifier": plans_identifier,
+        "spacing": config["spacing"],
+        "slicewise_2d": len(config["spacing"]) == 2,
+        "channels": config["channels"],
+        "has_regions": config["has_regions"],
+        "versions": versions(),
+    })
+    statuses = {case: case_status(folder, spec, case) for case in config["cases"]}
+    todo = [case for case, status in statuses.items() if overwrite or status != "ok"]
+    num_processes = max(1, min(int(num_processes), len(todo) or 1))
+    threads = 0 if num_processes == 1 else max(1, (os.cpu_count() or 1) // num_processes)
+    jobs = [
+        {"folder": str(folder), "case": case, "kind": kind, "params": options.as_params(), "spacing": config["spacing"],
+         "channels": config["channels"], "patch_size": config["patch_size"], "overwrite": overwrite, "threads": threads}
+        for case in todo
+    ]
+    results = []
+    bar = tqdm(total=len(jobs), desc=f"{spec.target_id} {configuration}", unit="case", disable=not progress or not jobs)
+    if num_processes == 1:
+        for job in jobs:
+            results.append(_process_case(job))
+            bar.update()
+    else:
+        # spawn: no fork of a process that may hold torch/OpenMP threads
+        with multiprocessing.get_context("spawn").Pool(num_processes) as pool:
+            for result in pool.imap_unordered(_process_case, jobs):
+                results.append(result)
+                bar.update()
+    bar.close()
+    timings = [r["seconds"] for r in results if r["computed"]]
+    return {
+        "folder": str(targets_folder(folder, spec)),
+        "target_id": spec.target_id,
+        "cases": len(statuses),
+        "computed": len(timings),
+        "skipped": len(statuses) - len(timings),
+        "previously_missing": sum(s == "missing" for s in statuses.values()),
+        "previously_stale": sum(s == "stale" for s in statuses.values()),
+        "median_seconds_per_case": statistics.median(timings) if timings else 0.0,
+        "peak_rss_mb_per_worker": max((r["peak_rss_mb"] for r in results), default=0.0),
+    }
+
+
+def precompute_command(dataset_name: str, configuration: str, plans_identifier: str, spec: TargetSpec) -> str:
+    """The exact command that writes the maps of ``spec`` (flags only for non-default parameters)."""
+    parts = [COMMAND, "-d", dataset_name, "-c", configuration]
+    if plans_identifier != "nnUNetPlans":
+        parts += ["-p", plans_identifier]
+    if spec.kind != "sing":
+        parts += ["--kind", spec.kind]
+    defaults = make_options(spec.kind).as_params()
+    for name, value in spec.params.items():
+        if value == defaults.get(name):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + name.replace("_", "-"))
+        else:
+            parts += [flag, str(value)]
+    return shlex.join(parts)
+
+
+def require_targets(config_folder: str | os.PathLike, spec: TargetSpec, case_ids: Iterable[str], command_hint: str) -> None:
+    """Raises a one-line :class:`NnunetExtError` unless every case in ``case_ids`` has up-to-date maps.
+
+    Trainers call this before training, with ``command_hint`` from :func:`precompute_command`.
+    """
+    statuses = [case_status(config_folder, spec, case) for case in case_ids]
+    missing, stale = statuses.count("missing"), statuses.count("stale")
+    if missing or stale:
+        raise NnunetExtError(
+            f"{missing} of {len(statuses)} cases have no {spec.target_id} target maps and {stale} have stale ones "
+            f"(nnUNetv2_preprocess re-run or parameters changed) in {Path(config_folder)}; run: {command_hint}"
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# PNG of one case
+# ------------------------------------------------------------------------------------------------
+def plot_case(config_folder: str | os.PathLike, spec: TargetSpec, case: str, output: str | os.PathLike,
+              channels: Sequence[Sequence[int]]) -> Path:
+    """PNG of one case: per map channel, the image, the mask and the map (diverging colormap, colorbar).
+
+    3D cases show the slice along axis 0 where the first non-empty mask is largest.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = Path(config_folder)
+    image = np.asarray(blosc2.open(str(folder / f"{case}.b2nd"), mode="r")[:], dtype=np.float32)
+    seg = np.asarray(blosc2.open(str(folder / f"{case}_seg.b2nd"), mode="r")[:])[0]
+    maps = np.asarray(open_case(folder, spec, case)[:], dtype=np.float32)
+    masks = channel_masks(seg, channels)
+    areas = masks.reshape(masks.shape[0], masks.shape[1], -1).sum(-1)  # (K, slices)
+    nonempty = np.flatnonzero(areas.sum(1))
+    z = int(np.argmax(areas[nonempty[0]])) if nonempty.size else seg.shape[0] // 2
+    image_channel = int(spec.params.get("image_channel", 0)) if spec.params.get("image", "channel") == "channel" else 0
+    rows = maps.shape[0]
+    figure, axes = plt.subplots(rows, 3, figsize=(10, 3.2 * rows), squeeze=False)
+    for k in range(rows):
+        axes[k, 0].imshow(image[image_channel, z], cmap="gray")
+        axes[k, 0].set_title(f"image channel {image_channel}, slice {z}")
+        axes[k, 1].imshow(masks[k, z], cmap="gray", vmin=0, vmax=1)
+        axes[k, 1].set_title(f"mask, labels {list(channels[k])}")
+        shown = axes[k, 2].imshow(maps[k, z], cmap="RdBu_r", vmin=-1, vmax=1)
+        axes[k, 2].set_title(f"{spec.kind} map {k}")
+        figure.colorbar(shown, ax=axes[k, 2], fraction=0.046)
+        for axis in axes[k]:
+            axis.set_axis_off()
+    figure.suptitle(f"{case}  ({spec.target_id})")
+    figure.tight_layout()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(output, dpi=100)
+    plt.close(figure)
+    return output
+
+
+# ------------------------------------------------------------------------------------------------
+# command line
+# ------------------------------------------------------------------------------------------------
+def _parser(kind: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=COMMAND,
+        description="Precompute per-case target maps (default: SiNGR's SiNG maps) for a preprocessed nnU-Net "
+                    "configuration; up-to-date cases are skipped.",
+    )
+    parser.add_argument("-d", "--dataset", required=True, help="dataset id or name, e.g. 501 or Dataset501_BraTS")
+    parser.add_argument("-c", "--configuration", required=True, help="e.g. 2d, 3d_fullres, 3d_lowres")
+    parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
+    parser.add_argument("-np", "--num-processes", type=int, default=1, help="parallel worker processes (default 1)")
+    parser.add_argument("--kind", default="sing", choices=sorted(REGISTRY), help="target kind (default sing)")
+    parser.add_argument("--overwrite", action="store_true", help="recompute up-to-date cases too")
+    parser.add_argument("--png", metavar="PATH", help="after computing, write a PNG of one case to PATH")
+    parser.add_argument("--png-case", metavar="CASE", help="case to plot (default: the first case)")
+    group = parser.add_argument_group(f"parameters of kind {kind!r} (see README: paper vs authors' code)")
+    for option in fields(get_kind(kind).options_type):
+        flag = "--" + option.name.replace("_", "-")
+        text = f"{option.metadata.get('help', '')} (default {option.default})"
+        if isinstance(option.default, bool):
+            group.add_argument(flag, dest=option.name, action=argparse.BooleanOptionalAction, default=option.default,
+                               help=text)
+        else:
+            group.add_argument(flag, dest=option.name, type=type(option.default), default=option.default,
+                               choices=option.metadata.get("choices"), help=text)
+    return parser
+
+
+def _main(argv: Sequence[str] | None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    kind_parser = argparse.ArgumentParser(add_help=False)
+    kind_parser.add_argument("--kind", default="sing")
+    kind = kind_parser.parse_known_args(argv)[0].kind
+    if kind not in REGISTRY:
+        raise NnunetExtError(f"unknown target kind {kind!r}; known kinds: {', '.join(sorted(REGISTRY))}")
+    args = _parser(kind).parse_args(argv)
+    params = {option.name: getattr(args, option.name) for option in fields(get_kind(kind).options_type)}
+    summary = precompute_targets(args.dataset, args.configuration, args.plans, kind, params, args.num_processes,
+                                 args.overwrite)
+    print(f"{summary['computed']} computed, {summary['skipped']} up to date, {summary['cases']} cases: {summary['folder']}")
+    if summary["computed"]:
+        print(f"median {summary['median_seconds_per_case']:.2f} s per case, peak memory per worker "
+              f"{summary['peak_rss_mb_per_worker']:.0f} MB")
+    if args.png:
+        config = load_configuration(args.dataset, args.configuration, args.plans)
+        case = args.png_case or config["cases"][0]
+        if case not in config["cases"]:
+            raise NnunetExtError(f"case {case!r} is not in {config['folder']}; e.g. {config['cases'][0]}")
+        print(f"wrote {plot_case(config['folder'], target_spec(kind, params), case, args.png, config['channels'])}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""nnUNetTrainerSiNGR: the 0-threshold rule through nnU-Net's own inference, and end-to-end CPU runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_command
+from nnunet_ext.losses import L1Loss
+from nnunet_ext.training.signed_map_loss import SignedMapRegression
+
+SMOKE = "nnUNetTrainerSiNGR_1epoch_2iters"
+
+
+def test_label_dataset_argmax_is_the_zero_threshold_rule():
+    """argmax over (z_0, ..., z_K) == background iff every regressed d_k = z_k - z_0 <= 0, else argmax d_k."""
+    z = torch.randn(4, 3, 9, 9, 9) * 3
+    d = z[:, 1:] - z[:, :1]
+    rule = torch.where((d <= 0).all(1), 0, d.argmax(1) + 1)
+    assert torch.equal(z.argmax(1), rule)
+
+
+def test_regressed_channels_for_labels_and_regions():
+    maps = torch.rand(2, 2, 4, 4, 4) * 2 - 1
+    label_output = torch.randn(2, 3, 4, 4, 4)
+    per_scale = SignedMapRegression(L1Loss(), has_regions=False)
+    expected = L1Loss()(label_output[:, 1:] - label_output[:, :1], maps)
+    assert torch.isclose(per_scale(label_output, torch.zeros(2, 1, 4, 4, 4), maps), expected)
+    region_output = torch.randn(2, 2, 4, 4, 4)
+    assert torch.isclose(SignedMapRegression(L1Loss(), has_regions=True)(region_output, None, maps),
+                         L1Loss()(region_output, maps))
+
+
+def test_ignore_label_is_masked_out():
+    maps = torch.full((1, 1, 4, 4, 4), 0.75)
+    output = torch.zeros(1, 2, 4, 4, 4)
+    output[:, 1, :2] = 10.0  # d = 10 where not ignored -> tanh(d) ~ 1, error 0.25
+    seg = torch.zeros(1, 1, 4, 4, 4)
+    seg[:, :, 2:] = 5  # ignore label 5 on the half where the prediction is wrong
+    loss = SignedMapRegression(L1Loss(), has_regions=False, ignore_label=5)(output, seg, maps)
+    assert loss.item() == pytest.approx(0.25, abs=1e-4)
+
+
+def test_channel_count_mismatch_is_explained():
+    with pytest.raises(ValueError, match="recompute them"):
+        SignedMapRegression(L1Loss(), has_regions=True)(torch.zeros(1, 3, 4, 4, 4), None, torch.zeros(1, 2, 4, 4, 4))
+
+
+def explicit_zero_threshold(probabilities: np.ndarray, dataset_json: dict) -> np.ndarray:
+    """The SiNGR rule recomputed from nnU-Net's saved probabilities (sigmoid(z) or softmax(z))."""
+    if "regions_class_order" in dataset_json:
+        # sigmoid(z) > 0.5 <=> z > 0 <=> tanh(z) > 0; later regions overwrite earlier ones
+        seg = np.zeros(probabilities.shape[1:], np.uint8)
+        for region, label in enumerate(dataset_json["regions_class_order"]):
+            seg[probabilities[region] > 0.5] = label
+        return seg
+    d = np.log(probabilities[1:]) - np.log(probabilities[:1])  # = z_k - z_0
+    return np.where((d <= 0).all(0), 0, d.argmax(0) + 1)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("kind", ["brats", "binary"])
+def test_singr_train_predict_zero_threshold(kind, nnunet_env, tiny_dataset, tmp_path):
+    from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
+
+    dataset_id, configuration, raw_folder = tiny_dataset(kind)
+    trained = run_command(["nnUNetv2_train", str(dataset_id), configuration, "0", "-tr", SMOKE, "-device", "cpu"],
+                          nnunet_env)
+    assert "target maps" in trained.stdout  # maps were missing: the trainer computed them and said so
+    out = tmp_path / "pred"
+    run_command(["nnUNetv2_predict", "-i", str(raw_folder / "imagesTs"), "-o", str(out), "-d", str(dataset_id),
+                 "-c", configuration, "-tr", SMOKE, "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1",
+                 "--save_probabilities"], nnunet_env)
+    dataset_json = json.loads((raw_folder / "dataset.json").read_text())
+    ending = dataset_json["file_ending"]
+    predictions = sorted(out.glob(f"*{ending}"))
+    assert len(predictions) == 2
+    reader = determine_reader_writer_from_dataset_json(dataset_json, str(predictions[0]))()
+    for prediction in predictions:
+        seg = reader.read_seg(str(prediction))[0][0]
+        probabilities = np.load(out / (prediction.name[: -len(ending)] + ".npz"))["probabilities"]
+        np.testing.assert_array_equal(seg, explicit_zero_threshold(probabilities, dataset_json))
