@@ -67,9 +67,16 @@ def save_case_figure(
         axis.axis("off")
     legend = ", ".join(f"{colour}: {label_names[v]}" for v, colour in zip(sorted(label_names), ("green", "amber", "red", "blue", "purple")))
     fig.suptitle(f"{title}  (slice {z}; {legend})", fontsize=9)
-    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(figure, path: str | Path, dpi: int = 110) -> Path:
+    """Lays out, writes (creating the folder) and closes a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    figure.savefig(path, dpi=dpi)
+    plt.close(figure)
     return path

@@ -290,6 +290,8 @@ def plot_case(config_folder: str | os.PathLike, spec: TargetSpec, case: str, out
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from nnunet_ext.figures import save_figure
+
     folder = Path(config_folder)
     image = np.asarray(blosc2.open(str(folder / f"{case}.b2nd"), mode="r")[:], dtype=np.float32)
     seg = np.asarray(blosc2.open(str(folder / f"{case}_seg.b2nd"), mode="r")[:])[0]
@@ -312,12 +314,7 @@ def plot_case(config_folder: str | os.PathLike, spec: TargetSpec, case: str, out
         for axis in axes[k]:
             axis.set_axis_off()
     figure.suptitle(f"{case}  ({spec.target_id})")
-    figure.tight_layout()
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, dpi=100)
-    plt.close(figure)
-    return output
+    return save_figure(figure, output, dpi=100)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -20,11 +20,10 @@ def results_fold(env, raw_folder: Path, trainer: str, configuration: str, fold) 
     return Path(env["nnUNet_results"]) / raw_folder.name / f"{trainer}__nnUNetPlans__{configuration}" / f"fold_{fold}"
 
 
-@pytest.mark.parametrize("kind", ["brats", "2d"])
-def test_train_predict_evaluate_through_nnunet_cli(kind, nnunet_env, tiny_dataset, tmp_path):
+def test_train_predict_evaluate_through_nnunet_cli(nnunet_env, tiny_dataset, tmp_path):
     from nnunet_ext.evaluation import evaluate_folders, summarise
 
-    dataset_id, configuration, raw_folder = tiny_dataset(kind)
+    dataset_id, configuration, raw_folder = tiny_dataset("brats")
     trained = run_command(["nnUNetv2_train", str(dataset_id), configuration, "0", "-tr", SMOKE_TRAINER, "-device", "cpu"],
                           nnunet_env)
     assert f"Using trainer '{SMOKE_TRAINER}' from: {nnunet_env['nnUNet_extTrainer']}" in trained.stdout

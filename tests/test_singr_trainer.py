@@ -58,19 +58,27 @@ def explicit_zero_threshold(probabilities: np.ndarray, dataset_json: dict) -> np
         for region, label in enumerate(dataset_json["regions_class_order"]):
             seg[probabilities[region] > 0.5] = label
         return seg
-    d = np.log(probabilities[1:]) - np.log(probabilities[:1])  # = z_k - z_0
-    return np.where((d <= 0).all(0), 0, d.argmax(0) + 1)
+    # softmax p_k is proportional to exp(z_k): d_k = z_k - z_0 <= 0 <=> p_k <= p_0, and argmax d = argmax p
+    foreground = probabilities[1:]
+    return np.where((foreground <= probabilities[:1]).all(0), 0, foreground.argmax(0) + 1)
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("kind", ["brats", "binary"])
+@pytest.mark.parametrize("kind", ["brats", "binary", "2d"])
 def test_singr_train_predict_zero_threshold(kind, nnunet_env, tiny_dataset, tmp_path):
+    """Region (3d_fullres), label (3d_fullres) and 2D label datasets: train, --val, predict, check the rule."""
     from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
 
     dataset_id, configuration, raw_folder = tiny_dataset(kind)
     trained = run_command(["nnUNetv2_train", str(dataset_id), configuration, "0", "-tr", SMOKE, "-device", "cpu"],
                           nnunet_env)
     assert "target maps" in trained.stdout  # maps were missing: the trainer computed them and said so
+    fold = Path(nnunet_env["nnUNet_results"]) / raw_folder.name / f"{SMOKE}__nnUNetPlans__{configuration}" / "fold_0"
+    summary = fold / "validation" / "summary.json"
+    summary.unlink()
+    run_command(["nnUNetv2_train", str(dataset_id), configuration, "0", "-tr", SMOKE, "-device", "cpu", "--val"],
+                nnunet_env)
+    assert json.loads(summary.read_text())["foreground_mean"]["Dice"] >= 0
     out = tmp_path / "pred"
     run_command(["nnUNetv2_predict", "-i", str(raw_folder / "imagesTs"), "-o", str(out), "-d", str(dataset_id),
                  "-c", configuration, "-tr", SMOKE, "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1",

@@ -172,12 +172,3 @@ def get_regression_validation_transforms(
         deep_supervision_scales, is_cascaded=is_cascaded, foreground_labels=foreground_labels,
         regions=regions, ignore_label=ignore_label))
 
-
-__all__ = [
-    "FAR_BACKGROUND",
-    "ConstantPaddedRegressionTarget",
-    "DownsampleRegressionTargetForDSTransform",
-    "get_regression_training_transforms",
-    "get_regression_validation_transforms",
-    "with_regression_target",
-]
