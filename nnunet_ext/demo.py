@@ -11,13 +11,11 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
+from nnunet_ext.commands import console_script, run_logged
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.nnunet_env import dataset_folder_name, datasets_with_id, nnunet_folder
 
@@ -25,26 +23,6 @@ DEFAULT_DATASET_ID = 990
 DEFAULT_TRAINERS = ("nnUNetTrainer_10epochs_20iters", "nnUNetTrainerSiNGR_10epochs_20iters")
 DEFAULT_CONFIGURATION = {"brats": "3d_fullres", "binary": "3d_fullres", "2d": "2d"}
 PLANS = "nnUNetPlans"
-
-
-def _bin(command: str) -> str:
-    """Console script of the running environment (works without activating the venv)."""
-    candidate = Path(sys.executable).parent / command
-    return str(candidate) if candidate.exists() else command
-
-
-def _run(args: list[str], log_file: Path, env: dict[str, str]) -> None:
-    """Runs one nnU-Net command, output to ``log_file``; a failure names the command and the log."""
-    printable = " ".join(Path(args[0]).name if i == 0 else a for i, a in enumerate(args))
-    print(f"$ {printable}", flush=True)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    with open(log_file, "w") as log:
-        completed = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, env=env)
-    if completed.returncode != 0:
-        tail = log_file.read_text().strip().splitlines()[-1:] or [""]
-        raise NnunetExtError(f"'{printable}' failed (exit {completed.returncode}): {tail[0]} -- full log: {log_file}")
-    print(f"  done in {time.perf_counter() - started:.0f} s (log: {log_file})", flush=True)
 
 
 def _trainer_folder_on_path() -> None:
@@ -110,7 +88,7 @@ def run_demo(
     config_folder = preprocessed / dataset_name / f"{PLANS}_{configuration}"
     if not config_folder.is_dir():
         print("[2/5] planning and preprocessing", flush=True)
-        _run([_bin("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", configuration, "-np", "2",
+        run_logged([console_script("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", configuration, "-np", "2",
               "--verify_dataset_integrity"], logs / "plan_and_preprocess.log", env)
     else:
         print(f"[2/5] reusing {config_folder}", flush=True)
@@ -123,11 +101,11 @@ def run_demo(
             print(f"[3/5] reusing trained {trainer} ({fold_folder})", flush=True)
         else:
             print(f"[3/5] training {trainer} on fold 0 (CPU)", flush=True)
-            _run([_bin("nnUNetv2_train"), str(dataset_id), configuration, "0", "-tr", trainer, "-device", "cpu", "--c"],
+            run_logged([console_script("nnUNetv2_train"), str(dataset_id), configuration, "0", "-tr", trainer, "-device", "cpu", "--c"],
                  logs / f"train_{trainer}.log", env)
         predictions[trainer] = output / "predictions" / trainer
         print(f"[4/5] predicting the held-out test cases with {trainer}", flush=True)
-        _run([_bin("nnUNetv2_predict"), "-i", str(raw_folder / "imagesTs"), "-o", str(predictions[trainer]),
+        run_logged([console_script("nnUNetv2_predict"), "-i", str(raw_folder / "imagesTs"), "-o", str(predictions[trainer]),
               "-d", str(dataset_id), "-c", configuration, "-tr", trainer, "-f", "0", "-device", "cpu",
               "-npp", "1", "-nps", "1", "--disable_progress_bar"], logs / f"predict_{trainer}.log", env)
         case_metrics = evaluate_folders(predictions[trainer], raw_folder / "labelsTs", dataset_json)

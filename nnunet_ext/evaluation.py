@@ -90,17 +90,26 @@ def _surface_distances(prediction: np.ndarray, reference: np.ndarray, spacing: t
     return float(hd95.item()), float(asd.item())
 
 
-def evaluate_folders(prediction_folder: str | Path, reference_folder: str | Path, dataset_json: dict) -> list[CaseMetrics]:
-    """Metrics for every reference case that has a prediction of the same file name.
+def evaluate_folders(prediction_folder: str | Path, reference_folder: str | Path, dataset_json: dict,
+                     cases: list[str] | None = None) -> list[CaseMetrics]:
+    """Metrics for every reference case (or only ``cases``, given as case ids) against the prediction of the same file name.
 
     Files are read with the reader nnU-Net picks for the dataset's ``file_ending``; a reference case
-    without a prediction is an error (a silently smaller test set would bias the table).
+    without a prediction is an error (a silently smaller test set would bias the table), and so is
+    a listed case without a reference.
     """
     from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
 
     prediction_folder, reference_folder = Path(prediction_folder), Path(reference_folder)
     ending = dataset_json["file_ending"]
-    references = sorted(reference_folder.glob(f"*{ending}"))
+    if cases is None:
+        references = sorted(reference_folder.glob(f"*{ending}"))
+    else:
+        references = [reference_folder / f"{case}{ending}" for case in cases]
+        absent = [r.name for r in references if not r.is_file()]
+        if absent:
+            raise NnunetExtError(f"{len(absent)} case(s) have no reference segmentation in {reference_folder} "
+                                 f"(first: {absent[0]}); check the case list against that folder")
     if not references:
         raise NnunetExtError(f"no reference segmentations (*{ending}) in {reference_folder}")
     missing = [r.name for r in references if not (prediction_folder / r.name).is_file()]

@@ -32,10 +32,6 @@ the existing ones.
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import secrets
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -46,7 +42,7 @@ from scipy import ndimage
 from scipy.special import expit
 
 from nnunet_ext.errors import NnunetExtError, run_cli
-from nnunet_ext.nnunet_env import dataset_folder_name, datasets_with_id, nnunet_folder
+from nnunet_ext.raw_dataset import raw_dataset_target, write_atomically
 
 # Voxels per axis. Smaller images leave nnU-Net's planner almost no room to downsample and make
 # tumour sub-regions only a voxel or two wide.
@@ -398,7 +394,6 @@ KINDS: dict[str, Kind] = {
     ),
 }
 DEFAULT_NAMES = {kind: spec.default_name for kind, spec in KINDS.items()}
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _SPLITS = (("Tr", 0), ("Ts", 1))  # folder suffix, seed component
 
 
@@ -439,28 +434,6 @@ def _checked_spacing(kind: str, spec: Kind, spacing) -> tuple[float, ...]:
     return spacing
 
 
-def _datasets_using_id(dataset_id: int, raw_root: Path) -> dict[str, list[Path]]:
-    """Dataset folders with this id in the nnU-Net folders and in ``raw_root`` (which may differ from $nnUNet_raw)."""
-    found = {name: set(paths) for name, paths in datasets_with_id(dataset_id).items()}
-    if raw_root.is_dir():
-        for child in raw_root.glob(f"Dataset{dataset_id:03d}_*"):
-            if child.is_dir():
-                found.setdefault(child.name, set()).add(child)
-    return {name: sorted(paths) for name, paths in found.items()}
-
-
-def _check_id_free(dataset_id: int, folder_name: str, raw_root: Path) -> None:
-    """An error if another dataset name already uses this id: nnU-Net resolves ids to names and would be ambiguous."""
-    others = {name: paths for name, paths in _datasets_using_id(dataset_id, raw_root).items() if name != folder_name}
-    if not others:
-        return
-    where = "; ".join(f"{name} in {', '.join(str(p.parent) for p in paths)}" for name, paths in sorted(others.items()))
-    free = next((i for i in [*range(dataset_id + 1, 1000), *range(1, dataset_id)]
-                 if not _datasets_using_id(i, raw_root)), None)
-    hint = f"choose another id, e.g. -d {free}" if free else "choose another id"
-    raise NnunetExtError(f"dataset id {dataset_id} is already used by {where}; {hint}")
-
-
 def _write_dataset(folder: Path, kind: str, spec: Kind, name: str, num_cases: int, num_test_cases: int,
                    shape: tuple[int, ...], spacing: tuple[float, ...], seed: int) -> None:
     """Writes every case and the dataset.json into ``folder`` (an empty, not yet published folder)."""
@@ -494,21 +467,6 @@ def _write_dataset(folder: Path, kind: str, spec: Kind, name: str, num_cases: in
     )
 
 
-def _publish(staging: Path, target: Path) -> None:
-    """Moves the finished staging folder to ``target``, replacing an existing one.
-
-    Two renames within one folder: at no moment does ``target`` hold a partial dataset (between
-    the renames it is briefly absent).
-    """
-    if target.exists():
-        retired = staging.with_name(staging.name + "-old")
-        os.replace(target, retired)
-        os.replace(staging, target)
-        shutil.rmtree(retired)
-    else:
-        os.replace(staging, target)
-
-
 def generate_dataset(
     kind: str,
     dataset_id: int,
@@ -532,8 +490,6 @@ def generate_dataset(
     """
     spec = _kind(kind)
     name = spec.default_name if name is None else name
-    if not _NAME.match(name):
-        raise NnunetExtError(f"dataset name '{name}' is invalid; use letters, digits, '-' and '_' (e.g. -n MyData)")
     num_cases = spec.default_cases if num_cases is None else int(num_cases)
     num_test_cases = spec.default_test_cases if num_test_cases is None else int(num_test_cases)
     if num_cases < 2:
@@ -544,25 +500,9 @@ def generate_dataset(
         raise NnunetExtError(f"seed {seed} is negative; pass a seed >= 0")
     shape = _checked_shape(kind, spec, shape)
     spacing = _checked_spacing(kind, spec, spacing)
-    root = Path(raw_root) if raw_root is not None else nnunet_folder("nnUNet_raw")
-    folder_name = dataset_folder_name(dataset_id, name)
-    _check_id_free(dataset_id, folder_name, root)
-    target = root / folder_name
-    if target.exists() and not overwrite:
-        raise NnunetExtError(f"{target} already exists; pass --overwrite (overwrite=True) to replace it")
-
-    root.mkdir(parents=True, exist_ok=True)
-    # Hidden sibling: same file system (so the final rename is atomic) and invisible to nnU-Net,
-    # whose dataset lookup only matches names starting with "Dataset".
-    staging = root / f".{folder_name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
-    staging.mkdir()
-    try:
-        _write_dataset(staging, kind, spec, name, num_cases, num_test_cases, shape, spacing, int(seed))
-        _publish(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
+    target = raw_dataset_target(dataset_id, name, raw_root)
+    return write_atomically(target, overwrite, lambda staging: _write_dataset(
+        staging, kind, spec, name, num_cases, num_test_cases, shape, spacing, int(seed)))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,0 +1,168 @@
+"""The Kaggle LGG FLAIR set (``kaggle_3m``) -> an nnU-Net dataset usable with ``2d`` and ``3d_fullres``.
+
+Input: ``kaggle_3m/TCGA_<inst>_<id>_<date>/`` per patient, slices ``<patient>_<n>.tif`` (256 x 256 x 3
+uint8: pre-contrast, FLAIR, post-contrast) and ``<patient>_<n>_mask.tif`` (256 x 256, 0/255), ``n``
+from 1, not zero-padded.
+
+Output: one case per patient, the slices stacked in numeric order into a 3D volume (slice ``n`` at
+index ``n - 1`` along the last axis of the NIfTI file, i.e. z), three channels ``_0000`` pre-contrast,
+``_0001`` FLAIR, ``_0002`` post-contrast, label 1 = tumour (mask 255). nnU-Net plans both ``2d`` (it
+trains on the slices of these volumes) and ``3d_fullres`` from it.
+
+Spacing assumption: the TIF files store none. The default writes 1 mm in-plane and 1 mm between
+slices (``--spacing 1 1``), so HD95 / ASD come out in voxel units; pass ``--spacing INPLANE SLICE``
+(mm) when you know the acquisition (the TCIA headers of TCGA-LGG). The spacing matters for
+``3d_fullres`` (anisotropy handling, patch shape) and for surface distances, not for ``2d``.
+
+Checks per patient: every slice has a mask and every mask a slice, slice numbers 1..N without
+gaps, images 256 x 256 x 3 uint8 of one size, masks with values 0/255 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import numpy as np
+
+from nnunet_ext.converters import check_problems, report_skipped
+from nnunet_ext.raw_dataset import raw_dataset_target, write_atomically
+from nnunet_ext.errors import NnunetExtError, run_cli
+
+CHANNELS = {0: "pre-contrast", 1: "FLAIR", 2: "post-contrast"}
+_SLICE = re.compile(r"^(?P<patient>.+)_(?P<n>\d+)(?P<mask>_mask)?\.tif$")
+
+
+def read_patient(folder: Path) -> tuple[np.ndarray, np.ndarray] | str:
+    """(image (3, N, H, W) uint8, mask (N, H, W) uint8 0/1) of one patient, or what is wrong with it."""
+    from tifffile import imread
+
+    slices: dict[int, Path] = {}
+    masks: dict[int, Path] = {}
+    for path in folder.glob("*.tif"):
+        match = _SLICE.match(path.name)
+        if match is None or match["patient"] != folder.name:
+            return f"unexpected file {path.name} (expected {folder.name}_<n>.tif and {folder.name}_<n>_mask.tif)"
+        (masks if match["mask"] else slices)[int(match["n"])] = path
+    if not slices:
+        return "no slices (<patient>_<n>.tif)"
+    if set(slices) != set(masks):
+        without = sorted(set(slices) - set(masks))
+        orphans = sorted(set(masks) - set(slices))
+        parts = ([f"slice(s) {without[:5]} have no mask"] if without else []) + \
+                ([f"mask(s) {orphans[:5]} have no slice"] if orphans else [])
+        return "; ".join(parts)
+    numbers = sorted(slices)
+    if numbers != list(range(1, len(numbers) + 1)):
+        gaps = sorted(set(range(1, numbers[-1] + 1)) - set(numbers))
+        return f"slice numbers are not 1..{numbers[-1]} without gaps (missing {gaps[:5]})"
+    images, labels = [], []
+    for n in numbers:
+        image, mask = imread(slices[n]), imread(masks[n])
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            return f"{slices[n].name} is {image.shape} {image.dtype}, expected H x W x 3 uint8"
+        if mask.shape != image.shape[:2]:
+            return f"{masks[n].name} is {mask.shape}, its slice {image.shape[:2]}"
+        if images and image.shape != images[0].shape:
+            return f"{slices[n].name} is {image.shape}, slice 1 {images[0].shape}"
+        values = np.unique(mask)
+        if not set(values.tolist()) <= {0, 255}:
+            return f"{masks[n].name} has values {values[:5].tolist()}, expected 0 and 255"
+        images.append(image)
+        labels.append(mask)
+    return np.stack(images).transpose(3, 0, 1, 2), (np.stack(labels) == 255).astype(np.uint8)
+
+
+def _write(array: np.ndarray, path: Path, spacing: tuple[float, float, float]) -> None:
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(array)  # array (N, H, W) -> image x = W, y = H, z = slice
+    image.SetSpacing(spacing)
+    sitk.WriteImage(image, str(path), useCompression=True)
+
+
+def convert_lgg(source: str | Path, dataset_id: int, name: str = "LGGFlair", spacing: tuple[float, float] = (1.0, 1.0),
+                overwrite: bool = False, skip_bad: bool = False, raw_root: str | Path | None = None) -> Path:
+    """Converts ``kaggle_3m`` into ``<raw_root or $nnUNet_raw>/DatasetXXX_<name>``; returns that folder.
+
+    ``spacing`` is (in-plane, between slices) in mm. Bad patients are reported by name (see
+    :func:`nnunet_ext.converters.check_problems`).
+    """
+    from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
+
+    source = Path(source)
+    if not source.is_dir():
+        raise NnunetExtError(f"input folder not found: {source}")
+    if len(spacing) != 2 or min(spacing) <= 0:
+        raise NnunetExtError(f"spacing {tuple(spacing)} is invalid; pass two positive numbers in mm: --spacing INPLANE SLICE")
+    patients = sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
+    if not patients:
+        raise NnunetExtError(f"no patient folders in {source}; pass the kaggle_3m folder (holding TCGA_*/)")
+    voxel_spacing = (float(spacing[0]), float(spacing[0]), float(spacing[1]))
+    target = raw_dataset_target(dataset_id, name, raw_root)
+    problems: dict[str, str] = {}
+
+    def write(folder: Path) -> None:
+        images_out, labels_out = folder / "imagesTr", folder / "labelsTr"
+        images_out.mkdir()
+        labels_out.mkdir()
+        for patient in patients:
+            result = read_patient(patient)
+            if isinstance(result, str):
+                problems[patient.name] = result
+                continue
+            image, mask = result
+            for channel in CHANNELS:
+                _write(image[channel], images_out / f"{patient.name}_{channel:04d}.nii.gz", voxel_spacing)
+            _write(mask, labels_out / f"{patient.name}.nii.gz", voxel_spacing)
+        converted = len(patients) - len(problems)
+        check_problems(problems, source, skip_bad, converted)
+        generate_dataset_json(
+            str(folder),
+            channel_names=dict(CHANNELS),
+            labels={"background": 0, "tumor": 1},
+            num_training_cases=converted,
+            file_ending=".nii.gz",
+            dataset_name=name,
+            description="LGG FLAIR (Kaggle lgg-mri-segmentation, kaggle_3m) converted by nnunet_ext_convert_lgg: one "
+                        "3D volume per patient, slices stacked in numeric order; spacing assumed (TIF stores none)",
+            reference="Buda, Saha, Mazurowski, Computers in Biology and Medicine 109 (2019); TCIA TCGA-LGG",
+            license="CC BY-NC-SA 4.0",
+            converted_by="nnunet_ext_convert_lgg",
+            assumed_spacing_mm={"in_plane": voxel_spacing[0], "between_slices": voxel_spacing[2]},
+            skipped_cases=dict(sorted(problems.items())),
+        )
+
+    write_atomically(target, overwrite, write)
+    report_skipped(problems)
+    return target
+
+
+def _main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="nnunet_ext_convert_lgg",
+        description="Convert the Kaggle LGG FLAIR set (kaggle_3m) into an nnU-Net v2 dataset: one 3D volume per "
+                    "patient (3 channels: pre-contrast, FLAIR, post-contrast; label 1 tumour), for the 2d and "
+                    "3d_fullres configurations.",
+    )
+    parser.add_argument("-i", "--input", required=True, help="the kaggle_3m folder (holding TCGA_*/ patient folders)")
+    parser.add_argument("-d", "--dataset-id", type=int, required=True, help="nnU-Net dataset id (e.g. 502)")
+    parser.add_argument("-n", "--name", default="LGGFlair", help="dataset name (default LGGFlair)")
+    parser.add_argument("--spacing", type=float, nargs=2, default=(1.0, 1.0), metavar=("INPLANE", "SLICE"),
+                        help="assumed voxel spacing in mm (the TIFs store none; default 1 1)")
+    parser.add_argument("--skip-bad", action="store_true", help="leave out bad patients (listed) instead of failing")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset of the same name")
+    args = parser.parse_args(argv)
+    folder = convert_lgg(args.input, args.dataset_id, args.name, tuple(args.spacing), args.overwrite, args.skip_bad)
+    print(f"wrote {folder}")
+    print(f"next: nnUNetv2_plan_and_preprocess -d {args.dataset_id} -c 2d 3d_fullres --verify_dataset_integrity")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry ``nnunet_ext_convert_lgg``."""
+    return run_cli(_main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,230 @@
+"""Cross-validation runner: trains several trainers over nnU-Net's folds, one ``nnUNetv2_train`` at a time.
+
+For each trainer and fold the state of ``$nnUNet_results/DatasetXXX/<trainer>__<plans>__<config>/fold_N``
+decides the command:
+
+- ``checkpoint_final.pth`` and ``validation/summary.json`` present: finished, skipped;
+- ``checkpoint_final.pth`` without the validation summary (interrupted during validation):
+  ``nnUNetv2_train ... --val``;
+- ``checkpoint_latest.pth`` / ``checkpoint_best.pth`` only (interrupted training): ``nnUNetv2_train ... --c``;
+- nothing: ``nnUNetv2_train ...``.
+
+So re-running the same command resumes what was interrupted. ``--print-commands`` prints the
+commands of the unfinished folds instead of running them (to spread folds over GPUs or a cluster).
+
+Fixed-split mode (``--split-file``, the SiNGR paper's protocol): a JSON file
+``{"train": [...], "val": [...], "test": [...]}`` of case ids becomes nnU-Net's
+``splits_final.json`` with a single fold 0 (train / val); an existing different split is kept unless
+``--overwrite-split``. The whole split is recorded in ``nnunet_ext_split.json`` beside it, and after
+training fold 0 each trainer predicts the test cases into ``<trainer folder>/fold_0/nnunet_ext_test``,
+which ``nnunet_ext_report --test`` evaluates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from nnunet_ext.commands import console_script, run_logged
+from nnunet_ext.errors import NnunetExtError, run_cli
+from nnunet_ext.nnunet_env import nnunet_folder, resolve_dataset_name
+
+PLANS = "nnUNetPlans"
+SPLIT_RECORD = "nnunet_ext_split.json"
+TEST_PREDICTIONS = "nnunet_ext_test"
+TEST_INPUT = "nnunet_ext_test_images"
+
+
+@dataclass(frozen=True)
+class DatasetPaths:
+    name: str
+    raw: Path
+    preprocessed: Path
+    results: Path
+    dataset_json: dict
+
+
+def dataset_paths(dataset: int | str) -> DatasetPaths:
+    """The nnU-Net folders of a dataset (id or name) and its dataset.json; it must be preprocessed."""
+    name = resolve_dataset_name(dataset)
+    preprocessed = nnunet_folder("nnUNet_preprocessed") / name
+    if not (preprocessed / "dataset.json").is_file():
+        raise NnunetExtError(f"{name} is not preprocessed ({preprocessed / 'dataset.json'} missing); run: "
+                             f"nnUNetv2_plan_and_preprocess -d {name[7:10]} -c 3d_fullres --verify_dataset_integrity")
+    return DatasetPaths(name, nnunet_folder("nnUNet_raw") / name, preprocessed, nnunet_folder("nnUNet_results") / name,
+                        json.loads((preprocessed / "dataset.json").read_text()))
+
+
+def trainer_folder(paths: DatasetPaths, trainer: str, plans: str, configuration: str) -> Path:
+    return paths.results / f"{trainer}__{plans}__{configuration}"
+
+
+def fold_state(fold_folder: Path) -> str:
+    """``done``, ``validate`` (trained, validation missing), ``resume`` or ``new``."""
+    if (fold_folder / "checkpoint_final.pth").is_file():
+        return "done" if (fold_folder / "validation" / "summary.json").is_file() else "validate"
+    if any((fold_folder / f).is_file() for f in ("checkpoint_latest.pth", "checkpoint_best.pth")):
+        return "resume"
+    return "new"
+
+
+def train_command(paths: DatasetPaths, configuration: str, fold: int, trainer: str, plans: str, device: str,
+                  state: str, npz: bool) -> list[str]:
+    command = ["nnUNetv2_train", paths.name, configuration, str(fold), "-tr", trainer, "-p", plans, "-device", device]
+    command += {"resume": ["--c"], "validate": ["--val"]}.get(state, [])
+    return command + (["--npz"] if npz else [])
+
+
+def _case_ids(folder: Path, ending: str) -> set[str]:
+    return {p.name[: -len(ending)] for p in folder.glob(f"*{ending}")}
+
+
+def apply_split(paths: DatasetPaths, split_file: str | Path, overwrite_split: bool = False) -> dict[str, list[str]]:
+    """Writes the fixed split as nnU-Net's ``splits_final.json`` (fold 0) and records it; returns it."""
+    split_file = Path(split_file)
+    if not split_file.is_file():
+        raise NnunetExtError(f"split file not found: {split_file}")
+    try:
+        split = json.loads(split_file.read_text())
+    except json.JSONDecodeError as error:
+        raise NnunetExtError(f"{split_file} is not valid JSON ({error}); expected {{\"train\": [...], \"val\": [...], "
+                             f"\"test\": [...]}}") from None
+    if not isinstance(split, dict) or not all(isinstance(split.get(k), list) for k in ("train", "val")):
+        raise NnunetExtError(f"{split_file} needs lists 'train' and 'val' (and optionally 'test') of case ids")
+    split = {k: [str(c) for c in split.get(k, [])] for k in ("train", "val", "test")}
+    if not split["train"] or not split["val"]:
+        raise NnunetExtError(f"{split_file}: 'train' and 'val' must both list cases")
+    ending = paths.dataset_json["file_ending"]
+    known = _case_ids(paths.raw / "labelsTr", ending) or _case_ids(paths.preprocessed / "gt_segmentations", ending)
+    for part, cases in split.items():
+        unknown = sorted(set(cases) - known)
+        if unknown:
+            raise NnunetExtError(f"{split_file}: {len(unknown)} '{part}' case(s) are not in {paths.name} "
+                                 f"(first: {unknown[0]}); use the case ids of labelsTr")
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        shared = sorted(set(split[a]) & set(split[b]))
+        if shared:
+            raise NnunetExtError(f"{split_file}: case {shared[0]} is in both '{a}' and '{b}' ({len(shared)} shared)")
+    splits = [{"train": sorted(split["train"]), "val": sorted(split["val"])}]
+    splits_file = paths.preprocessed / "splits_final.json"
+    if splits_file.is_file() and json.loads(splits_file.read_text()) != splits:
+        if not overwrite_split:
+            raise NnunetExtError(f"{splits_file} holds a different split; pass --overwrite-split to replace it "
+                                 f"(folds already trained on the old split must then be retrained)")
+    for path, content in ((splits_file, splits), (paths.preprocessed / SPLIT_RECORD, {**split, "source": str(split_file)})):
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(content, indent=2) + "\n")
+        os.replace(temporary, path)
+    return split
+
+
+def read_split_record(paths: DatasetPaths) -> dict:
+    record = paths.preprocessed / SPLIT_RECORD
+    if not record.is_file():
+        raise NnunetExtError(f"{record} not found: no fixed split recorded; run nnunet_ext_cv -d {paths.name} "
+                             f"-c CONFIGURATION -tr TRAINER --split-file SPLIT.json first")
+    return json.loads(record.read_text())
+
+
+def _test_input(paths: DatasetPaths, cases: list[str]) -> Path:
+    """A folder of links to the raw images of the test cases, the input of nnUNetv2_predict."""
+    folder = paths.preprocessed / TEST_INPUT
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    ending = paths.dataset_json["file_ending"]
+    for case in cases:
+        for channel in paths.dataset_json["channel_names"]:
+            image = paths.raw / "imagesTr" / f"{case}_{int(channel):04d}{ending}"
+            if not image.is_file():
+                raise NnunetExtError(f"test case image {image} not found; the raw dataset must hold the test cases")
+            (folder / image.name).symlink_to(image)
+    return folder
+
+
+def predict_command(paths: DatasetPaths, configuration: str, trainer: str, plans: str, device: str,
+                    output: Path) -> list[str]:
+    return ["nnUNetv2_predict", "-i", str(paths.preprocessed / TEST_INPUT), "-o", str(output), "-d", paths.name,
+            "-c", configuration, "-tr", trainer, "-p", plans, "-f", "0", "-device", device]
+
+
+def run_cv(dataset: int | str, configuration: str, trainers: list[str], folds: list[int] | None = None,
+           plans: str = PLANS, device: str = "cuda", split_file: str | Path | None = None,
+           overwrite_split: bool = False, print_only: bool = False, npz: bool = False) -> list[list[str]]:
+    """Runs (or, with ``print_only``, prints) the commands still needed; returns them."""
+    paths = dataset_paths(dataset)
+    split = None
+    if split_file is not None:
+        if folds not in (None, [0]):
+            raise NnunetExtError("a fixed split has a single fold 0; leave out --folds with --split-file")
+        split = apply_split(paths, split_file, overwrite_split)
+        folds = [0]
+    folds = [0, 1, 2, 3, 4] if folds is None else folds
+    logs = paths.results / "nnunet_ext_logs"
+    env = dict(os.environ)
+    commands = []
+    for trainer in trainers:
+        folder = trainer_folder(paths, trainer, plans, configuration)
+        for fold in folds:
+            state = fold_state(folder / f"fold_{fold}")
+            if state == "done":
+                print(f"{trainer} fold {fold}: finished, skipped ({folder / f'fold_{fold}'})", flush=True)
+                continue
+            command = train_command(paths, configuration, fold, trainer, plans, device, state, npz)
+            commands.append(command)
+            if not print_only:
+                run_logged([console_script(command[0]), *command[1:]], logs / f"{trainer}__{configuration}__fold{fold}.log", env)
+        if split and split["test"]:
+            output = folder / "fold_0" / TEST_PREDICTIONS
+            ending = paths.dataset_json["file_ending"]
+            if all((output / f"{c}{ending}").is_file() for c in split["test"]):
+                print(f"{trainer}: test predictions present, skipped ({output})", flush=True)
+                continue
+            command = predict_command(paths, configuration, trainer, plans, device, output)
+            commands.append(command)
+            if not print_only:
+                _test_input(paths, split["test"])
+                run_logged([console_script(command[0]), *command[1:]], logs / f"{trainer}__{configuration}__test.log", env)
+    if print_only:
+        if split and split["test"]:
+            _test_input(paths, split["test"])
+        for command in commands:
+            print(" ".join(command))
+    return commands
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="nnunet_ext_cv", description=__doc__.splitlines()[0])
+    parser.add_argument("-d", "--dataset", required=True, help="dataset id or name (e.g. 501)")
+    parser.add_argument("-c", "--configuration", default="3d_fullres", help="nnU-Net configuration (default 3d_fullres)")
+    parser.add_argument("-tr", "--trainers", nargs="+", required=True, help="trainer class names")
+    parser.add_argument("-f", "--folds", type=int, nargs="+", help="folds (default 0 1 2 3 4; 0 with --split-file)")
+    parser.add_argument("-p", "--plans", default=PLANS, help="plans identifier (default nnUNetPlans)")
+    parser.add_argument("-device", "--device", choices=("cuda", "cpu", "mps"),
+                        help="passed to nnU-Net (default: cuda if torch sees a GPU, else cpu)")
+    parser.add_argument("--npz", action="store_true", help="nnUNetv2_train --npz (keep softmax for ensembling)")
+    parser.add_argument("--split-file", help="fixed split JSON {train, val, test} (SiNGR paper protocol)")
+    parser.add_argument("--overwrite-split", action="store_true", help="replace a different existing splits_final.json")
+    parser.add_argument("--print-commands", action="store_true",
+                        help="print the nnU-Net commands of the unfinished folds instead of running them")
+    args = parser.parse_args(argv)
+    run_cv(args.dataset, args.configuration, args.trainers, args.folds, args.plans, args.device or _default_device(),
+           args.split_file, args.overwrite_split, args.print_commands, args.npz)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry ``nnunet_ext_cv``."""
+    return run_cli(_main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""``nnUNetv2_predict`` / ``nnUNetv2_ensemble`` output -> BraTS challenge labels and file names.
+
+nnU-Net writes one ``<case id>.nii.gz`` label map per case with its own BraTS labels (1 edema,
+2 necrotic / non-enhancing core, 3 enhancing tumour; ``Dataset137_BraTS21``), on the input's grid
+and header. The challenge wants the case id as file name (``BraTS20_Validation_001.nii.gz``, which
+the converter kept as nnU-Net case id) and its own labels:
+
+- ``2020`` (BraTS 2017-2022): 1 necrotic / non-enhancing core, 2 edema, 4 enhancing tumour;
+- ``2023`` (BraTS 2023+): 1 NETC, 2 SNFH, 3 ET.
+
+The convention is ``--convention``, or else the one ``nnunet_ext_convert_brats`` recorded in the
+dataset.json that nnU-Net copies into every prediction and ensemble folder. The header (spacing,
+origin, direction) of each file is kept; labels are written as uint8. The output folder appears
+complete or not at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from nnunet_ext.raw_dataset import write_atomically
+from nnunet_ext.converters.brats import EXPORT_LABELS, REGION_LABELS
+from nnunet_ext.errors import NnunetExtError, run_cli
+
+ENDING = ".nii.gz"
+
+
+def export_convention(prediction_folder: Path, convention: str | None) -> str:
+    """The requested convention, or the one recorded in the prediction folder's dataset.json."""
+    if convention is not None:
+        if convention not in EXPORT_LABELS:
+            raise NnunetExtError(f"unknown convention '{convention}'; choose one of {', '.join(EXPORT_LABELS)}")
+        return convention
+    dataset_json = prediction_folder / "dataset.json"
+    if not dataset_json.is_file():
+        raise NnunetExtError(f"{dataset_json} not found (nnUNetv2_predict writes it); pass --convention 2020 or 2023")
+    info = json.loads(dataset_json.read_text())
+    labels = {k: (tuple(v) if isinstance(v, list) else (v,)) for k, v in info.get("labels", {}).items()}
+    expected = {k: (v if isinstance(v, tuple) else (v,)) for k, v in REGION_LABELS.items()}
+    if labels != expected:
+        raise NnunetExtError(f"{dataset_json} is not a BraTS region dataset of nnunet_ext_convert_brats "
+                             f"(labels {info.get('labels')}); export needs nnU-Net's BraTS labels 1/2/3")
+    recorded = info.get("brats_export_convention")
+    if recorded is None:
+        raise NnunetExtError(f"{dataset_json} records no BraTS convention (not converted by nnunet_ext_convert_brats); "
+                             f"pass --convention 2020 or 2023")
+    return recorded
+
+
+def export_brats(prediction_folder: str | Path, output_folder: str | Path, convention: str | None = None,
+                 overwrite: bool = False) -> list[Path]:
+    """Writes every ``*.nii.gz`` of ``prediction_folder`` in BraTS labels into ``output_folder``; returns the files."""
+    import SimpleITK as sitk
+
+    prediction_folder, output_folder = Path(prediction_folder), Path(output_folder)
+    if not prediction_folder.is_dir():
+        raise NnunetExtError(f"prediction folder not found: {prediction_folder}")
+    convention = export_convention(prediction_folder, convention)
+    mapping = EXPORT_LABELS[convention]
+    files = sorted(prediction_folder.glob(f"*{ENDING}"))
+    if not files:
+        raise NnunetExtError(f"no predictions (*{ENDING}) in {prediction_folder}; run nnUNetv2_predict first")
+    lookup = np.zeros(max(mapping) + 1, np.uint8)
+    for label, value in mapping.items():
+        lookup[label] = value
+
+    def write(folder: Path) -> None:
+        for path in files:
+            image = sitk.ReadImage(str(path))
+            labels = sitk.GetArrayFromImage(image)
+            unexpected = sorted(set(np.unique(labels).tolist()) - set(mapping))
+            if unexpected:
+                raise NnunetExtError(f"{path.name} has label values {unexpected}, expected nnU-Net's BraTS labels "
+                                     f"{sorted(mapping)}; pass the folder nnUNetv2_predict wrote")
+            exported = sitk.GetImageFromArray(lookup[labels.astype(np.int64)])
+            exported.CopyInformation(image)
+            sitk.WriteImage(exported, str(folder / path.name), useCompression=True)
+
+    write_atomically(output_folder, overwrite, write)
+    return [output_folder / f.name for f in files]
+
+
+def _main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="nnunet_ext_export_brats",
+        description="Convert nnUNetv2_predict / nnUNetv2_ensemble output into BraTS challenge labels "
+                    "(2020: 1 NCR, 2 ED, 4 ET; 2023: 1 NETC, 2 SNFH, 3 ET), one <case id>.nii.gz per case.",
+    )
+    parser.add_argument("-i", "--input", required=True, help="folder written by nnUNetv2_predict or nnUNetv2_ensemble")
+    parser.add_argument("-o", "--output", required=True, help="new folder for the challenge submission")
+    parser.add_argument("--convention", choices=sorted(EXPORT_LABELS),
+                        help="label convention (default: the one recorded by nnunet_ext_convert_brats)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    args = parser.parse_args(argv)
+    files = export_brats(args.input, args.output, args.convention, args.overwrite)
+    print(f"wrote {len(files)} case(s) to {args.output} ({export_convention(Path(args.input), args.convention)} labels)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry ``nnunet_ext_export_brats``."""
+    return run_cli(_main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""Report (statistics, paired test, files) and the cross-validation runner's bookkeeping, on fake nnU-Net folders."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from nnunet_ext.converters.brats import REGION_LABELS
+from nnunet_ext.errors import NnunetExtError
+from nnunet_ext.workflow.cv import SPLIT_RECORD, apply_split, dataset_paths, fold_state, run_cv
+from nnunet_ext.workflow.report import main as report_main, paired_test, summarise_rows
+
+NAME = "Dataset777_Fake"
+CASES = [f"case_{i}" for i in range(6)]
+SPLITS = [{"train": CASES[3:], "val": CASES[:3]}, {"train": CASES[:3], "val": CASES[3:]}]
+
+
+def _labels(i: int, shift: int = 0) -> np.ndarray:
+    labels = np.zeros((16, 16, 16), np.uint8)
+    labels[4 + shift:12 + shift, 4:12, 3:11 + i % 3] = 1  # edema
+    labels[6 + shift:10 + shift, 6:10, 5:9] = 2  # core
+    labels[7 + shift:9 + shift, 7:9, 6:8] = 3  # enhancing
+    return labels
+
+
+def _write(labels: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(sitk.GetImageFromArray(labels), str(path))
+
+
+@pytest.fixture
+def fake_nnunet(tmp_path, monkeypatch):
+    """nnU-Net folders with 6 cases, a 2-fold split and validation predictions of trainers A (shifted) and B (exact)."""
+    for variable in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(variable, str(tmp_path / variable))
+    dataset_json = {"channel_names": {"0": "FLAIR"}, "labels": REGION_LABELS, "regions_class_order": [1, 2, 3],
+                    "numTraining": 6, "file_ending": ".nii.gz", "name": "Fake"}
+    raw, pre, res = (tmp_path / v / NAME for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"))
+    for folder in (raw, pre):
+        folder.mkdir(parents=True)
+        (folder / "dataset.json").write_text(json.dumps(dataset_json))
+    (pre / "splits_final.json").write_text(json.dumps(SPLITS))
+    for i, case in enumerate(CASES):
+        _write(_labels(i), pre / "gt_segmentations" / f"{case}.nii.gz")
+        _write(_labels(i), raw / "labelsTr" / f"{case}.nii.gz")
+        _write(_labels(i).astype(np.float32), raw / "imagesTr" / f"{case}_0000.nii.gz")
+        fold = 0 if case in SPLITS[0]["val"] else 1
+        for trainer, prediction in (("A", _labels(i, shift=1 + i % 2)), ("B", _labels(i))):
+            folder = res / f"{trainer}__nnUNetPlans__3d_fullres" / f"fold_{fold}"
+            _write(prediction, folder / "validation" / f"{case}.nii.gz")
+            (folder / "checkpoint_final.pth").write_bytes(b"")
+            (folder / "validation" / "summary.json").write_text("{}")
+    return tmp_path
+
+
+def _summary(folder: Path) -> dict[tuple[str, str, str], dict]:
+    with open(folder / "summary.csv") as handle:
+        return {(r["trainer"], r["region"], r["metric"]): r for r in csv.DictReader(handle)}
+
+
+def test_cross_validation_report(fake_nnunet, capsys):
+    out = fake_nnunet / "report"
+    assert report_main(["-d", "777", "-tr", "A", "B", "-f", "0", "1", "-b", "A", "-o", str(out)]) == 0
+    summary = _summary(out)
+    exact = summary[("B", "whole tumor", "dice")]
+    assert float(exact["mean"]) == 1.0 and float(exact["se_cases"]) == 0.0 and exact["n_cases"] == "6"
+    assert exact["n_folds"] == "2" and float(exact["mean_over_folds"]) == 1.0
+    shifted = summary[("A", "whole tumor", "dice")]
+    assert 0.5 < float(shifted["mean"]) < 1 and float(shifted["se_cases"]) > 0 and shifted["baseline"] == ""
+    # B beats A on all 6 cases: the exact two-sided Wilcoxon p-value is 2 / 2^6.
+    assert float(exact["wilcoxon_p"]) == pytest.approx(2 / 64)
+    assert float(exact["mean_difference"]) == pytest.approx(1 - float(shifted["mean"]))
+    assert float(summary[("B", "enhancing tumor", "hd95")]["mean_difference"]) < 0
+    with open(out / "cases.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 * 6 * 3 and {r["fold"] for r in rows} == {"0", "1"}
+    report = (out / "report.md").read_text()
+    assert "both empty give Dice 1" in report and "MONAI" in report and "Wilcoxon" in report
+    assert "over folds" in report and "| B | tumor core | 6 | 100.00 ± 0.00 |" in report
+    assert (out / "boxplots.png").stat().st_size > 10_000
+
+
+def test_report_errors_name_the_fix(fake_nnunet, capsys):
+    (fake_nnunet / "nnUNet_results" / NAME / "A__nnUNetPlans__3d_fullres" / "fold_1" / "validation"
+     / "case_4.nii.gz").unlink()
+    assert report_main(["-d", "777", "-tr", "A", "-f", "0", "1", "-o", str(fake_nnunet / "r")]) == 2
+    error = capsys.readouterr().err
+    assert "prediction(s) missing" in error and "case_4.nii.gz" in error and "--val" in error
+    assert report_main(["-d", "777", "-tr", "B", "-f", "0", "-b", "A", "-o", str(fake_nnunet / "r")]) == 2
+    assert "baseline A is not among the trainers" in capsys.readouterr().err
+
+
+def test_separate_test_set_mode(fake_nnunet):
+    pre = fake_nnunet / "nnUNet_preprocessed" / NAME
+    res = fake_nnunet / "nnUNet_results" / NAME
+    out = fake_nnunet / "test_report"
+    predictions = [f"{t}={res / f'{t}__nnUNetPlans__3d_fullres' / 'fold_1' / 'validation'}" for t in ("B", "A")]
+    references = fake_nnunet / "refs"
+    references.mkdir()
+    for case in CASES[3:]:
+        (references / f"{case}.nii.gz").write_bytes((pre / "gt_segmentations" / f"{case}.nii.gz").read_bytes())
+    assert report_main(["--predictions", *predictions, "--references", str(references), "-j",
+                        str(pre / "dataset.json"), "-b", "B", "-o", str(out)]) == 0
+    summary = _summary(out)
+    assert summary[("A", "whole tumor", "dice")]["n_cases"] == "3" and summary[("A", "whole tumor", "dice")]["n_folds"] == ""
+    assert float(summary[("A", "whole tumor", "dice")]["wilcoxon_p"]) == pytest.approx(0.25)  # 3 cases, all worse
+
+
+def test_paired_test_and_case_mismatch():
+    assert paired_test([0.5, 0.7], [0.5, 0.7]) == (0.0, 1.0)
+    rows = [{"trainer": t, "fold": None, "case": c, "region": "r", "dice": 1.0, "iou": 1.0, "hd95": 0.0, "asd": 0.0}
+            for t, c in (("A", "x"), ("A", "y"), ("B", "x"), ("B", "z"))]
+    with pytest.raises(NnunetExtError, match="evaluated on different cases"):
+        summarise_rows(rows, "A")
+
+
+def test_fold_states_and_print_commands(fake_nnunet, capsys):
+    res = fake_nnunet / "nnUNet_results" / NAME / "C__nnUNetPlans__3d_fullres"
+    (res / "fold_1").mkdir(parents=True)
+    (res / "fold_1" / "checkpoint_latest.pth").write_bytes(b"")
+    (res / "fold_2").mkdir()
+    (res / "fold_2" / "checkpoint_final.pth").write_bytes(b"")
+    assert [fold_state(res / f"fold_{f}") for f in range(3)] == ["new", "resume", "validate"]
+    commands = run_cv("777", "3d_fullres", ["B", "C"], [0, 1, 2], device="cpu", print_only=True)
+    assert [" ".join(c) for c in commands] == [
+        f"nnUNetv2_train {NAME} 3d_fullres 2 -tr B -p nnUNetPlans -device cpu",
+        f"nnUNetv2_train {NAME} 3d_fullres 0 -tr C -p nnUNetPlans -device cpu",
+        f"nnUNetv2_train {NAME} 3d_fullres 1 -tr C -p nnUNetPlans -device cpu --c",
+        f"nnUNetv2_train {NAME} 3d_fullres 2 -tr C -p nnUNetPlans -device cpu --val",
+    ]
+    output = capsys.readouterr().out
+    assert "B fold 0: finished, skipped" in output and output.strip().endswith("--val")
+
+
+def test_fixed_split_writes_nnunet_splits(fake_nnunet, capsys):
+    paths = dataset_paths("777")
+    split_file = fake_nnunet / "split.json"
+    split_file.write_text(json.dumps({"train": CASES[:3], "val": CASES[3:5], "test": [CASES[5]]}))
+    with pytest.raises(NnunetExtError, match="holds a different split; pass --overwrite-split"):
+        apply_split(paths, split_file)
+    apply_split(paths, split_file, overwrite_split=True)
+    assert json.loads((paths.preprocessed / "splits_final.json").read_text()) == [
+        {"train": CASES[:3], "val": CASES[3:5]}]
+    assert json.loads((paths.preprocessed / SPLIT_RECORD).read_text())["test"] == ["case_5"]
+    apply_split(paths, split_file)  # the same split again is fine
+    commands = run_cv("777", "3d_fullres", ["D"], split_file=split_file, device="cpu", print_only=True)
+    assert commands[-1][:2] == ["nnUNetv2_predict", "-i"] and commands[-1][-4:] == ["-f", "0", "-device", "cpu"]
+    assert (paths.preprocessed / "nnunet_ext_test_images" / "case_5_0000.nii.gz").is_file()
+    split_file.write_text(json.dumps({"train": CASES[:3], "val": ["case_2", "nope"]}))
+    with pytest.raises(NnunetExtError, match="'val' case\\(s\\) are not in Dataset777_Fake \\(first: nope\\)"):
+        apply_split(paths, split_file, overwrite_split=True)
+    split_file.write_text(json.dumps({"train": CASES[:3], "val": ["case_2"]}))
+    with pytest.raises(NnunetExtError, match="case case_2 is in both 'train' and 'val'"):
+        apply_split(paths, split_file, overwrite_split=True)
