@@ -8,5 +8,9 @@ from nnunet_ext.losses.regression import (
     OfficialSiNGRLoss,
     ProductLoss,
 )
+from nnunet_ext.losses.surface import BoundaryLoss, GeneralizedSurfaceLoss, RegionWiseLoss
+from nnunet_ext.losses.soft_labels import JaccardMetricLoss, SoftBinaryCrossEntropyLoss, SoftCrossEntropyLoss
 
 __all__ = ["FocalL1Loss", "FocalL1SimpleLoss", "L1Loss", "L2Loss", "OfficialSiNGRLoss", "ProductLoss"]
+__all__ += ["JaccardMetricLoss", "SoftBinaryCrossEntropyLoss", "SoftCrossEntropyLoss"]
+__all__ += ["BoundaryLoss", "GeneralizedSurfaceLoss", "RegionWiseLoss"]

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from nnunet_ext.target_store import TargetSpec
+from nnunet_ext.targets.dtm import DTMOptions, dtm_maps
+from nnunet_ext.targets.geols import GeoLSOptions, geols_maps
+from nnunet_ext.targets.rrw import RRWOptions, rrw_maps
 from nnunet_ext.targets.sing import SiNGOptions, sing_maps
 
 
@@ -29,6 +32,9 @@ class TargetKind:
 
 REGISTRY: dict[str, TargetKind] = {
     "sing": TargetKind("sing", SiNGOptions, sing_maps, "SiNGR signed normalised geodesic maps (Eqs. 1-5)"),
+    "dtm": TargetKind("dtm", DTMOptions, dtm_maps, "signed distance maps in mm, negative inside (GSL Eq. 12, Boundary loss)"),
+    "rrw": TargetKind("rrw", RRWOptions, rrw_maps, "rectified region-wise maps (Valverde and Tohka, Eq. 4)"),
+    "geols": TargetKind("geols", GeoLSOptions, geols_maps, "GeoLS geodesic maps exp(-D) in [0, 1] (MIDL 2024, Eqs. 3-5)"),
 }
 
 

@@ -53,8 +53,8 @@ band, or lambda = 1 on a constant image) gives S = delta * s on the band.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import FastGeodis
 import numpy as np
@@ -62,6 +62,7 @@ import torch
 from scipy import ndimage
 
 from nnunet_ext.targets.boundary import BOUNDARY_MODES, boundary_seeds, seed_padding
+from nnunet_ext.targets.common import TargetOptions, channel_masks_within, gradient_channels
 
 IMAGE_MODES = ("channel", "mean_of_maps")
 BAND_DISTANCES = ("edt", "geodesic0")
@@ -70,7 +71,7 @@ OUTSIDE_MODES = ("minus_one", "code")
 
 
 @dataclass(frozen=True)
-class SiNGOptions:
+class SiNGOptions(TargetOptions):
     """Parameters of the SiNG transform; :meth:`as_params` is the ``TargetSpec.params`` of the maps.
 
     ``lam`` is lambda of Eq. 1-2, ``delta`` the margin of Eq. 5, ``v`` and ``iterations`` are
@@ -111,18 +112,6 @@ class SiNGOptions:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
-    def as_params(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any] | None) -> "SiNGOptions":
-        """Options from (a subset of) :meth:`as_params`; missing keys take the defaults."""
-        params = dict(params or {})
-        unknown = sorted(set(params) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown SiNG parameter(s) {unknown}; known: {[f.name for f in fields(cls)]}")
-        return cls(**params)
-
     @classmethod
     def authors_code(cls, **overrides: Any) -> "SiNGOptions":
         """Every choice as in the authors' released code (still cropped unless ``crop=False``)."""
@@ -145,28 +134,12 @@ def sing_maps(
     background whatever the masks say. ``spacing`` is the real voxel spacing per spatial axis.
     2D (``spatial`` of length 2) and 3D inputs are supported.
     """
-    image = np.asarray(image, dtype=np.float32)
-    masks = np.asarray(channel_masks, dtype=bool)
-    valid = np.asarray(valid, dtype=bool)
-    spatial = masks.shape[1:]
-    if len(spatial) not in (2, 3):
-        raise ValueError(f"channel_masks must be (K, *spatial) with 2 or 3 spatial axes, got shape {masks.shape}")
-    if image.ndim != len(spatial) + 1 or image.shape[1:] != spatial or valid.shape != spatial:
-        raise ValueError(f"shapes disagree: image {image.shape}, channel_masks {masks.shape}, valid {valid.shape}")
-    if len(spacing) != len(spatial):
-        raise ValueError(f"spacing {tuple(spacing)} does not have one entry per spatial axis of {spatial}")
-    if options.image == "channel":
-        if options.image_channel >= image.shape[0]:
-            raise ValueError(f"image_channel {options.image_channel} does not exist; the image has {image.shape[0]} channel(s)")
-        gradient_image = image[options.image_channel : options.image_channel + 1]
-    else:
-        gradient_image = image
-    if not np.isfinite(gradient_image).all():
-        raise ValueError("image contains NaN or inf values")
+    masks = channel_masks_within(image, channel_masks, valid, spacing)
+    gradient_image = gradient_channels(image, options.image, options.image_channel)
     spacing = tuple(float(s) for s in spacing)
     maps = np.empty(masks.shape, dtype=np.float32)
     for k in range(masks.shape[0]):
-        maps[k] = sing_map(gradient_image, masks[k] & valid, spacing, options)
+        maps[k] = sing_map(gradient_image, masks[k], spacing, options)
     return maps
 
 

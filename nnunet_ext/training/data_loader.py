@@ -18,8 +18,8 @@ class nnUNetDataLoaderWithTargets(nnUNetDataLoader):
     ``generate_train_batch`` follows nnU-Net 2.8.1's step by step (same sampling calls in the same order,
     so foreground oversampling and the random stream are unchanged) and adds the maps:
 
-    - cropped with the bbox used for data and seg, padded with -1 (far background) where the bbox leaves
-      the case, cast from the stored float16 to float32;
+    - cropped with the bbox used for data and seg, padded with ``map_padding_value`` (default -1, far
+      background) where the bbox leaves the case, cast from the stored float16 to float32;
     - handed to the transforms as ``regression_target`` together with image and segmentation, so one set of
       random spatial parameters moves all three; use a pipeline from
       :func:`~nnunet_ext.training.transforms.with_regression_target` so that spatial augmentation pads the maps
@@ -27,6 +27,10 @@ class nnUNetDataLoaderWithTargets(nnUNetDataLoader):
 
     The batch format is described in :mod:`nnunet_ext.training`.
     """
+
+    def __init__(self, *args, map_padding_value: float = FAR_BACKGROUND, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.map_padding_value = map_padding_value  # value of the maps where the bbox leaves the case
 
     def generate_train_batch(self):
         selected_keys = self.get_indices()
@@ -54,7 +58,7 @@ class nnUNetDataLoaderWithTargets(nnUNetDataLoader):
                             crop_and_pad_nd(seg_prev, bbox, -1, cast_cropped_to=np.int16)).to(torch.int16)
                         seg_cropped = torch.cat((seg_cropped, seg_prev_cropped[None]), dim=0)
                     maps_cropped = torch.from_numpy(
-                        crop_and_pad_nd(maps, bbox, FAR_BACKGROUND, cast_cropped_to=np.float32))
+                        crop_and_pad_nd(maps, bbox, self.map_padding_value, cast_cropped_to=np.float32))
 
                     if self.patch_size_was_2d:
                         data_cropped = data_cropped[:, 0]

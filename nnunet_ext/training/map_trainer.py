@@ -9,7 +9,7 @@ does the rest without copying nnU-Net's training code:
   checked; ``nnUNetv2_precompute_targets`` does the same ahead of time.
 - **data path**: nnU-Net's dataset, loader and augmentation pipelines with the maps added
   (:mod:`nnunet_ext.training`): cropped with the same bbox, spatially transformed with the image,
-  padded with -1, one map per deep-supervision scale.
+  padded with ``map_padding_value`` (-1 by default), one map per deep-supervision scale.
 - **steps**: nnU-Net's ``train_step`` / ``validation_step`` run unchanged on a batch whose
   ``'target'`` is the list ``[seg per scale..., maps per scale...]``; the loss splits it again. nnU-Net's
   validation step reads ``target[0]``, the full-resolution seg, for its online pseudo-Dice, so the
@@ -20,6 +20,7 @@ does the rest without copying nnU-Net's training code:
 from __future__ import annotations
 
 import os
+from functools import partial
 from unittest import mock
 
 import torch
@@ -34,7 +35,11 @@ from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.target_store import TargetSpec, case_identifiers, targets_folder
 from nnunet_ext.training.data_loader import nnUNetDataLoaderWithTargets
 from nnunet_ext.training.dataset import nnUNetDatasetBlosc2WithTargets
-from nnunet_ext.training.transforms import get_regression_training_transforms, get_regression_validation_transforms
+from nnunet_ext.training.transforms import (
+    FAR_BACKGROUND,
+    get_regression_training_transforms,
+    get_regression_validation_transforms,
+)
 
 
 class SplitTargets(nn.Module):
@@ -57,9 +62,15 @@ class SplitTargets(nn.Module):
 class nnUNetTrainerWithTargetMaps(nnUNetTrainer):
     """Base trainer: precomputed maps through nnU-Net's data path into a ``loss(output, seg, maps)``."""
 
-    # nnU-Net's augmentation pipelines with the maps added (same signatures as nnU-Net's static methods)
-    get_training_transforms = staticmethod(get_regression_training_transforms)
+    #: value of the maps outside the case (loader crop and spatial augmentation): -1, the far background
+    #: of signed maps; maps whose far value is 0 (GeoLS) set 0
+    map_padding_value: float = FAR_BACKGROUND
+
+    # nnU-Net's augmentation pipelines with the maps added (same arguments as nnU-Net's static methods)
     get_validation_transforms = staticmethod(get_regression_validation_transforms)
+
+    def get_training_transforms(self, *args, **kwargs):
+        return get_regression_training_transforms(*args, padding_value=self.map_padding_value, **kwargs)
 
     def target_spec(self) -> TargetSpec:
         """The maps this trainer trains on."""
@@ -121,7 +132,8 @@ class nnUNetTrainerWithTargetMaps(nnUNetTrainer):
     def get_dataloaders(self):
         # nnU-Net's get_dataloaders hard-codes its loader class; swapping the name it looks up for the
         # duration of the call keeps the rest of nnU-Net's method (DA worker set-up included) in use.
-        with mock.patch.object(nnunet_trainer_module, "nnUNetDataLoader", nnUNetDataLoaderWithTargets):
+        loader = partial(nnUNetDataLoaderWithTargets, map_padding_value=self.map_padding_value)
+        with mock.patch.object(nnunet_trainer_module, "nnUNetDataLoader", loader):
             return super().get_dataloaders()
 
     # ------------------------------------------------------------------------------------- steps

@@ -147,15 +147,17 @@ def get_regression_training_transforms(
         foreground_labels: Union[Tuple[int, ...], List[int]] = None,
         regions: List[Union[List[int], Tuple[int, ...], int]] = None,
         ignore_label: int = None,
+        padding_value: float = FAR_BACKGROUND,
 ) -> ComposeTransforms:
-    """nnU-Net's training pipeline (``nnUNetTrainer.get_training_transforms``, same arguments) plus the maps."""
+    """nnU-Net's training pipeline (``nnUNetTrainer.get_training_transforms``, same arguments) plus the maps,
+    padded with ``padding_value`` by spatial augmentation."""
     # imported here: augmentation workers unpickle this module and need none of the trainer's imports
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
     return with_regression_target(nnUNetTrainer.get_training_transforms(
         patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
         use_mask_for_norm=use_mask_for_norm, is_cascaded=is_cascaded, foreground_labels=foreground_labels,
-        regions=regions, ignore_label=ignore_label))
+        regions=regions, ignore_label=ignore_label), padding_value)
 
 
 def get_regression_validation_transforms(

@@ -1,0 +1,59 @@
+"""Pieces every target kind shares: its options' round trip to ``TargetSpec.params`` and input checks."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+
+class TargetOptions:
+    """Base of the frozen options dataclasses of the target kinds.
+
+    :meth:`as_params` is the ``TargetSpec.params`` of the maps (so every field changes the spec
+    digest); :meth:`from_params` rebuilds the options from a subset of it, defaults for the rest.
+    """
+
+    def as_params(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None):
+        params = dict(params or {})
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} parameter(s) {unknown}; known: {known}")
+        return cls(**params)
+
+
+def channel_masks_within(image: np.ndarray, channel_masks: np.ndarray, valid: np.ndarray,
+                         spacing: Sequence[float]) -> np.ndarray:
+    """The target-kind inputs checked (shapes, 2D/3D, spacing), masks restricted to ``valid``: bool (K, *spatial).
+
+    ``valid`` is nnU-Net's nonzero mask: voxels outside it are background whatever the masks say.
+    """
+    masks = np.asarray(channel_masks, dtype=bool)
+    valid = np.asarray(valid, dtype=bool)
+    spatial = masks.shape[1:]
+    if len(spatial) not in (2, 3):
+        raise ValueError(f"channel_masks must be (K, *spatial) with 2 or 3 spatial axes, got shape {masks.shape}")
+    if np.ndim(image) != len(spatial) + 1 or np.shape(image)[1:] != spatial or valid.shape != spatial:
+        raise ValueError(f"shapes disagree: image {np.shape(image)}, channel_masks {masks.shape}, valid {valid.shape}")
+    if len(spacing) != len(spatial) or min(float(s) for s in spacing) <= 0:
+        raise ValueError(f"spacing {tuple(spacing)} must have one positive entry per spatial axis of {spatial}")
+    return masks & valid
+
+
+def gradient_channels(image: np.ndarray, mode: str, channel: int) -> np.ndarray:
+    """The image channels of a geodesic cost term, float32 (C', *spatial): ``mode="channel"`` keeps
+    channel ``channel``; ``"mean_of_maps"`` keeps all of them (one map each, averaged by the caller)."""
+    image = np.asarray(image, dtype=np.float32)
+    if mode == "channel":
+        if channel >= image.shape[0]:
+            raise ValueError(f"image_channel {channel} does not exist; the image has {image.shape[0]} channel(s)")
+        image = image[channel : channel + 1]
+    if not np.isfinite(image).all():
+        raise ValueError("image contains NaN or inf values")
+    return image

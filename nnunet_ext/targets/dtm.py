@@ -1,0 +1,113 @@
+"""Signed distance transform maps (DTMs) for the distance losses: GSL (Celaya, Riviere, Fuentes,
+Eq. 12) and the Boundary loss (Kervadec et al., MIDL 2019; the RW-Boundary maps of Eq. 3 in
+Valverde and Tohka).
+
+For a binary mask M on a grid with voxel spacing s (mm), the signed distance of a voxel i is::
+
+    D(i) = + min_{j in M}     |i - j|_s     if i is not in M   (distance to the nearest voxel of M)
+    D(i) = - min_{j not in M} |i - j|_s     if i is in M       (distance to the nearest voxel outside M)
+
+with |.|_s the Euclidean distance between voxel centres in mm. Negative inside, positive outside,
+and antisymmetric under complement (the DTM of not-M is -D), so a region's complement adds nothing
+a loss does not already see. The boundary lies between the two layers of voxels that touch each
+other: both layers have |D| = the spacing across the face (never 0). Kervadec et al.'s code shifts
+the inside by one voxel so that the inner layer is 0; GSL weights voxels by D^2, and with that shift
+the inner layer would carry no weight.
+
+Degenerate channels: an empty mask, or a mask without any voxel outside it in the array, has no
+boundary in the array and gives an all-zero map (no distance information: zero weight in GSL and
+the Boundary loss; the region loss still sees the class). As for the SiNG maps, the array border is
+not a boundary (nnU-Net crops cases to their nonzero region) and voxels outside nnU-Net's nonzero
+mask (``valid`` False) are background.
+
+Cost: the inside distance of a mask only needs the mask's bounding box grown by one voxel (the
+nearest outside voxel of a voxel in the box is never farther than the nearest voxel of that margin,
+by projection onto the box), so it runs on the box; the outside distance needs the whole array
+(scipy's exact EDT, ``sampling`` = spacing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from nnunet_ext.targets.common import TargetOptions, channel_masks_within
+
+
+@dataclass(frozen=True)
+class DTMOptions(TargetOptions):
+    """Parameters of the DTMs; :meth:`as_params` is the ``TargetSpec.params`` of the maps.
+
+    ``background`` prepends the DTM of the background (voxels in no channel mask, or outside
+    ``valid``): the 1 + K channels of a softmax network, as GSL's Eq. 12 sums over all classes.
+    ``normalise`` divides each channel by its largest |D| over the case (values in [-1, 1]), as the
+    GSL authors' current (MIST) code does.
+    """
+
+    background: bool = field(default=False, metadata={"help": "prepend the DTM of the background (label datasets)"})
+    normalise: bool = field(default=False, metadata={"help": "divide each channel by its max |D| (GSL authors' MIST code)"})
+
+    def __post_init__(self):
+        object.__setattr__(self, "background", bool(self.background))
+        object.__setattr__(self, "normalise", bool(self.normalise))
+
+
+
+def dtm_maps(
+    image: np.ndarray,
+    channel_masks: np.ndarray,
+    valid: np.ndarray,
+    spacing: Sequence[float],
+    options: DTMOptions,
+) -> np.ndarray:
+    """Signed distance maps in mm, float32 (K, *spatial), or (1 + K, *spatial) with ``background``.
+
+    ``channel_masks`` bool (K, *spatial), one per region or foreground label; ``valid`` bool
+    (*spatial), nnU-Net's nonzero mask; ``spacing`` the voxel spacing per spatial axis (2D or 3D).
+    ``image`` is not used (the maps depend on the masks only); it is part of the target-kind signature.
+    """
+    masks = channel_masks_within(image, channel_masks, valid, spacing)
+    if options.background:
+        masks = np.concatenate([~masks.any(0, keepdims=True), masks])
+    maps = np.empty(masks.shape, dtype=np.float32)
+    for k, mask in enumerate(masks):
+        maps[k] = signed_distance(mask, spacing)
+        if options.normalise:
+            scale = float(np.abs(maps[k]).max())
+            if scale > 0:
+                maps[k] /= scale
+    return maps
+
+
+def signed_distance(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """D of the module docstring for one bool mask: float32, negative inside, positive outside, mm."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any() or mask.all():
+        return np.zeros(mask.shape, dtype=np.float32)
+    spacing = tuple(float(s) for s in spacing)
+    outside = ndimage.distance_transform_edt(~mask, sampling=spacing).astype(np.float32)
+    return outside - inside_distance(mask, spacing)
+
+
+def inside_distance(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """float32: for each voxel of ``mask`` the distance (mm) to the nearest voxel outside it, 0 elsewhere.
+
+    Computed on the mask's bounding box grown by one voxel (exact, see the module docstring). The
+    mask must have at least one voxel and at least one voxel outside it.
+    """
+    box = grown_bounding_box(mask, 1)
+    out = np.zeros(mask.shape, dtype=np.float32)
+    out[box] = ndimage.distance_transform_edt(mask[box], sampling=tuple(float(s) for s in spacing))
+    return out
+
+
+def grown_bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
+    """Bounding box of the True voxels of a non-empty ``mask``, grown by ``margin`` voxels, clipped to the array."""
+    box = []
+    for axis in range(mask.ndim):
+        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append(slice(max(0, int(present[0]) - margin), min(mask.shape[axis], int(present[-1]) + 1 + margin)))
+    return tuple(box)

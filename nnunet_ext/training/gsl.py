@@ -1,0 +1,84 @@
+"""GSL class weights (Celaya, Riviere, Fuentes, Eq. 13) from voxel counts over the preprocessed training cases.
+
+nnU-Net stores no per-class voxel counts, so they are counted once per configuration from the
+``<case>_seg.b2nd`` files and stored beside the plans::
+
+    $nnUNet_preprocessed/DatasetXXX/nnunet_ext_gsl_counts__<plans>__<configuration>.json
+
+with the channel definitions and a fingerprint (size, mtime) of every seg file. The file is written
+atomically and reused while it matches the cases; after ``nnUNetv2_preprocess`` re-writes a case
+(or cases are added or removed) it is stale and counted again.
+
+Counted channels: with ``background``, first the background = voxels in no channel (nnU-Net's -1
+outside the nonzero mask included: nnU-Net trains those voxels as background), then one per region
+or foreground label (regions count every voxel in any of their labels, so nested regions overlap).
+All cases of the configuration are counted (the training set of every fold), as in the authors' code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import blosc2
+import numpy as np
+import torch
+
+from nnunet_ext.losses.surface import gsl_class_weights
+from nnunet_ext.target_store import _atomic_write_bytes, case_identifiers
+
+COUNTS_VERSION = 1
+
+
+def counts_file(config_folder: str | Path, plans_identifier: str, configuration: str) -> Path:
+    """The JSON beside the plans for a configuration folder ``.../DatasetXXX/<data identifier>``."""
+    return Path(config_folder).parent / f"nnunet_ext_gsl_counts__{plans_identifier}__{configuration}.json"
+
+
+def voxel_counts(config_folder: str | Path, channels: Sequence[Sequence[int]], background: bool) -> dict:
+    """Counts over all cases of ``config_folder``: ``{"counts": [...], "fingerprint": {...}}``."""
+    folder = Path(config_folder)
+    totals = np.zeros(len(channels) + int(background), dtype=np.int64)
+    for case in case_identifiers(folder):
+        seg = np.asarray(blosc2.open(str(folder / f"{case}_seg.b2nd"), mode="r")[:])[0]
+        in_channel = [np.isin(seg, list(labels)) for labels in channels]
+        per_channel = [int(mask.sum()) for mask in in_channel]
+        if background:
+            per_channel.insert(0, int(seg.size - np.logical_or.reduce(in_channel).sum()) if in_channel else int(seg.size))
+        totals += np.asarray(per_channel, dtype=np.int64)
+    return {"counts": totals.tolist(), "fingerprint": _fingerprint(folder)}
+
+
+def load_or_count(config_folder: str | Path, plans_identifier: str, configuration: str,
+                  channels: Sequence[Sequence[int]], background: bool) -> tuple[list[int], bool]:
+    """The stored counts if up to date, else counted and stored; returns (counts, counted_now)."""
+    path = counts_file(config_folder, plans_identifier, configuration)
+    key = {"version": COUNTS_VERSION, "channels": [list(map(int, c)) for c in channels], "background": bool(background)}
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            stored = {}
+        if all(stored.get(k) == v for k, v in key.items()) and stored.get("fingerprint") == _fingerprint(config_folder):
+            return stored["counts"], False
+    counted = voxel_counts(config_folder, channels, background)
+    content = {**key, **counted, "weights": gsl_class_weights(counted["counts"]).tolist()}
+    _atomic_write_bytes(path, json.dumps(content, indent=1, sort_keys=True).encode())
+    return counted["counts"], True
+
+
+def class_weights(config_folder: str | Path, plans_identifier: str, configuration: str,
+                  channels: Sequence[Sequence[int]], background: bool) -> tuple[torch.Tensor, list[int], bool]:
+    """(w (C,), counts, counted_now): Eq. 13 weights of the configuration's channels."""
+    counts, counted_now = load_or_count(config_folder, plans_identifier, configuration, channels, background)
+    return gsl_class_weights(counts), counts, counted_now
+
+
+def _fingerprint(config_folder: str | Path) -> dict:
+    folder = Path(config_folder)
+    fingerprint = {}
+    for case in case_identifiers(folder):
+        stat = (folder / f"{case}_seg.b2nd").stat()
+        fingerprint[case] = [stat.st_size, stat.st_mtime_ns]
+    return fingerprint

@@ -1,0 +1,89 @@
+"""Signed distance maps (dtm) and rectified region-wise maps (rrw): hand-computable values, conventions, cropping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from nnunet_ext.target_store import TargetSpec
+from nnunet_ext.targets import REGISTRY, make_options, target_spec
+from nnunet_ext.targets.dtm import DTMOptions, dtm_maps, signed_distance
+from nnunet_ext.targets.rrw import RRWOptions, rrw_maps
+
+
+def line_mask() -> np.ndarray:
+    """2D (1, 7): voxels 2..4 inside."""
+    mask = np.zeros((1, 7), bool)
+    mask[0, 2:5] = True
+    return mask
+
+
+def test_signed_distance_by_hand_with_spacing():
+    d = signed_distance(line_mask(), (1.0, 2.0))
+    # outside: 2 mm steps to the nearest inside voxel; inside: to the nearest outside voxel
+    np.testing.assert_allclose(d[0], [4, 2, -2, -4, -2, 2, 4])
+
+
+def test_signed_distance_3d_matches_full_volume_edt_and_is_antisymmetric():
+    rng = np.random.default_rng(0)
+    mask = ndimage.binary_dilation(rng.random((20, 24, 18)) > 0.995, iterations=2)
+    spacing = (1.5, 1.0, 0.7)
+    d = signed_distance(mask, spacing)
+    expected = ndimage.distance_transform_edt(~mask, sampling=spacing) - ndimage.distance_transform_edt(mask, sampling=spacing)
+    np.testing.assert_allclose(d, expected, rtol=1e-6, atol=1e-5)  # the bounding-box crop is exact
+    np.testing.assert_allclose(signed_distance(~mask, spacing), -d, atol=1e-5)
+    assert (d[mask] < 0).all() and (d[~mask] > 0).all()
+
+
+def test_dtm_empty_full_and_background_channels():
+    masks = np.stack([line_mask(), np.zeros((1, 7), bool)])
+    valid = np.ones((1, 7), bool)
+    maps = dtm_maps(np.zeros((1, 1, 7), np.float32), masks, valid, (1.0, 1.0), DTMOptions(background=True))
+    assert maps.shape == (3, 1, 7) and maps.dtype == np.float32
+    np.testing.assert_allclose(maps[0], -maps[1])  # background = complement of the only object
+    assert not maps[2].any()  # empty channel: no boundary, all 0
+    assert not signed_distance(np.ones((3, 3), bool), (1.0, 1.0)).any()  # no voxel outside: all 0
+    normalised = dtm_maps(np.zeros((1, 1, 7), np.float32), masks, valid, (1.0, 1.0), DTMOptions(normalise=True))
+    np.testing.assert_allclose(normalised[0, 0], np.array([2, 1, -1, -2, -1, 1, 2]) / 2)
+    assert not np.isnan(normalised).any()
+
+
+def test_voxels_outside_valid_are_background():
+    mask = np.ones((1, 7), bool)
+    valid = np.ones((1, 7), bool)
+    valid[0, :2] = False
+    maps = dtm_maps(np.zeros((1, 1, 7), np.float32), mask[None], valid, (1.0, 1.0), DTMOptions())
+    np.testing.assert_allclose(maps[0, 0], [2, 1, -1, -2, -3, -4, -5])
+
+
+def test_rrw_map_by_hand():
+    masks = line_mask()[None]
+    maps = rrw_maps(np.zeros((1, 1, 7), np.float32), masks, np.ones((1, 7), bool), (1.0, 1.0),
+                    RRWOptions(background=True, complements=True))
+    assert maps.shape == (3, 1, 7)
+    np.testing.assert_allclose(maps[1, 0], [1, 1, -0.5, -1, -0.5, 1, 1])  # Eq. 4: -d / max inside, 1 elsewhere
+    np.testing.assert_allclose(maps[0, 0], [-1, -0.5, 1, 1, 1, -0.5, -1])  # background
+    np.testing.assert_allclose(maps[2], maps[0])  # the complement of the only class is the background
+
+
+def test_rrw_is_rectified_and_handles_degenerate_masks():
+    rng = np.random.default_rng(1)
+    labels = ndimage.median_filter(rng.integers(0, 4, (16, 16, 12)), size=3)
+    masks = np.stack([labels == k for k in (1, 2, 3)] + [np.zeros_like(labels, bool)])
+    maps = rrw_maps(np.zeros((1, *labels.shape), np.float32), masks, np.ones(labels.shape, bool), (1.0, 1.0, 2.0),
+                    RRWOptions(background=True))
+    inside = np.concatenate([~masks.any(0, keepdims=True), masks])
+    assert (maps[inside] < 0).all() and (maps[inside] >= -1).all() and (maps[~inside] == 1).all()
+    assert (inside.sum(0) == 1).all()  # exactly one class (one negative component) per voxel
+    assert (maps[4] == 1).all()  # empty class: all 1
+    full = rrw_maps(np.zeros((1, 3, 3), np.float32), np.ones((1, 3, 3), bool), np.ones((3, 3), bool), (1.0, 1.0), RRWOptions())
+    assert (full == -1).all()
+
+
+def test_kinds_are_registered_with_params():
+    assert REGISTRY["dtm"].compute is dtm_maps and REGISTRY["rrw"].compute is rrw_maps
+    assert make_options("dtm", {"background": True}) == DTMOptions(background=True)
+    assert target_spec("rrw", {"complements": True}) == TargetSpec("rrw", {"background": False, "complements": True})
+    with pytest.raises(ValueError, match="unknown"):
+        make_options("dtm", {"delta": 0})

@@ -1,0 +1,40 @@
+"""Boundary loss (Kervadec et al., MIDL 2019) as an nnU-Net trainer: the baseline of GSL and RRW.
+
+``nnUNetv2_train 501 3d_fullres 0 -tr nnUNetTrainerBoundary`` trains with
+``alpha * (nnU-Net's Dice + CE, or Dice + BCE for regions) + (1 - alpha) * mean(P * D)`` over the
+foreground channels (sigmoid per region, softmax without the background for labels), D the signed
+distance maps in mm (``nnUNetv2_precompute_targets --kind dtm``, or on first use). alpha follows the
+authors' rebalancing: 1 in the first epoch, 0.01 less each epoch, at least 0.01.
+"""
+
+from torch import nn
+
+from nnunet_ext.losses.surface import alpha_rebalance
+from nnunet_ext.schedules import ShortSchedule
+from nnunet_ext.target_store import TargetSpec
+from nnunet_ext.targets import target_spec
+from nnunet_ext.targets.dtm import DTMOptions
+from nnunet_ext.training.distance_losses import BoundaryTerm
+from nnunet_ext.training.distance_trainer import nnUNetTrainerRegionAndDistance
+
+
+class nnUNetTrainerBoundary(nnUNetTrainerRegionAndDistance):
+    """Region loss + Boundary loss, alpha = max(1 - 0.01 t, 0.01)."""
+
+    alpha_decrement = 0.01
+    alpha_floor = 0.01
+
+    def alpha(self, epoch: int) -> float:
+        return alpha_rebalance(epoch, self.alpha_decrement, self.alpha_floor)
+
+    def target_spec(self) -> TargetSpec:
+        return target_spec("dtm", DTMOptions())
+
+    def distance_term(self) -> nn.Module:
+        return BoundaryTerm(self.label_manager.has_regions, self.label_manager.ignore_label)
+
+
+class nnUNetTrainerBoundary_1epoch_2iters(ShortSchedule, nnUNetTrainerBoundary):
+    """Smoke-test budget used by the end-to-end tests."""
+
+    schedule = (1, 2, 1)

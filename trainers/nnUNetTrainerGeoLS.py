@@ -1,0 +1,53 @@
+"""GeoLS (Vasudeva, Dolz, Lombaert, MIDL 2024) as nnU-Net trainers, and GeoLS + JML, the SiNGR paper's
+soft-label baseline (Dang, Nguyen, Tiulpin, MICCAI 2024, Table 3).
+
+``nnUNetv2_train 501 3d_fullres 0 -tr nnUNetTrainerGeoLS`` trains on the soft labels
+(1 - alpha) y + alpha g~ (Eq. 6, alpha 0.1) built from the GeoLS maps g_c (Eq. 5, precomputed by
+``nnUNetv2_precompute_targets --kind geols``, or on first use) with cross-entropy (Eq. 1); region
+datasets (BraTS) use the per-region (sigmoid) version. nnU-Net's network and inference are unchanged.
+See nnunet_ext/training/soft_label_loss.py and nnunet_ext/targets/geols.py.
+"""
+
+from torch import nn
+
+from nnunet_ext.schedules import ShortSchedule
+from nnunet_ext.target_store import TargetSpec
+from nnunet_ext.targets import target_spec
+from nnunet_ext.targets.geols import GeoLSOptions
+from nnunet_ext.training.map_trainer import nnUNetTrainerWithTargetMaps
+from nnunet_ext.training.soft_label_loss import SoftLabelLoss
+
+
+class nnUNetTrainerGeoLS(nnUNetTrainerWithTargetMaps):
+    """GeoLS soft labels (alpha 0.1, default maps) with soft cross-entropy (BCE per region for regions)."""
+
+    geols_options = GeoLSOptions()
+    smoothing_alpha = 0.1
+    soft_label_criterion = "ce"
+    map_padding_value = 0.0  # outside the image: far from every class, g = 0
+
+    def target_spec(self) -> TargetSpec:
+        return target_spec("geols", self.geols_options)
+
+    def build_map_loss(self) -> nn.Module:
+        return SoftLabelLoss("geols", self.soft_label_criterion, self.label_manager.has_regions,
+                             self.smoothing_alpha, self.label_manager.ignore_label,
+                             batch_jml=self.configuration_manager.batch_dice)
+
+
+class nnUNetTrainerGeoLS_JML(nnUNetTrainerGeoLS):
+    """SiNGR paper, Table 3: GeoLS soft labels with the Jaccard metric loss (JML1)."""
+
+    soft_label_criterion = "jml"
+
+
+class nnUNetTrainerGeoLS_1epoch_2iters(ShortSchedule, nnUNetTrainerGeoLS):
+    """Smoke-test budget used by the end-to-end tests."""
+
+    schedule = (1, 2, 1)
+
+
+class nnUNetTrainerGeoLS_JML_1epoch_2iters(ShortSchedule, nnUNetTrainerGeoLS_JML):
+    """Smoke-test budget."""
+
+    schedule = (1, 2, 1)

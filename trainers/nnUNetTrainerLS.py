@@ -1,0 +1,32 @@
+"""Label smoothing + the Jaccard metric loss, the SiNGR paper's LS baseline (Dang, Nguyen, Tiulpin,
+MICCAI 2024, Table 3; LS: Szegedy et al. 2016, GeoLS paper Eq. 2; JML: Wang, Ning, Blaschko 2023).
+
+``nnUNetv2_train 501 3d_fullres 0 -tr nnUNetTrainerLS_JML``: soft labels (1 - alpha) y + alpha / C
+(alpha 0.1; per region C = 2 for region datasets) trained with JML1. No target maps: nnU-Net's own data
+path, its loss replaced per deep-supervision scale (nnU-Net's DeepSupervisionWrapper and weights).
+"""
+
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_ext.schedules import ShortSchedule
+from nnunet_ext.training.soft_label_loss import SoftLabelLoss
+
+
+class nnUNetTrainerLS_JML(nnUNetTrainer):
+    """Label smoothing (alpha 0.1) with JML1 (sigmoid per region, softmax over classes for labels)."""
+
+    smoothing_alpha = 0.1
+
+    def _build_loss(self):
+        loss = SoftLabelLoss("ls", "jml", self.label_manager.has_regions, self.smoothing_alpha,
+                             self.label_manager.ignore_label, batch_jml=self.configuration_manager.batch_dice)
+        if not self.enable_deep_supervision:
+            return loss
+        return DeepSupervisionWrapper(loss, super()._build_loss().weight_factors)  # nnU-Net's scale weights
+
+
+class nnUNetTrainerLS_JML_1epoch_2iters(ShortSchedule, nnUNetTrainerLS_JML):
+    """Smoke-test budget used by the end-to-end tests."""
+
+    schedule = (1, 2, 1)
