@@ -1,4 +1,4 @@
-"""nnU-Net adapters that carry per-case target maps (SiNG maps, SDMs) through nnU-Net's data path.
+"""nnU-Net adapters that carry per-case target maps (SiNG, distance, RRW, GeoLS maps) through nnU-Net's data path.
 
 These objects are pickled to nnU-Net's augmentation workers, so they live in this installed package
 (not in the ``nnUNet_extTrainer`` folder) and pickle under the spawn start method.
@@ -11,10 +11,10 @@ Batch format produced by :class:`nnUNetDataLoaderWithTargets` with the pipelines
                                 (B, 1 or n_regions, *scale_shape) per deep-supervision scale (a single
                                 tensor without deep supervision); the trainer keeps using it for nnU-Net's
                                 online pseudo-Dice
-    batch['regression_target']  float32 maps in [-1, 1], same structure as batch['target']: a list with
-                                one (B, K, *scale_shape) tensor per deep-supervision scale (a single tensor
-                                without deep supervision); -1 (far background) wherever the patch leaves
-                                the image
+    batch['regression_target']  float32 maps, same structure as batch['target']: a list with one
+                                (B, K, *scale_shape) tensor per deep-supervision scale (a single tensor
+                                without deep supervision); the trainer's ``map_padding_value`` (-1, the far
+                                background of SiNG maps, by default) wherever the patch leaves the image
     batch['keys']               case identifiers, as in nnU-Net
 """
 
