@@ -1,7 +1,7 @@
 """Training and inference speed of our trainers vs nnU-Net's default trainer, as ratios measured in one run.
 
     .venv/bin/python scripts/benchmark_training.py [--out benchmark_output] [--kind brats|binary]
-        [--trainers nnUNetTrainerSiNGR_L1 ...] [--device cpu|cuda] [--iterations 30 --warmup 5 --rounds 3]
+        [--trainers nnUNetTrainerSiNGR_L1 ...] [--device cpu|cuda] [--iterations 30 --warmup 3 --rounds 5]
         [--predict-repeats 3]
 
 Everything lives in its own work folder (``--out``, default ``benchmark_output/`` in the repository)
@@ -19,7 +19,8 @@ for even r, backward for odd r) so that drift in the load of a shared machine hi
    pays it);
 3. ``train_step`` alone on one fixed batch: network + loss + backward, no data loading;
 4. ``nnUNetv2_predict`` as a subprocess on the test images, from the checkpoint each in-process
-   trainer saves with nnU-Net's ``on_train_end``;
+   trainer saves with nnU-Net's ``on_train_end``, and the trainer look-up alone in a fresh Python
+   (the share of its start-up that differs between trainers);
 5. disk: the precomputed maps vs the preprocessed images.
 
 Spreads: median and interquartile range per trainer; ratios are ratios of medians (of means for
@@ -35,7 +36,6 @@ import datetime
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -70,13 +70,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="default: cuda if torch sees a GPU, else cpu")
     parser.add_argument("--iterations", type=int, default=30, help="measured training iterations per trainer")
-    parser.add_argument("--warmup", type=int, default=5,
+    parser.add_argument("--warmup", type=int, default=3,
                         help="unmeasured iterations / batches at the start of every block (workers restart there)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds the measurements are split into")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds the measurements are split into")
     parser.add_argument("--loader-batches", type=int, default=20,
                         help="measured batches per trainer for each data-loader measurement")
     parser.add_argument("--step-repeats", type=int, default=10, help="measured train_steps per trainer on a fixed batch")
-    parser.add_argument("--predict-repeats", type=int, default=3, help="timed nnUNetv2_predict runs per trainer")
+    parser.add_argument("--predict-repeats", type=int, default=3,
+                        help="timed nnUNetv2_predict runs (and trainer look-ups) per trainer")
     parser.add_argument("--da-workers", type=int, default=2, help="nnUNet_n_proc_DA; default: %(default)s")
     args = parser.parse_args(argv)
     for name in ("iterations", "rounds", "loader_batches", "step_repeats", "predict_repeats", "da_workers"):
@@ -259,36 +260,48 @@ def time_fixed_batch(trainers: dict, args) -> dict:
     """Per trainer: seconds of ``train_step`` on one batch drawn once from its own loader (no loading at all)."""
     batches = {name: next(trainer.dataloader_train.generator) for name, trainer in trainers.items()}
     samples = {name: [] for name in trainers}
-    for round_index in range(min(args.warmup, 2) + args.step_repeats):
+    for round_index in range(args.warmup + args.step_repeats):
         for name in round_order(list(trainers), round_index):
             start = time.perf_counter()
             trainers[name].train_step(batches[name])
-            if round_index >= min(args.warmup, 2):
+            if round_index >= args.warmup:
                 samples[name].append(time.perf_counter() - start)
     return samples
 
 
 # ------------------------------------------------------------------------------------ inference
-def time_predict(trainer_names: list[str], dataset: str, device: str, args) -> dict:
-    """Per trainer: wall seconds of ``nnUNetv2_predict`` on imagesTs with the checkpoint saved by on_train_end."""
-    images = Path(os.environ["nnUNet_raw"]) / dataset / "imagesTs"
+def time_subprocesses(trainer_names: list[str], command, repeats: int) -> dict:
+    """Per trainer: wall seconds of ``command(name)`` run as a subprocess, ``repeats`` interleaved times.
+
+    No untimed first run: this process has already imported nnunetv2 (predictor included, nnUNetTrainer
+    imports it) and the trainers, so their files are in the page cache for the first subprocess too.
+    """
     samples = {name: [] for name in trainer_names}
-
-    def predict(name: str) -> float:
-        output = args.out / "predictions" / name
-        shutil.rmtree(output, ignore_errors=True)
-        start = time.perf_counter()
-        run_command(["nnUNetv2_predict", "-i", str(images), "-o", str(output), "-d", dataset, "-c", CONFIGURATION,
-                     "-p", PLANS, "-tr", name, "-f", str(FOLD), "-chk", "checkpoint_final.pth", "-device", device,
-                     "-npp", "1", "-nps", "1", "--disable_progress_bar"])
-        return time.perf_counter() - start
-
-    # untimed: the first run of the session pays for cold imports and file caches, whichever trainer it is
-    predict(trainer_names[0])
-    for round_index in range(args.predict_repeats):
+    for round_index in range(repeats):
         for name in round_order(trainer_names, round_index):
-            samples[name].append(predict(name))
+            arguments = command(name)
+            start = time.perf_counter()
+            run_command(arguments)
+            samples[name].append(time.perf_counter() - start)
     return samples
+
+
+def lookup_command(name: str) -> list[str]:
+    """A fresh Python that only finds the trainer class, as nnUNetv2_predict does first: a trainer outside
+    nnunetv2 costs the import of all of nnunetv2's trainer modules, then of nnUNet_extTrainer's."""
+    return [sys.executable, "-c", "from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name; "
+            f"recursive_find_trainer_class_by_name({name!r})"]
+
+
+def predict_command(name: str, dataset: str, device: str, out: Path) -> list[str]:
+    """nnUNetv2_predict on imagesTs with the checkpoint on_train_end saved; nnU-Net's default test-time mirroring.
+
+    The predictor overwrites earlier outputs, so every repeat does the full work.
+    """
+    output = out / "predictions" / name
+    return ["nnUNetv2_predict", "-i", str(Path(os.environ["nnUNet_raw"]) / dataset / "imagesTs"), "-o", str(output),
+            "-d", dataset, "-c", CONFIGURATION, "-p", PLANS, "-tr", name, "-f", str(FOLD), "-chk",
+            "checkpoint_final.pth", "-device", device, "-npp", "1", "-nps", "1", "--disable_progress_bar"]
 
 
 # ----------------------------------------------------------------------------------------- disk
@@ -356,6 +369,7 @@ ROWS = (  # measurement key, label, unit
     ("loader_in_process", "data loader + augmentation, 1 process 1 thread", "s/batch"),
     ("train_step_fixed_batch", "train_step alone on a fixed batch", "s"),
     ("predict", "nnUNetv2_predict on imagesTs", "s"),
+    ("trainer_lookup", "  trainer look-up in a fresh Python (part of the above)", "s"),
 )
 
 
@@ -446,7 +460,9 @@ def main(argv=None) -> int:
         for trainer in trainers.values():
             trainer.on_train_end()  # nnU-Net's teardown: writes checkpoint_final.pth, ends the workers
     print("timing nnUNetv2_predict", file=sys.stderr)
-    samples["predict"] = time_predict(args.trainers, dataset, device_name, args)
+    samples["predict"] = time_subprocesses(
+        args.trainers, lambda name: predict_command(name, dataset, device_name, args.out), args.predict_repeats)
+    samples["trainer_lookup"] = time_subprocesses(args.trainers, lookup_command, args.predict_repeats)
 
     record = {
         "trainers": args.trainers,
