@@ -219,7 +219,7 @@ def test_on_folders_written_by_nnunet(tiny_dataset, nnunet_env, monkeypatch):
         monkeypatch.setenv(variable, nnunet_env[variable])
     for kind in ("brats", "2d"):
         dataset_id, configuration, _ = tiny_dataset(kind)
-        summary = precompute_targets(dataset_id, configuration, progress=False)
+        summary = precompute_targets(dataset_id, configuration, overwrite=True, progress=False)
         config = load_configuration(dataset_id, configuration)
         assert summary["computed"] == summary["cases"] == len(config["cases"])
         assert len(config["channels"]) == (3 if kind == "brats" else 1)

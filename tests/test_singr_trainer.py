@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ import torch
 
 from conftest import run_command
 from nnunet_ext.losses import L1Loss
+from nnunet_ext.target_store import targets_folder
+from nnunet_ext.targets import target_spec
 from nnunet_ext.training.signed_map_loss import SignedMapRegression
 
 SMOKE = "nnUNetTrainerSiNGR_1epoch_2iters"
@@ -70,9 +73,12 @@ def test_singr_train_predict_zero_threshold(kind, nnunet_env, tiny_dataset, tmp_
     from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
 
     dataset_id, configuration, raw_folder = tiny_dataset(kind)
+    # other tests may have written this dataset's SiNG maps: remove them so the trainer has to compute them
+    config_folder = Path(nnunet_env["nnUNet_preprocessed"]) / raw_folder.name / f"nnUNetPlans_{configuration}"
+    shutil.rmtree(targets_folder(config_folder, target_spec("sing")), ignore_errors=True)
     trained = run_command(["nnUNetv2_train", str(dataset_id), configuration, "0", "-tr", SMOKE, "-device", "cpu"],
                           nnunet_env)
-    assert "target maps" in trained.stdout  # maps were missing: the trainer computed them and said so
+    assert "computed 6 missing or stale sing_" in trained.stdout  # the trainer computed the maps and said so
     fold = Path(nnunet_env["nnUNet_results"]) / raw_folder.name / f"{SMOKE}__nnUNetPlans__{configuration}" / "fold_0"
     summary = fold / "validation" / "summary.json"
     summary.unlink()

@@ -17,6 +17,8 @@ TRAINER = "nnUNetTrainer_1epoch_2iters"
 @pytest.mark.e2e
 def test_cv_runner_and_report(nnunet_env, tiny_dataset, tmp_path):
     dataset_id, configuration, _ = tiny_dataset("brats")
+    # own results folder: other end-to-end tests train the same trainer's folds of this dataset
+    nnunet_env = {**nnunet_env, "nnUNet_results": str(tmp_path / "nnUNet_results")}
     cv = ["nnunet_ext_cv", "-d", str(dataset_id), "-c", configuration, "-tr", TRAINER, "-f", "0", "1", "-device", "cpu"]
     first = run_command(cv, nnunet_env)
     assert first.stdout.count("$ nnUNetv2_train") == 2
