@@ -25,6 +25,7 @@ from unittest import mock
 
 import torch
 from filelock import FileLock
+from nnunetv2.configuration import default_num_processes
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer import nnUNetTrainer as nnunet_trainer_module
@@ -106,7 +107,7 @@ class nnUNetTrainerWithTargetMaps(nnUNetTrainer):
         with FileLock(str(lock_file)):
             summary = precompute_targets(self.plans_manager.dataset_name, self.configuration_name,
                                          self.plans_manager.plans_name, kind=spec.kind, params=dict(spec.params),
-                                         num_processes=1, progress=False)
+                                         num_processes=default_num_processes, progress=False)
         if summary["computed"]:
             self.print_to_log_file(
                 f"computed {summary['computed']} missing or stale {spec.target_id} target maps "
