@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/benchmark_sing_targets.py [--out DIR] [--threads 2] [--authors-cases 1]
 
-Data: the BraTS 2013/2015 sample cases in /work/shared/data/brats2015_sample (240x240x155 at 1 mm,
+Data: the BraTS 2013/2015 sample cases in ../shared/data/brats2015_sample (240x240x155 at 1 mm,
 FLAIR and T1c duplicated to 4 channels, regions WT = labels > 0, TC = {1, 3, 4}, ET = {4}, brain
 mask as nnU-Net's nonzero mask) when present, else synthetic volumes of that size.
 
@@ -43,7 +43,8 @@ from skimage import feature
 from nnunet_ext.targets import SiNGOptions, sing_maps
 from nnunet_ext.targets.boundary import boundary_3d
 
-SAMPLE = Path("/work/shared/data/brats2015_sample")
+# the shared data folder sits beside the repository checkout (../shared/data)
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "brats2015_sample"
 REGIONS = {"WT": (1, 2, 3, 4), "TC": (1, 3, 4), "ET": (4,)}  # nnU-Net's BraTS order
 
 
