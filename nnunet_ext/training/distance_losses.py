@@ -19,24 +19,12 @@ import torch
 from torch import nn
 
 from nnunet_ext.losses.surface import BoundaryLoss, GeneralizedSurfaceLoss, RegionWiseLoss
+from nnunet_ext.training.nnunet_targets import ignore_mask, one_hot_target
 
 
-def probabilities_targets_mask(output: torch.Tensor, seg: torch.Tensor, has_regions: bool,
-                               ignore_label: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(P, T, mask) at one scale: P (B, C, *) probabilities, T (B, C, *) binary float, mask (B, 1, *) or None."""
-    if has_regions:
-        probabilities = torch.sigmoid(output.float())
-        if ignore_label is None:
-            return probabilities, seg.float(), None
-        return probabilities, seg[:, :-1].float(), ~seg[:, -1:].bool()
-    probabilities = torch.softmax(output.float(), dim=1)
-    labels = seg.long()
-    mask = None
-    if ignore_label is not None:
-        mask = labels != ignore_label
-        labels = torch.where(mask, labels, torch.zeros_like(labels))
-    target = torch.zeros_like(probabilities).scatter_(1, labels, 1.0)
-    return probabilities, target, mask
+def probabilities(output: torch.Tensor, has_regions: bool) -> torch.Tensor:
+    """P (B, C, *) at one scale: sigmoid per region, softmax over the classes."""
+    return torch.sigmoid(output.float()) if has_regions else torch.softmax(output.float(), dim=1)
 
 
 def _channel_check(maps: torch.Tensor, expected: int, what: str) -> None:
@@ -55,12 +43,13 @@ class GSLTerm(nn.Module):
         self.with_background = with_background
 
     def forward(self, output: torch.Tensor, seg: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
-        probabilities, target, mask = probabilities_targets_mask(output, seg, self.has_regions, self.ignore_label)
+        target, mask = one_hot_target(seg, output.shape[1], self.has_regions, self.ignore_label)
+        probs = probabilities(output, self.has_regions)
         if not self.has_regions and not self.with_background:
-            probabilities, target = probabilities[:, 1:], target[:, 1:]
-        _channel_check(maps, probabilities.shape[1], "one per region" if self.has_regions else
+            probs, target = probs[:, 1:], target[:, 1:]
+        _channel_check(maps, probs.shape[1], "one per region" if self.has_regions else
                        ("background + one per label" if self.with_background else "one per foreground label"))
-        return self.gsl(probabilities, target, maps, mask)
+        return self.gsl(probs, target, maps, mask)
 
 
 class BoundaryTerm(nn.Module):
@@ -71,11 +60,12 @@ class BoundaryTerm(nn.Module):
         self.boundary, self.has_regions, self.ignore_label = BoundaryLoss(), has_regions, ignore_label
 
     def forward(self, output: torch.Tensor, seg: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
-        probabilities, _, mask = probabilities_targets_mask(output, seg, self.has_regions, self.ignore_label)
+        mask = ignore_mask(seg, self.has_regions, self.ignore_label)
+        probs = probabilities(output, self.has_regions)
         if not self.has_regions:
-            probabilities = probabilities[:, 1:]
-        _channel_check(maps, probabilities.shape[1], "one per foreground region or label")
-        return self.boundary(probabilities, maps, mask)
+            probs = probs[:, 1:]
+        _channel_check(maps, probs.shape[1], "one per foreground region or label")
+        return self.boundary(probs, maps, mask)
 
 
 class RRWTerm(nn.Module):
@@ -92,12 +82,13 @@ class RRWTerm(nn.Module):
         self.rw, self.has_regions, self.ignore_label = RegionWiseLoss(), has_regions, ignore_label
 
     def forward(self, output: torch.Tensor, seg: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
-        probabilities, _, mask = probabilities_targets_mask(output, seg, self.has_regions, self.ignore_label)
+        mask = ignore_mask(seg, self.has_regions, self.ignore_label)
+        probs = probabilities(output, self.has_regions)
         if self.has_regions:
-            probabilities = RegionWiseLoss.two_class_probabilities(probabilities)
-        _channel_check(maps, probabilities.shape[1], "each region and its complement" if self.has_regions
+            probs = RegionWiseLoss.two_class_probabilities(probs)
+        _channel_check(maps, probs.shape[1], "each region and its complement" if self.has_regions
                        else "background + one per label")
-        return self.rw(probabilities, maps, mask)
+        return self.rw(probs, maps, mask)
 
 
 class RegionAndDistanceLoss(nn.Module):

@@ -5,8 +5,8 @@ A subclass names its maps (:meth:`nnUNetTrainerWithTargetMaps.target_spec`) and 
 does the rest without copying nnU-Net's training code:
 
 - **maps before training**: missing or stale maps are computed in ``on_train_start`` (logged, under a
-  file lock so that five folds started together compute them once), then every training case is
-  checked; ``nnUNetv2_precompute_targets`` does the same ahead of time.
+  file lock so that five folds started together compute them once); ``nnUNetv2_precompute_targets``
+  does the same ahead of time.
 - **data path**: nnU-Net's dataset, loader and augmentation pipelines with the maps added
   (:mod:`nnunet_ext.training`): cropped with the same bbox, spatially transformed with the image,
   padded with ``map_padding_value`` (-1 by default), one map per deep-supervision scale.
@@ -33,7 +33,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
 
 from nnunet_ext.errors import NnunetExtError
-from nnunet_ext.target_store import TargetSpec, case_identifiers, targets_folder
+from nnunet_ext.target_store import TargetSpec, targets_folder
 from nnunet_ext.training.data_loader import nnUNetDataLoaderWithTargets
 from nnunet_ext.training.dataset import nnUNetDatasetBlosc2WithTargets
 from nnunet_ext.training.transforms import (
@@ -87,12 +87,9 @@ class nnUNetTrainerWithTargetMaps(nnUNetTrainer):
         super().on_train_start()
 
     def ensure_target_maps(self) -> None:
-        """Computes missing or stale maps of this configuration, then checks that all cases have fresh ones."""
-        from nnunet_ext.preprocessing.precompute_targets import (
-            precompute_command,
-            precompute_targets,
-            require_targets,
-        )
+        """Computes the missing or stale maps of this configuration (every case is up to date afterwards:
+        precompute_targets raises on any case it cannot write)."""
+        from nnunet_ext.preprocessing.precompute_targets import precompute_command, precompute_targets
 
         spec = self.target_spec()
         folder = self.preprocessed_dataset_folder
@@ -112,7 +109,6 @@ class nnUNetTrainerWithTargetMaps(nnUNetTrainer):
             self.print_to_log_file(
                 f"computed {summary['computed']} missing or stale {spec.target_id} target maps "
                 f"(median {summary['median_seconds_per_case']:.2f} s per case); to do this ahead of training: {command}")
-        require_targets(folder, spec, case_identifiers(folder), command)
 
     # --------------------------------------------------------------------------------- data path
     def get_tr_and_val_datasets(self):

@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nnunet_ext.training.nnunet_targets import ignore_mask
+
 
 class SignedMapRegression(nn.Module):
     """``loss(output (B, C, *), seg (B, 1 or R[+1], *), maps (B, K, *))`` for one deep-supervision scale."""
@@ -33,12 +35,8 @@ class SignedMapRegression(nn.Module):
         self.ignore_label = ignore_label
 
     def forward(self, output: torch.Tensor, seg: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
-        if self.has_regions:
-            z = output
-            mask = None if self.ignore_label is None else ~seg[:, -1:].bool()
-        else:
-            z = output[:, 1:] - output[:, :1]
-            mask = None if self.ignore_label is None else seg != self.ignore_label
+        z = output if self.has_regions else output[:, 1:] - output[:, :1]
+        mask = ignore_mask(seg, self.has_regions, self.ignore_label)
         if z.shape[1] != maps.shape[1]:
             raise ValueError(f"the network regresses {z.shape[1]} maps but the targets have {maps.shape[1]} channels; "
                              f"recompute them with nnUNetv2_precompute_targets --overwrite")

@@ -30,6 +30,7 @@ from nnunet_ext.losses.soft_labels import (
     geols_soft_labels,
     label_smoothing,
 )
+from nnunet_ext.training.nnunet_targets import one_hot_target
 
 SOFT_LABELS = ("ls", "geols")
 CRITERIA = ("ce", "jml")
@@ -65,7 +66,7 @@ class SoftLabelLoss(nn.Module):
             self.criterion = JaccardMetricLoss("sigmoid" if has_regions else "softmax", batch=batch_jml)
 
     def forward(self, output: torch.Tensor, seg: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
-        y, mask = self._one_hot(output, seg)
+        y, mask = one_hot_target(seg, output.shape[1], self.has_regions, self.ignore_label)
         if self.soft_labels == "ls":
             target = label_smoothing(y, self.alpha, num_classes=2 if self.has_regions else None)
         else:
@@ -79,16 +80,3 @@ class SoftLabelLoss(nn.Module):
             else:
                 target = geols_soft_labels(y, maps, self.alpha, self.normalise)
         return self.criterion(output, target, mask)
-
-    def _one_hot(self, output: torch.Tensor, seg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """nnU-Net's target as float one-hot / region masks shaped like ``output``, and the ignore mask."""
-        if self.has_regions:
-            mask = None if self.ignore_label is None else ~seg[:, -1:].bool()
-            return seg[:, : output.shape[1]].float(), mask
-        labels = seg[:, :1].long()
-        mask = None
-        if self.ignore_label is not None:
-            mask = labels != self.ignore_label
-            labels = torch.where(mask, labels, 0)
-        y = torch.zeros(output.shape, dtype=torch.float32, device=output.device).scatter_(1, labels, 1.0)
-        return y, mask
