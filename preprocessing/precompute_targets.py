@@ -44,6 +44,7 @@ from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.nnunet_env import nnunet_folder, resolve_dataset_name
 from nnunet_ext.target_store import TargetSpec, case_identifiers, case_status, open_case, targets_folder, write_case, write_spec
 from nnunet_ext.targets import REGISTRY, get_kind, make_options, target_spec
+from nnunet_ext.targets.sing import geodesic_device
 
 COMMAND = "nnUNetv2_precompute_targets"
 
@@ -134,7 +135,8 @@ def _process_case(job: dict) -> dict:
         return {"case": case, "computed": False, "seconds": 0.0, "peak_rss_mb": _peak_rss_mb()}
     start = time.perf_counter()
     options = make_options(job["kind"], job["params"])
-    maps = compute_case_maps(folder, case, job["kind"], options, job["spacing"], job["channels"])
+    with geodesic_device(job["device"]):
+        maps = compute_case_maps(folder, case, job["kind"], options, job["spacing"], job["channels"])
     blocks, chunks = _chunking(maps.shape, job["patch_size"])
     write_case(folder, spec, case, maps, chunks=chunks, blocks=blocks)
     return {"case": case, "computed": True, "seconds": time.perf_counter() - start, "peak_rss_mb": _peak_rss_mb()}
@@ -184,15 +186,19 @@ def precompute_targets(
     num_processes: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict:
     """Computes the missing or stale maps of every case; returns a summary dict.
 
     ``params`` override the kind's defaults (``None``: ``target_spec(kind)``, what trainers use).
     With ``num_processes`` 1 the cases run in this process with torch's thread count; with more,
-    each of the spawned workers uses ``max(1, cpus // num_processes)`` threads.
+    each of the spawned workers uses ``max(1, cpus // num_processes)`` threads. ``device="cuda"`` runs
+    FastGeodis (SiNG and GeoLS maps) on the GPU; the maps and their spec are the same as on the CPU.
     """
     try:
         options = make_options(kind, params)
+        with geodesic_device(device):  # checks the device once, before any worker starts
+            pass
     except ValueError as error:
         raise NnunetExtError(str(error)) from None
     spec = target_spec(kind, options)
@@ -213,7 +219,8 @@ def precompute_targets(
     threads = 0 if num_processes == 1 else max(1, (os.cpu_count() or 1) // num_processes)
     jobs = [
         {"folder": str(folder), "case": case, "kind": kind, "params": options.as_params(), "spacing": config["spacing"],
-         "channels": config["channels"], "patch_size": config["patch_size"], "overwrite": overwrite, "threads": threads}
+         "channels": config["channels"], "patch_size": config["patch_size"], "overwrite": overwrite, "threads": threads,
+         "device": device}
         for case in todo
     ]
     results = []
@@ -332,6 +339,8 @@ def _parser(kind: str) -> argparse.ArgumentParser:
     parser.add_argument("-np", "--num-processes", type=int, default=1, help="parallel worker processes (default 1)")
     parser.add_argument("--kind", default="sing", choices=sorted(REGISTRY), help="target kind (default sing)")
     parser.add_argument("--overwrite", action="store_true", help="recompute up-to-date cases too")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="where FastGeodis runs (SiNG and GeoLS maps; default cpu); same maps either way")
     parser.add_argument("--png", metavar="PATH", help="after computing, write a PNG of one case to PATH")
     parser.add_argument("--png-case", metavar="CASE", help="case to plot (default: the first case)")
     group = parser.add_argument_group(f"parameters of kind {kind!r} (see README: paper vs authors' code)")
@@ -357,7 +366,7 @@ def _main(argv: Sequence[str] | None) -> None:
     args = _parser(kind).parse_args(argv)
     params = {option.name: getattr(args, option.name) for option in fields(get_kind(kind).options_type)}
     summary = precompute_targets(args.dataset, args.configuration, args.plans, kind, params, args.num_processes,
-                                 args.overwrite)
+                                 args.overwrite, device=args.device)
     print(f"{summary['computed']} computed, {summary['skipped']} up to date, {summary['cases']} cases: {summary['folder']}")
     if summary["computed"]:
         print(f"median {summary['median_seconds_per_case']:.2f} s per case, peak memory per worker "

@@ -1,14 +1,17 @@
 """Training and inference speed of our trainers vs nnU-Net's default trainer, as ratios measured in one run.
 
-    .venv/bin/python scripts/benchmark_training.py [--out benchmark_output] [--kind brats|binary]
+    .venv/bin/python scripts/benchmark_training.py [--out benchmark_output] [--kind brats|binary|brats2015]
         [--trainers nnUNetTrainerSiNGR_L1 ...] [--device cpu|cuda] [--iterations 30 --warmup 3 --rounds 5]
         [--predict-repeats 3]
 
 Everything lives in its own work folder (``--out``, default ``benchmark_output/`` in the repository)
-with its own nnUNet_raw / nnUNet_preprocessed / nnUNet_results: a synthetic dataset is generated,
-planned and preprocessed once (reused on later runs), and the target maps of every trainer that
-needs them are precomputed, so all trainers train and predict on the same plans, configuration and
-fold 0. Measured, per trainer, the trainers always interleaved (round r runs them in forward order
+with its own nnUNet_raw / nnUNet_preprocessed / nnUNet_results: a synthetic dataset (``brats``,
+``binary``) is generated, or the real BraTS 2015 sample (``brats2015``: 3 cases, FLAIR + T1c at
+240x240x155, from ``--source``) is converted with
+``nnunet_ext_convert_brats``; it is planned and preprocessed once (reused on later runs), and the
+target maps of every trainer that needs them are precomputed (FastGeodis on the GPU with
+``--device cuda``), so all trainers train and predict on the same plans, configuration and fold 0.
+Measured, per trainer, the trainers always interleaved (round r runs them in forward order
 for even r, backward for odd r) so that drift in the load of a shared machine hits all of them:
 
 1. training iteration: wall time of ``next(dataloader_train)`` + ``train_step(batch)`` with
@@ -48,7 +51,8 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 BASELINE = "nnUNetTrainer"
 DEFAULT_TRAINERS = (BASELINE, "nnUNetTrainerSiNGR")
-DATASET_IDS = {"brats": 961, "binary": 962}  # one id per kind, so both can share a work folder
+DATASET_IDS = {"brats": 961, "binary": 962, "brats2015": 963}  # one id per kind, so all can share a work folder
+BRATS2015_SAMPLE = REPO.parent / "shared" / "data" / "brats2015_sample"
 CONFIGURATION = "3d_fullres"
 PLANS = "nnUNetPlans"
 FOLD = 0
@@ -64,7 +68,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=REPO / "benchmark_output",
                         help="work folder (nnU-Net folders, checkpoints, results); default: %(default)s")
     parser.add_argument("--kind", choices=sorted(DATASET_IDS), default="brats",
-                        help="synthetic dataset (default sizes of nnunet_ext.synthetic); default: %(default)s")
+                        help="synthetic dataset (default sizes of nnunet_ext.synthetic) or brats2015, the real "
+                             "BraTS 2015 sample; default: %(default)s")
+    parser.add_argument("--source", type=Path, default=BRATS2015_SAMPLE,
+                        help="--kind brats2015: folder of the BraTS 2015 case folders; default: %(default)s")
     parser.add_argument("--trainers", nargs="+", default=[],
                         help=f"trainers to add to {' and '.join(DEFAULT_TRAINERS)} (e.g. nnUNetTrainerSiNGR_L1)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
@@ -85,6 +92,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.warmup < 0:
         parser.error("--warmup cannot be negative")
+    if args.kind == "brats2015" and not args.source.is_dir():
+        parser.error(f"--kind brats2015: {args.source} does not exist; pass --source /path/to/brats2015_sample")
     args.trainers = list(dict.fromkeys([*DEFAULT_TRAINERS, *args.trainers]))
     args.out = args.out.resolve()
     return args
@@ -114,24 +123,47 @@ def run_command(args: list[str]) -> None:
 
 
 def prepare_dataset(args: argparse.Namespace) -> tuple[str, dict]:
-    """Generates, plans and preprocesses the synthetic dataset unless the work folder has it; its name and timings."""
+    """Writes, plans and preprocesses the dataset unless the work folder has it; its name and timings."""
     from nnunet_ext.synthetic import KINDS, generate_dataset
 
     dataset_id = DATASET_IDS[args.kind]
-    name = f"Dataset{dataset_id:03d}_{KINDS[args.kind].default_name}"
+    base_name = "BraTS2015Sample" if args.kind == "brats2015" else KINDS[args.kind].default_name
+    name = f"Dataset{dataset_id:03d}_{base_name}"
     raw = Path(os.environ["nnUNet_raw"]) / name
     config_folder = Path(os.environ["nnUNet_preprocessed"]) / name / f"{PLANS}_{CONFIGURATION}"
     timings = {}
     if not (raw / "dataset.json").is_file():
         start = time.perf_counter()
-        generate_dataset(args.kind, dataset_id, seed=0)
+        if args.kind == "brats2015":
+            run_command(["nnunet_ext_convert_brats", "-i", str(args.source), "-d", str(dataset_id), "-n", base_name])
+            link_test_case(raw)
+        else:
+            generate_dataset(args.kind, dataset_id, seed=0)
         timings["generate_s"] = time.perf_counter() - start
     if not any(config_folder.glob("*_seg.b2nd")):
         start = time.perf_counter()
         run_command(["nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", CONFIGURATION,
                      "-np", str(os.cpu_count() or 1)])
         timings["plan_and_preprocess_s"] = time.perf_counter() - start
+    splits = config_folder.parent / "splits_final.json"
+    if args.kind == "brats2015" and not splits.is_file():
+        # nnU-Net's 5-fold split needs 5 cases; fold 0 of a 2 + 1 split is all the timing needs
+        cases = sorted(path.name[: -len("_seg.b2nd")] for path in config_folder.glob("*_seg.b2nd"))
+        splits.write_text(json.dumps([{"train": cases[:-1], "val": cases[-1:]}]))
     return name, timings
+
+
+def link_test_case(raw: Path) -> None:
+    """imagesTs for the predict timing of a dataset without test images: the first training case's images.
+
+    Prediction time depends on the image size only, so a training case serves (its Dice is not reported).
+    """
+    images = sorted((raw / "imagesTr").glob("*"))
+    case = images[0].name.rsplit("_", 1)[0]
+    (raw / "imagesTs").mkdir(exist_ok=True)
+    for image in images:
+        if image.name.rsplit("_", 1)[0] == case:
+            (raw / "imagesTs" / image.name).symlink_to(image)
 
 
 # ------------------------------------------------------------------------------------ statistics
@@ -170,7 +202,7 @@ def make_trainer(name: str, dataset: str, device):
     return get_trainer_from_args(dataset, CONFIGURATION, FOLD, name, PLANS, device=device)
 
 
-def precompute_maps(trainers: dict) -> dict:
+def precompute_maps(trainers: dict, device: str) -> dict:
     """Computes the maps of every trainer that trains on them, ahead of timing; per trainer: folder and seconds."""
     from nnunet_ext.preprocessing.precompute_targets import precompute_targets
     from nnunet_ext.training.map_trainer import nnUNetTrainerWithTargetMaps
@@ -181,7 +213,8 @@ def precompute_maps(trainers: dict) -> dict:
             spec = trainer.target_spec()
             start = time.perf_counter()
             done = precompute_targets(trainer.plans_manager.dataset_name, CONFIGURATION, PLANS, kind=spec.kind,
-                                      params=dict(spec.params), num_processes=os.cpu_count() or 1, progress=False)
+                                      params=dict(spec.params), num_processes=1 if device == "cuda" else os.cpu_count() or 1,
+                                      progress=False, device=device)
             result[name] = {"folder": done["folder"], "computed": done["computed"],
                             "seconds": time.perf_counter() - start,
                             "median_seconds_per_case": done["median_seconds_per_case"]}
@@ -437,7 +470,7 @@ def main(argv=None) -> int:
     # the trainers print plans and progress; the log file keeps the console to the results
     with open(log_path, "w") as log, contextlib.redirect_stdout(log):
         trainers = {name: make_trainer(name, dataset, device) for name in args.trainers}
-        maps = precompute_maps(trainers)
+        maps = precompute_maps(trainers, device_name)
         for trainer in trainers.values():
             trainer.on_train_start()
             trainer.on_train_epoch_start()  # network in train mode, learning rate of epoch 0, as run_training does

@@ -17,6 +17,7 @@ from pathlib import Path
 import blosc2
 import numpy as np
 import pytest
+import torch
 
 from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.preprocessing.precompute_targets import (
@@ -180,6 +181,24 @@ def test_nan_in_image_names_the_case(preprocessed, capsys):
         precompute_targets(951, "3d_fullres", progress=False)
     assert main(["-d", "951", "-c", "3d_fullres"]) == 2
     assert "case_001" in capsys.readouterr().err
+
+
+def test_device_cuda_matches_cpu_or_fails_in_one_line(preprocessed, capsys):
+    """FastGeodis on the GPU gives the CPU's maps (same spec, so the CPU run finds them up to date);
+    without a GPU, --device cuda is a one-line error naming the fix."""
+    folder = preprocessed()
+    spec = target_spec("sing")
+    if not torch.cuda.is_available():
+        assert main(["-d", "951", "-c", "3d_fullres", "--device", "cuda"]) == 2
+        error = capsys.readouterr().err.strip()
+        assert error.count("\n") == 0 and "no CUDA GPU" in error and "--device cpu" in error
+        return
+    precompute_targets(951, "3d_fullres", progress=False, device="cuda")
+    gpu = {case: np.asarray(open_case(folder, spec, case)[:]) for case in case_identifiers(folder)}
+    assert precompute_targets(951, "3d_fullres", progress=False)["computed"] == 0
+    precompute_targets(951, "3d_fullres", progress=False, overwrite=True)
+    for case, maps in gpu.items():  # float16 storage: a raster-scan rounding difference may flip one step
+        np.testing.assert_allclose(np.asarray(open_case(folder, spec, case)[:]), maps, atol=1e-2)
 
 
 def _cli(*args):

@@ -39,7 +39,7 @@ Every voxel of B lies in that box (a voxel of B is within beta of a seed), so th
 everything computed from G^0 are exact; outside the box S = -1 by Eq. 5. G^lambda, however, is
 computed with paths restricted to the box: a geodesic path that leaves the box and comes back
 is ignored, so G^lambda in the box can only be larger than on the full volume. The benchmark
-(``scripts/benchmark_sing_targets.py``) reports the measured difference.
+(``scripts/benchmark_targets.py``) reports the measured difference.
 
 With ``outside="code"`` the background maximum g is taken over the box, whose border lies
 beyond beta, so the value is -1 unless the array itself ends within beta of the object; the
@@ -52,9 +52,11 @@ band, or lambda = 1 on a constant image) gives S = delta * s on the band.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import FastGeodis
 import numpy as np
@@ -209,6 +211,31 @@ def _normalise(g_lambda, inside, band, sign, outside_value, options: SiNGOptions
     return np.where(band, values, np.float32(outside_value)).astype(np.float32)
 
 
+# torch device FastGeodis runs on; maps do not depend on it, so it is a run setting, not an option
+_GEODESIC_DEVICE: contextvars.ContextVar[str] = contextvars.ContextVar("geodesic_device", default="cpu")
+
+
+@contextlib.contextmanager
+def geodesic_device(device: str) -> Iterator[None]:
+    """Runs every :func:`geodesic_distance` inside the block on ``device`` (``"cpu"`` or ``"cuda"``,
+    FastGeodis' CUDA kernels; FastGeodis must have been built with CUDA)."""
+    if device != "cpu":
+        if not torch.cuda.is_available():
+            raise ValueError(f"geodesic device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
+        try:  # a FastGeodis built without CUDA raises only when it meets a CUDA tensor
+            ones = torch.ones(1, 1, 2, 2, 2, device=device)
+            FastGeodis.generalised_geodesic3d(ones, ones, [1.0, 1.0, 1.0], 1e10, 0.5, 1)
+        except RuntimeError as error:
+            raise ValueError(f"FastGeodis cannot run on {device!r} ({str(error).splitlines()[0]}); rebuild it with "
+                             "CUDA (FORCE_CUDA=1 pip install --no-build-isolation --force-reinstall fastgeodis) "
+                             "or use --device cpu") from None
+    token = _GEODESIC_DEVICE.set(device)
+    try:
+        yield
+    finally:
+        _GEODESIC_DEVICE.reset(token)
+
+
 def geodesic_distance(
     image: np.ndarray, seeds: np.ndarray, spacing: Sequence[float], lam: float, v: float, iterations: int
 ) -> np.ndarray:
@@ -217,6 +244,7 @@ def geodesic_distance(
     ``image`` is (*spatial) or (C, *spatial) (channels add their |dI| terms). 2D arrays run
     through the 3D kernel with a singleton axis: ``generalised_geodesic2d`` takes no spacing (it
     assumes 1 per pixel) and gives identical results for unit spacing (checked in the tests).
+    Runs on the device :func:`geodesic_device` selects (default CPU).
     """
     seeds = np.asarray(seeds, dtype=bool)
     image = np.asarray(image, dtype=np.float32)
@@ -225,10 +253,11 @@ def geodesic_distance(
     spatial = seeds.shape
     grid = spatial if seeds.ndim == 3 else (1,) + spatial
     grid_spacing = [float(s) for s in spacing] if seeds.ndim == 3 else [1.0] + [float(s) for s in spacing]
-    image_t = torch.from_numpy(np.ascontiguousarray(image)).reshape(1, image.shape[0], *grid)
-    softmask = torch.from_numpy(np.ascontiguousarray(~seeds, dtype=np.float32)).reshape(1, 1, *grid)
+    device = _GEODESIC_DEVICE.get()
+    image_t = torch.from_numpy(np.ascontiguousarray(image)).reshape(1, image.shape[0], *grid).to(device)
+    softmask = torch.from_numpy(np.ascontiguousarray(~seeds, dtype=np.float32)).reshape(1, 1, *grid).to(device)
     distance = FastGeodis.generalised_geodesic3d(image_t, softmask, grid_spacing, float(v), float(lam), int(iterations))
-    return distance.numpy().reshape(spatial)
+    return distance.cpu().numpy().reshape(spatial)
 
 
 def _band_distance(seeds: np.ndarray, spacing: Sequence[float], options: SiNGOptions) -> np.ndarray:
