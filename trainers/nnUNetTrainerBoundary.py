@@ -38,3 +38,15 @@ class nnUNetTrainerBoundary_1epoch_2iters(ShortSchedule, nnUNetTrainerBoundary):
     """Smoke-test budget used by the end-to-end tests."""
 
     schedule = (1, 2, 1)
+
+
+class nnUNetTrainerBoundary_10epochs_20iters(ShortSchedule, nnUNetTrainerBoundary):
+    """CPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_10epochs_20iters."""
+
+    schedule = (10, 20, 5)
+
+
+class nnUNetTrainerBoundary_50epochs_100iters(ShortSchedule, nnUNetTrainerBoundary):
+    """GPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_50epochs_100iters."""
+
+    schedule = (50, 100, 20)

@@ -97,3 +97,15 @@ class nnUNetTrainerGSL_1epoch_2iters(ShortSchedule, nnUNetTrainerGSL):
     """Smoke-test budget used by the end-to-end tests."""
 
     schedule = (1, 2, 1)
+
+
+class nnUNetTrainerGSL_10epochs_20iters(ShortSchedule, nnUNetTrainerGSL):
+    """CPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_10epochs_20iters."""
+
+    schedule = (10, 20, 5)
+
+
+class nnUNetTrainerGSL_50epochs_100iters(ShortSchedule, nnUNetTrainerGSL):
+    """GPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_50epochs_100iters."""
+
+    schedule = (50, 100, 20)

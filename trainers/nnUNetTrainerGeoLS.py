@@ -51,3 +51,27 @@ class nnUNetTrainerGeoLS_JML_1epoch_2iters(ShortSchedule, nnUNetTrainerGeoLS_JML
     """Smoke-test budget."""
 
     schedule = (1, 2, 1)
+
+
+class nnUNetTrainerGeoLS_10epochs_20iters(ShortSchedule, nnUNetTrainerGeoLS):
+    """CPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_10epochs_20iters."""
+
+    schedule = (10, 20, 5)
+
+
+class nnUNetTrainerGeoLS_50epochs_100iters(ShortSchedule, nnUNetTrainerGeoLS):
+    """GPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_50epochs_100iters."""
+
+    schedule = (50, 100, 20)
+
+
+class nnUNetTrainerGeoLS_JML_10epochs_20iters(ShortSchedule, nnUNetTrainerGeoLS_JML):
+    """CPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_10epochs_20iters."""
+
+    schedule = (10, 20, 5)
+
+
+class nnUNetTrainerGeoLS_JML_50epochs_100iters(ShortSchedule, nnUNetTrainerGeoLS_JML):
+    """GPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_50epochs_100iters."""
+
+    schedule = (50, 100, 20)

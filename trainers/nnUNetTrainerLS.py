@@ -30,3 +30,15 @@ class nnUNetTrainerLS_JML_1epoch_2iters(ShortSchedule, nnUNetTrainerLS_JML):
     """Smoke-test budget used by the end-to-end tests."""
 
     schedule = (1, 2, 1)
+
+
+class nnUNetTrainerLS_JML_10epochs_20iters(ShortSchedule, nnUNetTrainerLS_JML):
+    """CPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_10epochs_20iters."""
+
+    schedule = (10, 20, 5)
+
+
+class nnUNetTrainerLS_JML_50epochs_100iters(ShortSchedule, nnUNetTrainerLS_JML):
+    """GPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_50epochs_100iters."""
+
+    schedule = (50, 100, 20)

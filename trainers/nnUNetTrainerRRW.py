@@ -37,3 +37,15 @@ class nnUNetTrainerRRW_1epoch_2iters(ShortSchedule, nnUNetTrainerRRW):
     """Smoke-test budget used by the end-to-end tests."""
 
     schedule = (1, 2, 1)
+
+
+class nnUNetTrainerRRW_10epochs_20iters(ShortSchedule, nnUNetTrainerRRW):
+    """CPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_10epochs_20iters."""
+
+    schedule = (10, 20, 5)
+
+
+class nnUNetTrainerRRW_50epochs_100iters(ShortSchedule, nnUNetTrainerRRW):
+    """GPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_50epochs_100iters."""
+
+    schedule = (50, 100, 20)

@@ -84,3 +84,9 @@ class nnUNetTrainerSiNGR_1epoch_2iters(ShortSchedule, nnUNetTrainerSiNGR):
     """Smoke-test budget used by the end-to-end tests."""
 
     schedule = (1, 2, 1)
+
+
+class nnUNetTrainerSiNGR_50epochs_100iters(ShortSchedule, nnUNetTrainerSiNGR):
+    """GPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_50epochs_100iters."""
+
+    schedule = (50, 100, 20)

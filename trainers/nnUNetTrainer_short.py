@@ -19,3 +19,9 @@ class nnUNetTrainer_1epoch_2iters(ShortSchedule, nnUNetTrainer):
     """Smoke-test budget used by the end-to-end tests."""
 
     schedule = (1, 2, 1)
+
+
+class nnUNetTrainer_50epochs_100iters(ShortSchedule, nnUNetTrainer):
+    """GPU quality-benchmark budget (scripts/benchmark_quality.py): 50 epochs x 100 iterations (+ 20 validation)."""
+
+    schedule = (50, 100, 20)

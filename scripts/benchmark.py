@@ -1,0 +1,119 @@
+"""Every measurement of the README's "Results" section in one command: speed and quality, one report.
+
+    .venv/bin/python scripts/benchmark.py [--parts targets training quality-lgg quality-brats2015]
+        [--device auto|cpu|cuda] [--out benchmark_output/results] [--quick]
+
+Runs the part scripts one after the other, each as its own process with its own output folder under
+``--out`` (so a failed or interrupted part does not lose the others, and re-running resumes what
+the part scripts resume):
+
+==================  =================================  ==============================================
+part                script                             measures
+==================  =================================  ==============================================
+targets             benchmark_targets.py               map precompute per case, ours vs the authors'
+                                                       recipes, scaling plot, disk, CPU vs CUDA
+training            benchmark_training.py              iteration time, loader throughput, predict
+                                                       time per trainer vs nnUNetTrainer (ratios)
+quality-lgg         benchmark_quality.py --dataset lgg LGG FLAIR 2d, 5 folds, short budget: Dice,
+                                                       IoU, HD95 per trainer
+quality-brats2015   benchmark_quality.py               BraTS 2015 sample, 3d_fullres at native size:
+                    --dataset brats2015                the whole pipeline with per-stage timings
+==================  =================================  ==============================================
+
+Settings follow the device: on a GPU the training benchmark uses the real BraTS 2015 sample
+(nnU-Net's 128^3 BraTS plans) and more augmentation workers, and the quality runs a longer budget.
+``--quick`` shrinks every part to a smoke run (minutes on 2 cores) whose numbers are not results.
+Writes ``results.json`` (hardware, each part's command, exit status, wall time and its JSON) and
+``results.md`` (hardware, then each part's Markdown) to ``--out``; exits non-zero if a part failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmark_common import hardware_markdown, hardware_record  # sibling module in scripts/
+
+SCRIPTS = Path(__file__).resolve().parent
+REPO = SCRIPTS.parent
+ALL_TRAINERS = ("nnUNetTrainerSiNGR", "nnUNetTrainerGSL", "nnUNetTrainerRRW", "nnUNetTrainerBoundary",
+                "nnUNetTrainerGeoLS", "nnUNetTrainerLS_JML")
+QUALITY_TRAINERS = ("nnUNetTrainer", "nnUNetTrainerSiNGR", "nnUNetTrainerGSL", "nnUNetTrainerRRW")
+PARTS = ("targets", "training", "quality-lgg", "quality-brats2015")
+
+
+def part_command(part: str, device: str, quick: bool, out: Path) -> tuple[list[str], list[Path]]:
+    """The command line of one part and the JSON / Markdown files it writes."""
+    python = [sys.executable, "-u"]
+    if part == "targets":
+        extra = ["--cases", "1", "--authors-cases", "1", "--repeats", "1"] if quick else []
+        return ([*python, str(SCRIPTS / "benchmark_targets.py"), "--device", device, "--out", str(out), *extra],
+                [out / "targets.json", out / "targets.md"])
+    if part == "training":
+        if quick:
+            extra = ["--iterations", "2", "--rounds", "1", "--warmup", "1", "--loader-batches", "2",
+                     "--step-repeats", "2", "--predict-repeats", "1"]
+        else:
+            extra = ["--trainers", *ALL_TRAINERS, "--iterations", "20", "--predict-repeats", "1"]
+        if device == "cuda":
+            # nnU-Net's real setting: BraTS-size patches and as many augmentation workers as cores allow
+            extra += ["--kind", "brats2015", "--da-workers", str(max(2, (os.cpu_count() or 2) - 4))]
+        return ([*python, str(SCRIPTS / "benchmark_training.py"), "--device", device, "--out", str(out), *extra],
+                [out / "benchmark_training.json", out / "benchmark_training.md"])
+    dataset = part.split("-", 1)[1]
+    # the quality script's own default budget follows the device (a short one on CPU, longer on a GPU)
+    extra = ["--trainers", *QUALITY_TRAINERS[:2], "--budget", "_1epoch_2iters", "--folds", "0"] if quick \
+        else ["--trainers", *QUALITY_TRAINERS]
+    return ([*python, str(SCRIPTS / "benchmark_quality.py"), "--dataset", dataset, "--device", device,
+             "--out", str(out), *extra],
+            [out / "quality.json", out / "quality.md"])
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="default: all")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto: cuda if torch sees a GPU, else cpu (default)")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmark_output" / "results")
+    parser.add_argument("--quick", action="store_true", help="smoke-size runs of every part (not results)")
+    args = parser.parse_args(argv)
+    if args.device == "auto":
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.out = args.out.resolve()
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    record = {"hardware": hardware_record(), "device": args.device, "quick": args.quick, "parts": {}}
+    sections = []
+    for part in args.parts:
+        command, (json_path, md_path) = part_command(part, args.device, args.quick, args.out / part)
+        print(f"[benchmark] {part}: {' '.join(command)}", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        returncode = subprocess.run(command, cwd=REPO).returncode
+        entry = {"command": command, "returncode": returncode, "seconds": round(time.perf_counter() - start, 1)}
+        if returncode == 0 and json_path.is_file():
+            entry["result"] = json.loads(json_path.read_text())
+            sections.append(f"## {part} ({entry['seconds']:.0f} s)\n\n{md_path.read_text()}")
+        else:
+            sections.append(f"## {part}\n\nFAILED (exit {returncode}); command: `{' '.join(command)}`\n")
+        record["parts"][part] = entry
+    (args.out / "results.json").write_text(json.dumps(record, indent=1))
+    title = "# nnunet-ext benchmark" + (" (quick smoke run: not results)" if args.quick else "")
+    (args.out / "results.md").write_text("\n\n".join([title, hardware_markdown(record["hardware"]), *sections]) + "\n")
+    print(f"written: {args.out / 'results.md'}")
+    return 0 if all(entry["returncode"] == 0 for entry in record["parts"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

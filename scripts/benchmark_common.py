@@ -1,0 +1,117 @@
+"""What every benchmark script records about the machine and the code it ran on.
+
+    import benchmark_common  # scripts/ is on sys.path when a script of that folder runs
+    record = benchmark_common.hardware_record()
+    lines = benchmark_common.hardware_markdown(record)
+
+:func:`hardware_record` returns a JSON-ready dict with these keys (``HARDWARE_KEYS``):
+
+- ``date_utc``: ISO 8601 time of the call, UTC, to the second;
+- ``cpu_model``: "model name" of /proc/cpuinfo (``platform.processor()`` where there is none);
+- ``logical_cpus``: ``os.cpu_count()``; ``affinity_cpus``: CPUs this process may run on
+  (``os.sched_getaffinity``; the logical count where that does not exist);
+- ``torch_threads``: ``torch.get_num_threads()`` when called (set it first);
+- ``ram_gb``: total memory (MemTotal of /proc/meminfo, else ``os.sysconf``);
+- ``load_average``: 1, 5 and 15 minute load averages when called (timings on a shared machine
+  mean little without it);
+- ``gpu``: ``{"name", "memory_gb", "cuda"}`` of CUDA device 0 as torch sees it, or None;
+- ``versions``: torch, FastGeodis, numpy, scipy, nnunetv2 (importlib.metadata; "not installed");
+- ``python``, ``platform``;
+- ``git``: ``{"commit": short HEAD or None, "dirty": tracked files modified, or None}`` of the
+  repository this file lives in (read-only git calls: no index refresh is written).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("torch", "FastGeodis", "numpy", "scipy", "nnunetv2")
+HARDWARE_KEYS = ("date_utc", "cpu_model", "logical_cpus", "affinity_cpus", "torch_threads", "ram_gb", "load_average",
+                 "gpu", "versions", "python", "platform", "git")
+
+
+def hardware_record() -> dict:
+    """The machine, the software versions and the commit, as the module docstring lists them."""
+    import torch
+
+    gpu = None
+    if torch.cuda.is_available():
+        properties = torch.cuda.get_device_properties(0)
+        gpu = {"name": properties.name, "memory_gb": round(properties.total_memory / 2**30, 1),
+               "cuda": torch.version.cuda}
+    return {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cpu_model": _cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "ram_gb": round(_ram_bytes() / 2**30, 1),
+        "load_average": [round(load, 2) for load in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "gpu": gpu,
+        "versions": {package: _version(package) for package in PACKAGES},
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git": _git_state(),
+    }
+
+
+def hardware_markdown(record: dict) -> str:
+    """A few Markdown lines (ending with a blank line) for the top of a benchmark's report."""
+    gpu = record["gpu"]
+    git = record["git"]
+    state = "unknown" if git["dirty"] is None else ("with uncommitted changes" if git["dirty"] else "clean")
+    return "\n".join([
+        f"- date: {record['date_utc']}",
+        f"- CPU: {record['cpu_model']}, {record['logical_cpus']} logical CPUs, {record['affinity_cpus']} usable by "
+        f"this process, torch threads {record['torch_threads']}, RAM {record['ram_gb']} GB, load average "
+        f"{record['load_average']}",
+        f"- GPU: {gpu['name']}, {gpu['memory_gb']} GB, CUDA {gpu['cuda']}" if gpu else "- GPU: none (torch sees no CUDA device)",
+        f"- versions: {', '.join(f'{name} {version}' for name, version in record['versions'].items())}; "
+        f"Python {record['python']}; {record['platform']}",
+        f"- code: commit {git['commit']} ({state})",
+    ]) + "\n\n"
+
+
+def _cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _ram_bytes() -> int:
+    meminfo = Path("/proc/meminfo")
+    if meminfo.is_file():
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _git_state() -> dict:
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "--no-optional-locks", "-C", str(REPO), *args],
+                                  capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "--short", "HEAD")
+    changes = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": None if changes is None else bool(changes)}

@@ -1,0 +1,73 @@
+"""The authors' recipes of scripts/benchmark_targets.py on hand-computable inputs, and the hardware
+record of scripts/benchmark_common.py (fast: no benchmark is run)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+from benchmark_common import HARDWARE_KEYS, hardware_markdown, hardware_record  # noqa: E402
+from benchmark_targets import agreement, dtm_authors_map, rrw_authors_map  # noqa: E402
+
+from nnunet_ext.targets.dtm import signed_distance  # noqa: E402
+
+
+def line_mask() -> np.ndarray:
+    """A 1D-ish volume (1, 1, 10) whose voxels 3..6 are the class."""
+    mask = np.zeros((1, 1, 10), bool)
+    mask[..., 3:7] = True
+    return mask
+
+
+def test_dtm_recipe_counts_voxels_to_the_other_side():
+    # outside: distance to the nearest class voxel; inside: minus the distance to the nearest outside voxel
+    expected = [3, 2, 1, -1, -2, -2, -1, 1, 2, 3]
+    np.testing.assert_array_equal(dtm_authors_map(line_mask())[0, 0], expected)
+
+
+def test_dtm_recipe_degenerate_channels_are_zero():
+    assert not dtm_authors_map(np.zeros((3, 4, 5), bool)).any()
+    assert not dtm_authors_map(np.ones((3, 4, 5), bool)).any()
+
+
+def test_dtm_recipe_equals_our_signed_distance_at_1mm():
+    rng = np.random.default_rng(0)
+    mask = np.zeros((12, 14, 16), bool)
+    mask[3:9, 4:11, 2:12] = rng.random((6, 7, 10)) > 0.2
+    np.testing.assert_allclose(signed_distance(mask, (1.0, 1.0, 1.0)), dtm_authors_map(mask), atol=1e-5)
+
+
+def test_rrw_recipe_is_one_outside_and_minus_one_at_the_deepest_voxel():
+    np.testing.assert_allclose(rrw_authors_map(line_mask())[0, 0], [1, 1, 1, -0.5, -1, -1, -0.5, 1, 1, 1])
+    cube = np.zeros((7, 7, 7), bool)
+    cube[1:6, 1:6, 1:6] = True  # deepest voxel: the centre, 3 voxels from the outside
+    maps = rrw_authors_map(cube)
+    assert maps[3, 3, 3] == -1.0 and (maps[~cube] == 1.0).all()
+    assert maps.min() >= -1.0 and maps.max() <= 1.0 and (maps[cube] < 0).all()
+    np.testing.assert_array_equal(rrw_authors_map(np.zeros((2, 3, 4), bool)), 1.0)  # empty class: pushed to 0
+
+
+def test_agreement_per_channel_and_in_regions():
+    ours = np.array([[0.0, 1.0, -1.0, 2.0]])
+    theirs = np.array([[0.5, 1.0, 1.0, 2.0]])
+    (row,) = agreement(ours, theirs)
+    assert row == {"mean_abs_diff": pytest.approx(2.5 / 4), "max_abs_diff": 2.0}
+    region = np.array([[False, True, True, True]])
+    (row,) = agreement(ours, theirs, region, np.array([[False, True, False, True]]))
+    assert row["max_abs_diff"] == 0.0 and row["region_dice"] == pytest.approx(0.8) and row["sign_agreement"] == 1.0
+
+
+def test_hardware_record_has_the_documented_keys():
+    record = hardware_record()
+    assert tuple(record) == HARDWARE_KEYS
+    assert record["logical_cpus"] >= record["affinity_cpus"] >= 1 and record["torch_threads"] >= 1
+    assert set(record["versions"]) == {"torch", "FastGeodis", "numpy", "scipy", "nnunetv2"}
+    assert set(record["git"]) == {"commit", "dirty"}
+    assert record["gpu"] is None or set(record["gpu"]) == {"name", "memory_gb", "cuda"}
+    text = hardware_markdown(record)
+    assert record["cpu_model"] in text and "torch threads" in text
