@@ -97,7 +97,7 @@ DATASETS = {
 DEFAULT_BUDGET = {("lgg", "cpu"): "_10epochs_20iters", ("lgg", "cuda"): "_50epochs_100iters",
                   ("brats2015", "cpu"): "_1epoch_2iters", ("brats2015", "cuda"): "_50epochs_100iters"}
 SHORT_RUN_NOTE = (
-    "Short-budget run: not a reproduction of the SiNGR paper (which trains 1000 epochs to convergence with its "
+    "Short-budget run: not a reproduction of the SiNGR paper (which trains to convergence with its "
     "own network, optimiser and fixed train/validation/test split; this project's nearest equivalent is nnU-Net's "
     "full schedule of 1000 epochs x 250 iterations on a GPU, README 'Reproducing the papers'). Differences "
     "between trainers at this budget say how fast each learns, not how well it segments after full training."

@@ -32,7 +32,9 @@ def test_trainers_share_one_budget(tmp_path):
 
 
 @pytest.mark.e2e
-def test_lgg_two_patients_until_precompute_then_resume(tmp_path):
+def test_lgg_two_patients_convert_then_resume(tmp_path):
+    """The real-data path as far as a 60-s budget on 2 cores allows (planning alone takes longer): trainer
+    look-up, conversion of two patients, the record, and a second run that skips the stage with its timings."""
     if not all((KAGGLE_3M / p).is_dir() for p in SMALLEST):
         pytest.skip(f"LGG kaggle_3m sample not found at {KAGGLE_3M} (../shared/data beside the repository)")
     source = tmp_path / "kaggle_3m"
@@ -41,23 +43,18 @@ def test_lgg_two_patients_until_precompute_then_resume(tmp_path):
         (source / patient).symlink_to(KAGGLE_3M / patient, target_is_directory=True)
     out = tmp_path / "quality"
     args = ("--dataset", "lgg", "--source", str(source), "--out", str(out), "--budget", "_1epoch_2iters",
-            "--folds", "0", "--device", "cpu", "--np", "1", "--stop-after", "precompute")
+            "--folds", "0", "--device", "cpu", "--np", "1", "--stop-after", "convert")
     completed = _run(*args)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     record = json.loads((out / "quality.json").read_text())
-    assert record["plans"]["configuration"] == "2d" and len(record["plans"]["patch_size"]) == 2
-    assert record["split"]["n_folds"] == 2 and record["dataset"]["cases"] == list(SMALLEST)
-    assert record["budget"]["training_iterations"] == 2 and record["trainers"] == [
-        "nnUNetTrainer_1epoch_2iters", "nnUNetTrainerSiNGR_1epoch_2iters"]
-    assert record["trainer_details"]["nnUNetTrainerSiNGR_1epoch_2iters"]["target_maps"]["kind"] == "sing"
-    assert [s["stage"].split()[0] for s in record["stages"]] == ["convert", "plan_and_preprocess", "precompute"]
-    assert all(s["seconds"] > 0 and "skipped" not in s for s in record["stages"])
-    markdown = (out / "quality.md").read_text()
-    assert "not a reproduction of the SiNGR paper" in markdown and "nnU-Net does not seed" in markdown
+    assert [s["stage"] for s in record["stages"]] == ["convert"] and record["stages"][0]["seconds"] > 0
+    labels = out / "nnUNet_raw" / "Dataset971_LGGFlair" / "labelsTr"
+    assert sorted(p.name for p in labels.iterdir()) == [f"{p}.nii.gz" for p in SMALLEST]
 
-    # the same command again: every stage skipped, with the timings of the first run
-    completed = _run(*args)
+    completed = _run(*args)  # the same command again: conversion skipped, reported with the first run's timings
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    again = json.loads((out / "quality.json").read_text())
-    assert all(s.get("skipped") for s in again["stages"])
-    assert [s["seconds"] for s in again["stages"]] == [s["seconds"] for s in record["stages"]]
+    again = json.loads((out / "quality.json").read_text())["stages"][0]
+    assert again["skipped"] == "raw dataset present" and again["seconds"] == record["stages"][0]["seconds"]
+
+    completed = _run(*args[:-2], "--trainers", "nnUNetTrainerNoSuchMethod")
+    assert completed.returncode == 1 and "nnUNetTrainerNoSuchMethod_1epoch_2iters not found" in completed.stderr
