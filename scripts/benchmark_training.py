@@ -35,17 +35,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
+
+from benchmark_common import hardware_markdown, hardware_record  # sibling module in scripts/
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -355,31 +354,6 @@ def disk_sizes(dataset: str, maps: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------- reporting
-def environment_record(device: str) -> dict:
-    import torch
-
-    cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() \
-        else platform.processor()
-    versions = {"python": platform.python_version()}
-    for package in ("torch", "nnunetv2", "batchgeneratorsv2", "blosc2", "numpy", "FastGeodis", "nnunet-ext"):
-        with contextlib.suppress(PackageNotFoundError):
-            versions[package] = version(package)
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpu_model": cpu_model,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "device": device,
-        "platform": platform.platform(),
-        "git_commit": commit.stdout.strip() or None,
-        "versions": versions,
-    }
-
-
 def build_results(samples: dict, names: list[str]) -> dict:
     """Summaries per trainer and ratios to nnU-Net's default trainer for every measurement."""
     results = {}
@@ -411,10 +385,9 @@ def markdown(record: dict) -> str:
     others = [name for name in names if name != BASELINE]
     lines = [
         f"# Training / inference benchmark ({env['date_utc']})", "",
-        f"Hardware: {env['cpu_model']}, {env['cpus_usable']} usable cores, torch threads {env['torch_threads']}, "
-        f"device {env['device']}" + (f" ({env['gpu']})" if env["gpu"] else "")
-        + f"; load average before/after {record['load_average']['before']} / {record['load_average']['after']}.",
-        f"Versions: {', '.join(f'{k} {v}' for k, v in env['versions'].items())}; commit {env['git_commit']}.",
+        hardware_markdown(env).rstrip(),
+        f"Device {record['device']}; load average before/after {record['load_average']['before']} / "
+        f"{record['load_average']['after']}.",
         f"Dataset {record['dataset']} ({params['kind']}), {CONFIGURATION}, fold {FOLD}, patch "
         f"{record['plans']['patch_size']}, batch size {record['plans']['batch_size']}; "
         f"{params['da_workers']} augmentation workers; {params['iterations']} measured iterations per trainer in "
@@ -503,7 +476,8 @@ def main(argv=None) -> int:
         "plans": plans,
         "parameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "nnunet_environment": {k: os.environ[k] for k in ("nnUNet_n_proc_DA", "nnUNet_def_n_proc", "nnUNet_compile")},
-        "environment": environment_record(device_name),
+        "environment": hardware_record(),
+        "device": device_name,
         "load_average": {"before": [round(x, 2) for x in load_before],
                          "after": [round(x, 2) for x in os.getloadavg()]},
         "setup": {**setup_timings, "maps": maps},
