@@ -57,15 +57,15 @@ import io
 import json
 import math
 import os
-import platform
 import re
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from benchmark_common import hardware_markdown, hardware_record  # sibling module (scripts/ is on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -601,58 +601,6 @@ def across_repeats(rows_by_repeat: dict[int, list[dict]]) -> list[dict]:
     return out
 
 
-# ------------------------------------------------------------------------------------- hardware
-def hardware() -> tuple[dict, str, str]:
-    """(record, Markdown lines, where it came from): scripts/benchmark_common.py, or a local fallback."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    try:
-        import benchmark_common  # another script of this folder: the shared hardware record
-
-        record = benchmark_common.hardware_record()
-        return record, benchmark_common.hardware_markdown(record).rstrip("\n"), "scripts/benchmark_common.py"
-    except (ImportError, AttributeError):
-        record = _fallback_hardware()
-        gpu = record["gpu"] or "none (torch sees no CUDA device)"
-        text = "\n".join([
-            f"- date: {record['date_utc']}",
-            f"- CPU: {record['cpu_model']}, {record['logical_cpus']} logical CPUs, {record['affinity_cpus']} usable, "
-            f"torch threads {record['torch_threads']}, RAM {record['ram_gb']} GB, load average {record['load_average']}",
-            f"- GPU: {gpu}",
-            f"- versions: {', '.join(f'{k} {v}' for k, v in record['versions'].items())}; {record['platform']}",
-            f"- code: commit {record['git_commit']}"])
-        return record, text, "local fallback (scripts/benchmark_common.py not found)"
-    finally:
-        sys.path.pop(0)
-
-
-def _fallback_hardware() -> dict:
-    import torch
-
-    cpuinfo = Path("/proc/cpuinfo")
-    cpu_model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                      if line.startswith("model name")), platform.processor()) if cpuinfo.is_file() \
-        else platform.processor()
-    ram_gb = None
-    if Path("/proc/meminfo").is_file():
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram_gb = round(int(line.split()[1]) / 2**20, 1)
-    versions = {"python": platform.python_version()}
-    for package in ("torch", "nnunetv2", "nnunet-ext", "FastGeodis", "monai"):
-        with contextlib.suppress(PackageNotFoundError):
-            versions[package] = version(package)
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpu_model": cpu_model, "logical_cpus": os.cpu_count(),
-        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "torch_threads": torch.get_num_threads(), "ram_gb": ram_gb,
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-        "platform": platform.platform(), "versions": versions, "git_commit": commit.stdout.strip() or None,
-    }
-
-
 # ------------------------------------------------------------------------------------- Markdown
 LABELS = {"dice": ("Dice %", 100.0), "iou": ("IoU %", 100.0), "hd95": ("HD95 mm", 1.0), "asd": ("ASD mm", 1.0)}
 
@@ -718,7 +666,7 @@ def markdown(record: dict) -> str:
               "augmentation; they are not seeds)", ""]
     if record.get("stopped_after"):
         lines += [f"**Stopped after the stage {record['stopped_after']} (--stop-after): no training results.**", ""]
-    lines += ["## Hardware", "", f"From {record['hardware_source']}, at the start of the run; load average at the "
+    lines += ["## Hardware", "", "At the start of the run (scripts/benchmark_common.py); load average at the "
               f"end {record['load_average_end']}.", "", record["hardware_markdown"], "",
               "## Stage timings", "",
               "Wall seconds of each command; peak RSS is the largest single process of the stage (`wait4`), not "
@@ -774,7 +722,7 @@ def run(args: argparse.Namespace) -> dict:
     spec = DATASETS[args.dataset]
     args.out.mkdir(parents=True, exist_ok=True)
     set_environment(args)
-    hardware_record, hardware_text, hardware_source = hardware()
+    hardware = hardware_record()
     dataset_name = dataset_folder_name(args.dataset_id, spec["name"])
     check_trainers(args)
     stages = [convert(args, dataset_name)]
@@ -804,7 +752,7 @@ def run(args: argparse.Namespace) -> dict:
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "note": SHORT_RUN_NOTE if args.budget else FULL_RUN_NOTE,
-        "hardware": hardware_record, "hardware_markdown": hardware_text, "hardware_source": hardware_source,
+        "hardware": hardware, "hardware_markdown": hardware_markdown(hardware).rstrip("\n"),
         "load_average_end": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "device": args.device, "num_processes": args.num_processes, "da_workers": args.da_workers,
         "dataset": {"key": args.dataset, "title": spec["title"], "name": dataset_name, "source": str(args.source),
