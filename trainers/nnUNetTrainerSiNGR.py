@@ -14,6 +14,7 @@ from nnunet_ext.schedules import ShortSchedule
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import SiNGOptions, target_spec
 from nnunet_ext.training.map_trainer import nnUNetTrainerWithTargetMaps
+from nnunet_ext.training.optimizers import PaperAdam
 from nnunet_ext.training.signed_map_loss import SignedMapRegression
 
 
@@ -74,6 +75,10 @@ class nnUNetTrainerSiNGR_Official(nnUNetTrainerSiNGR):
         return OfficialSiNGRLoss()
 
 
+class nnUNetTrainerSiNGR_Adam(PaperAdam, nnUNetTrainerSiNGR):
+    """The paper's optimiser (Sec. 4: Adam, learning rate 1e-4, weight decay 1e-5) instead of nnU-Net's SGD."""
+
+
 class nnUNetTrainerSiNGR_10epochs_20iters(ShortSchedule, nnUNetTrainerSiNGR):
     """The README demo's budget, same as nnUNetTrainer_10epochs_20iters."""
 
@@ -90,3 +95,21 @@ class nnUNetTrainerSiNGR_50epochs_100iters(ShortSchedule, nnUNetTrainerSiNGR):
     """GPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_50epochs_100iters."""
 
     schedule = (50, 100, 20)
+
+
+class nnUNetTrainerSiNGR_Adam_10epochs_20iters(ShortSchedule, nnUNetTrainerSiNGR_Adam):
+    """nnUNetTrainerSiNGR_Adam at the demo budget."""
+
+    schedule = (10, 20, 5)
+
+
+class nnUNetTrainerSiNGR_Adam_50epochs_100iters(ShortSchedule, nnUNetTrainerSiNGR_Adam):
+    """nnUNetTrainerSiNGR_Adam at the GPU quality-benchmark budget."""
+
+    schedule = (50, 100, 20)
+
+
+class nnUNetTrainerSiNGR_Adam_1epoch_2iters(ShortSchedule, nnUNetTrainerSiNGR_Adam):
+    """Smoke-test budget used by the end-to-end tests."""
+
+    schedule = (1, 2, 1)
