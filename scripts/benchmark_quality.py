@@ -37,10 +37,10 @@ and device: LGG CPU ``_10epochs_20iters``, BraTS 2015 CPU ``_1epoch_2iters``, GP
 and what they cost, measured 2026-11-23 (CPU: 2 shared AMD EPYC cores at load average 4-9; GPU: one
 H100 with 16 cores, 12 augmentation workers, ``nnUNet_compile=0``):
 
-- LGG 2d (patch 256x256, batch 13): CPU 11-30 s per training iteration (median 24 s under load), GPU
-  0.066 s; validation of a fold (2 patients, 55 slices) 100 s on CPU, 35 s on GPU. One trainer and
-  fold at ``_10epochs_20iters`` is about 40-80 min on 2 cores, at ``_50epochs_100iters`` about 7 min on
-  the GPU.
+- LGG 2d (patch 256x256, batch 13): CPU 7.1-7.4 s per training iteration on 2 otherwise idle cores
+  (2026-12-01; 11-30 s under load), GPU 0.066 s; validation of a fold (2 patients, 55 slices) 30 s
+  on idle CPU cores (100 s under load), 35 s on GPU. One trainer and fold at ``_10epochs_20iters`` is
+  about 25 min on 2 idle cores, at ``_50epochs_100iters`` about 7 min on the GPU.
 - BraTS 2015 3d_fullres (patch 128^3, batch 2): CPU 63-89 s per iteration, GPU 0.10 s; training +
   validation at ``_1epoch_2iters`` on CPU 820-970 s with a 10.3 GB largest process; ``nnUNetv2_predict``
   of one native-size case 670 s on CPU (mirroring; ``--disable-tta`` for about 1/8), 40 s on GPU
