@@ -41,9 +41,10 @@ H100 with 16 cores, 12 augmentation workers, ``nnUNet_compile=0``):
   (2026-12-01; 11-30 s under load), GPU 0.066 s; validation of a fold (2 patients, 55 slices) 30 s
   on idle CPU cores (100 s under load), 35 s on GPU. One trainer and fold at ``_10epochs_20iters`` is
   about 25 min on 2 idle cores, at ``_50epochs_100iters`` about 7 min on the GPU.
-- BraTS 2015 3d_fullres (patch 128^3, batch 2): CPU 63-89 s per iteration, GPU 0.10 s; training +
-  validation at ``_1epoch_2iters`` on CPU 820-970 s with a 10.3 GB largest process; ``nnUNetv2_predict``
-  of one native-size case 670 s on CPU (mirroring; ``--disable-tta`` for about 1/8), 40 s on GPU
+- BraTS 2015 3d_fullres (patch 128^3, batch 2): CPU 45 s per iteration on 2 idle cores (2026-12-01;
+  63-89 s under load), GPU 0.10 s; training + validation at ``_1epoch_2iters`` on CPU 414-424 s idle
+  (820-970 s under load) with a 10.4 GB largest process; ``nnUNetv2_predict`` of one native-size case
+  670 s on loaded CPU cores with mirroring, 52-54 s on idle ones with ``--disable-tta``, 40 s on GPU
   (3 s of it the sliding window).
 """
 
