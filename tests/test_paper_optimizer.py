@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,8 @@ from torch import nn
 from conftest import run_command
 from nnunet_ext.schedules import ShortSchedule
 from nnunet_ext.training.optimizers import PaperAdam
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 class _StandInTrainer:
@@ -48,7 +52,7 @@ def test_keeps_nnunets_init_signature():
 
 
 @pytest.mark.e2e
-def test_singr_adam_trains_with_adam(nnunet_env, tiny_dataset):
+def test_singr_adam_trains_with_adam(nnunet_env, tiny_dataset, tmp_path):
     dataset_id, configuration, raw_folder = tiny_dataset("2d")
     trainer = "nnUNetTrainerSiNGR_Adam_1epoch_2iters"
     run_command(["nnUNetv2_train", str(dataset_id), configuration, "0", "-tr", trainer, "-device", "cpu"], nnunet_env)
@@ -57,3 +61,14 @@ def test_singr_adam_trains_with_adam(nnunet_env, tiny_dataset):
     assert debug["optimizer"].startswith("Adam (") and "lr: 0.0001" in debug["optimizer"]
     assert "Current learning rate: 0.0001" in next(fold.glob("training_log_*.txt")).read_text()
     assert (fold / "checkpoint_final.pth").is_file()
+
+    # the saturation check of scripts/singr_saturation.py reads this fold's outputs on its validation cases
+    report = tmp_path / "saturation.json"
+    checked = subprocess.run([sys.executable, str(REPO / "scripts" / "singr_saturation.py"), "-d", str(dataset_id),
+                              "-c", configuration, "-tr", trainer, "-f", "0", "--json", str(report)],
+                             env=nnunet_env, capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    result = json.loads(report.read_text())
+    assert result["cases"] and set(result["maps"]) == {"1"}  # the synthetic 2d kind: one tumour class
+    for stats in result["maps"].values():
+        assert 0 <= stats["inside_saturated_below_0"] <= 1 and 0 <= stats["inside_above_0"] <= 1
