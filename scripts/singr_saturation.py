@@ -49,12 +49,15 @@ def saturation_stats(values: np.ndarray, reference: np.ndarray) -> dict:
 
 def regressed_maps(logits: np.ndarray, seg: np.ndarray, label_manager) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(name, v, reference mask) per regressed map, restricted to the crop mask ``seg >= 0``."""
+    import torch
+
+    from nnunet_ext.training.signed_map_loss import regressed_outputs
+
+    values = regressed_outputs(torch.from_numpy(logits)[None], label_manager.has_regions)[0].numpy()
     valid = seg[0] >= 0
-    if label_manager.has_regions:
-        regions = label_manager.foreground_regions
-        return [(str(r), logits[k][valid], np.isin(seg[0], np.atleast_1d(r))[valid]) for k, r in enumerate(regions)]
-    return [(str(label), (logits[k + 1] - logits[0])[valid], (seg[0] == label)[valid])
-            for k, label in enumerate(label_manager.foreground_labels)]
+    # the map of region k is region k's mask (its labels); the map of label k is that label's mask
+    targets = label_manager.foreground_regions if label_manager.has_regions else label_manager.foreground_labels
+    return [(str(t), values[k][valid], np.isin(seg[0], np.atleast_1d(t))[valid]) for k, t in enumerate(targets)]
 
 
 def main(argv=None) -> int:

@@ -25,6 +25,11 @@ from torch import nn
 from nnunet_ext.training.nnunet_targets import ignore_mask
 
 
+def regressed_outputs(output: torch.Tensor, has_regions: bool) -> torch.Tensor:
+    """The values whose tanh regresses the maps, ``(B, C, *) -> (B, K, *)``: z_k (regions), z_k - z_0 (labels)."""
+    return output if has_regions else output[:, 1:] - output[:, :1]
+
+
 class SignedMapRegression(nn.Module):
     """``loss(output (B, C, *), seg (B, 1 or R[+1], *), maps (B, K, *))`` for one deep-supervision scale."""
 
@@ -35,7 +40,7 @@ class SignedMapRegression(nn.Module):
         self.ignore_label = ignore_label
 
     def forward(self, output: torch.Tensor, seg: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
-        z = output if self.has_regions else output[:, 1:] - output[:, :1]
+        z = regressed_outputs(output, self.has_regions)
         mask = ignore_mask(seg, self.has_regions, self.ignore_label)
         if z.shape[1] != maps.shape[1]:
             raise ValueError(f"the network regresses {z.shape[1]} maps but the targets have {maps.shape[1]} channels; "
