@@ -1,7 +1,7 @@
 """Where a trained SiNGR-type fold's outputs sit on tanh: a check for the short-budget collapse.
 
     .venv/bin/python scripts/singr_saturation.py -d DATASET -c CONFIGURATION -tr TRAINER -f FOLD
-        [-p nnUNetPlans] [--checkpoint checkpoint_final.pth] [--cases N] [--json FILE]
+        [-p nnUNetPlans] [--checkpoint checkpoint_final.pth] [--cases N] [--json FILE] [-device cpu|cuda]
 
 The network regresses the SiNG map S through tanh (regions: v = z_k; labels: v = z_k - z_0, see
 nnunet_ext/training/signed_map_loss.py). The loss's gradient carries the factor tanh'(v) = 1 - tanh(v)^2,
@@ -71,6 +71,7 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", default="checkpoint_final.pth")
     parser.add_argument("--cases", type=int, default=None, help="use only the first N validation cases")
     parser.add_argument("--json", type=Path, help="also write the statistics to this file")
+    parser.add_argument("-device", default="cpu", choices=("cpu", "cuda"), help="where to predict (default cpu)")
     args = parser.parse_args(argv)
 
     missing = [v for v in ("nnUNet_preprocessed", "nnUNet_results") if not os.environ.get(v)]
@@ -86,7 +87,8 @@ def main(argv=None) -> int:
     if not (model_folder / f"fold_{args.f}" / args.checkpoint).is_file():
         parser.error(f"no {args.checkpoint} in {model_folder / f'fold_{args.f}'}: train it first "
                      f"(nnUNetv2_train {args.d} {args.c} {args.f} -tr {args.tr})")
-    predictor = nnUNetPredictor(use_mirroring=False, device=torch.device("cpu"), perform_everything_on_device=False,
+    device = torch.device(args.device)
+    predictor = nnUNetPredictor(use_mirroring=False, device=device, perform_everything_on_device=device.type == "cuda",
                                 allow_tqdm=False)
     predictor.initialize_from_trained_model_folder(str(model_folder), use_folds=(args.f,),
                                                    checkpoint_name=args.checkpoint)
