@@ -21,14 +21,10 @@ class PaperAdam:
     them) with nnU-Net's exact signature, which the base trainer re-reads to restore from a checkpoint.
     """
 
-    paper_initial_lr = 1e-4
-    paper_weight_decay = 1e-5
-
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.initial_lr = self.paper_initial_lr
-        self.weight_decay = self.paper_weight_decay
+        self.initial_lr, self.weight_decay = 1e-4, 1e-5
 
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.network.parameters(), lr=self.initial_lr, weight_decay=self.weight_decay)
