@@ -1,14 +1,16 @@
 """Segmentation quality on real MRI with short, stated budgets: nnU-Net's default trainer vs ours, same split.
 
-    .venv/bin/python scripts/benchmark_quality.py --dataset lgg|brats2015 [--source DIR] [--out DIR]
+    .venv/bin/python scripts/benchmark_quality.py --dataset lgg|brats2015|synthetic [--source DIR] [--out DIR]
         [--trainers nnUNetTrainer nnUNetTrainerSiNGR ...] [--budget _10epochs_20iters] [--folds 0 1 2 3 4]
-        [--repeats K] [--device cpu|cuda] [--np N]
+        [--repeats K] [--device cpu|cuda] [--np N] [--shrink N]
 
 Composes the project's own commands, each run as a subprocess and timed (wall seconds; peak resident
 memory of the largest process of the stage, from ``wait4``):
 
-1. convert: ``nnunet_ext_convert_lgg`` (Kaggle ``kaggle_3m``) or ``nnunet_ext_convert_brats`` (the
-   BraTS 2015 sample layout: FLAIR + T1c, 240x240x155) into the work folder's ``nnUNet_raw``;
+1. convert: ``nnunet_ext_convert_lgg`` (Kaggle ``kaggle_3m``; ``--shrink N`` then bins each slice N x N
+   in-plane with SimpleITK's ``BinShrink``, labels by majority, for CPU-sized runs), ``nnunet_ext_convert_brats``
+   (the BraTS 2015 sample layout: FLAIR + T1c, 240x240x155), or, for ``synthetic``, ``nnunet_ext_synthetic``
+   (BraTS-like regions, ``--cases`` cases of ``--shape`` voxels) into the work folder's ``nnUNet_raw``;
 2. ``nnUNetv2_plan_and_preprocess`` (``-c 2d`` for LGG, ``-c 3d_fullres`` for BraTS 2015);
 3. split: nnU-Net's own ``generate_crossval_split`` (seed 12345, as ``nnUNetv2_train`` would make
    it) written to ``splits_final.json`` with min(5, cases) folds: 5 folds for the 8 LGG patients,
@@ -84,6 +86,12 @@ DATASETS = {
         "trainers": ["nnUNetTrainer", "nnUNetTrainerSiNGR"], "folds": [0, 1, 2, 3, 4], "predict": False,
         "title": "LGG FLAIR (Kaggle lgg-mri-segmentation), 2d",
     },
+    "synthetic": {
+        "id": 973, "name": "SyntheticBraTS", "configuration": "3d_fullres", "default_source": None,
+        "source_help": "none: the dataset is generated (nnunet_ext_synthetic -k brats)",
+        "trainers": ["nnUNetTrainer", "nnUNetTrainerSiNGR"], "folds": [0], "predict": False,
+        "title": "synthetic BraTS-like regions (nnunet_ext_synthetic -k brats), 3d_fullres",
+    },
     "brats2015": {
         "id": 972, "name": "BraTS2015", "configuration": "3d_fullres",
         "default_source": REPO.parent / "shared" / "data" / "brats2015_sample",
@@ -96,7 +104,8 @@ DATASETS = {
 # trainers/). BraTS on CPU: about a minute per 3d_fullres iteration on 2 cores, so the pipeline-and-timings
 # check runs the smoke budget there; its quality numbers mean nothing at that budget.
 DEFAULT_BUDGET = {("lgg", "cpu"): "_10epochs_20iters", ("lgg", "cuda"): "_50epochs_100iters",
-                  ("brats2015", "cpu"): "_1epoch_2iters", ("brats2015", "cuda"): "_50epochs_100iters"}
+                  ("brats2015", "cpu"): "_1epoch_2iters", ("brats2015", "cuda"): "_50epochs_100iters",
+                  ("synthetic", "cpu"): "_50epochs_20iters", ("synthetic", "cuda"): "_50epochs_100iters"}
 SHORT_RUN_NOTE = (
     "Short-budget run: not a reproduction of the SiNGR paper (which trains to convergence with its "
     "own network, optimiser and fixed train/validation/test split; this project's nearest equivalent is nnU-Net's "
@@ -152,7 +161,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--stop-after", choices=("convert", "plan", "precompute", "train"),
                         help="end after this stage (smoke tests, timing the set-up); the Markdown then has no results")
     parser.add_argument("--dataset-id", type=int, help="nnU-Net dataset id in the work folder (default: lgg 971, "
-                                                       "brats2015 972)")
+                                                       "brats2015 972, synthetic 973)")
+    parser.add_argument("--shrink", type=int, default=1,
+                        help="lgg: bin every slice N x N in-plane after conversion (256 -> 256/N pixels; default 1)")
+    parser.add_argument("--cases", type=int, default=30, help="synthetic: number of cases (default 30)")
+    parser.add_argument("--shape", type=int, nargs=3, default=(32, 32, 24),
+                        help="synthetic: image size X Y Z in voxels (default 32 32 24)")
     args = parser.parse_args(argv)
     spec = DATASETS[args.dataset]
     if args.repeats < 1:
@@ -162,9 +176,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.num_processes < 1:
         parser.error("--np must be at least 1")
     args.da_workers = args.da_workers or int(os.environ.get("nnUNet_n_proc_DA") or max(1, min(cores, 8)))
-    args.source = (args.source or spec["default_source"]).resolve()
-    if not args.source.is_dir():
-        parser.error(f"--source: folder not found: {args.source} (pass --source DIR: {spec['source_help']})")
+    if args.shrink < 1 or (args.shrink > 1 and args.dataset != "lgg"):
+        parser.error("--shrink N: N >= 1, for --dataset lgg only")
+    if args.dataset != "synthetic":
+        args.source = (args.source or spec["default_source"]).resolve()
+        if not args.source.is_dir():
+            parser.error(f"--source: folder not found: {args.source} (pass --source DIR: {spec['source_help']})")
     args.out = (args.out or REPO / "benchmark_output" / f"quality_{args.dataset}").resolve()
     args.dataset_id = args.dataset_id or spec["id"]
     args.configuration = spec["configuration"]
@@ -350,9 +367,20 @@ def convert(args: argparse.Namespace, dataset_name: str) -> dict:
     raw = Path(os.environ["nnUNet_raw"]) / dataset_name
     if (raw / "dataset.json").is_file():
         return journal(args, {"stage": "convert", "skipped": "raw dataset present", "folder": str(raw)})
-    name = DATASETS[args.dataset]["name"]
+    name = dataset_name.split("_", 1)[1]
+    if args.dataset == "synthetic":
+        command = ["nnunet_ext_synthetic", "-d", str(args.dataset_id), "-k", "brats", "-n", name, "--cases",
+                   str(args.cases), "--test-cases", "0", "--shape", *map(str, args.shape)]
+        return journal(args, {"stage": "convert", **run_stage("generate", command, args.out / "logs" / "convert.log"),
+                              "folder": str(raw)})
     if args.dataset == "lgg":
+        full = args.out / "nnUNet_raw_full_resolution" if args.shrink > 1 else Path(os.environ["nnUNet_raw"])
         command = ["nnunet_ext_convert_lgg", "-i", str(args.source), "-d", str(args.dataset_id), "-n", name]
+        record = run_stage("convert", command, args.out / "logs" / "convert.log", {**os.environ, "nnUNet_raw": str(full)})
+        if args.shrink > 1:
+            shrink_in_plane(full / dataset_name, raw, args.shrink)
+            record["shrink_in_plane"] = args.shrink
+        return journal(args, {"stage": "convert", **record, "folder": str(raw)})
     else:
         command = ["nnunet_ext_convert_brats", "-i", str(args.source), "-d", str(args.dataset_id), "-n", name,
                    "-np", str(args.num_processes)]
@@ -363,6 +391,31 @@ def convert(args: argparse.Namespace, dataset_name: str) -> dict:
             raise QualityError(f"{args.source} converted as BraTS layout {layout!r}, not the 2015 sample layout; "
                                f"pass the BraTS 2015 case folders as --source")
     return journal(args, {**record, "folder": str(raw)})
+
+
+def shrink_in_plane(source: Path, target: Path, factor: int) -> None:
+    """Writes ``source`` (an nnU-Net raw dataset of 2D slices stacked along z) binned ``factor`` x ``factor`` in-plane.
+
+    Images: SimpleITK's ``BinShrink`` (the mean of each block; spacing x factor). Labels: the same mean
+    of the 0/1 mask, >= 0.5 (majority). Written into a staging folder and renamed (atomic).
+    """
+    import SimpleITK as sitk
+
+    from nnunet_ext.raw_dataset import write_atomically
+
+    def write(staging: Path) -> None:
+        dataset_json = json.loads((source / "dataset.json").read_text())
+        dataset_json["shrunk_in_plane"] = factor
+        for sub in ("imagesTr", "labelsTr"):
+            (staging / sub).mkdir()
+            for path in sorted((source / sub).glob("*.nii.gz")):
+                image = sitk.BinShrink(sitk.Cast(sitk.ReadImage(str(path)), sitk.sitkFloat32), [factor, factor, 1])
+                if sub == "labelsTr":
+                    image = sitk.Cast(image >= 0.5, sitk.sitkUInt8)
+                sitk.WriteImage(image, str(staging / sub / path.name))
+        (staging / "dataset.json").write_text(json.dumps(dataset_json, indent=4) + "\n")
+
+    write_atomically(target, overwrite=False, write=write)
 
 
 def raw_cases(dataset_name: str) -> list[str]:
@@ -724,7 +777,7 @@ def run(args: argparse.Namespace) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     set_environment(args)
     hardware = hardware_record()
-    dataset_name = dataset_folder_name(args.dataset_id, spec["name"])
+    dataset_name = dataset_folder_name(args.dataset_id, spec["name"] + (f"Shrink{args.shrink}" if args.shrink > 1 else ""))
     check_trainers(args)
     stages = [convert(args, dataset_name)]
     rows_by_repeat, reports = {}, {}
@@ -746,7 +799,11 @@ def run(args: argparse.Namespace) -> dict:
         rows_by_repeat[repeat], reports[repeat] = rows, record["report"]
     first = details[args.trainers[0]]
     dataset_note = {"lgg": "slices of each patient stacked into one volume, trained slice-wise (2d); spacing assumed "
-                           "1 mm (the TIFs store none)",
+                           "1 mm (the TIFs store none)" + (f"; binned {args.shrink} x {args.shrink} in-plane "
+                                                          f"(256 -> {256 // args.shrink} pixels, spacing {args.shrink} mm)"
+                                                          if args.shrink > 1 else ""),
+                    "synthetic": f"{args.cases} generated cases of {' x '.join(map(str, args.shape))} voxels at 1 mm, "
+                                 "4 modalities, regions whole tumour, tumour core, enhancing tumour",
                     "brats2015": "two channels (T1c, FLAIR; no T1/T2 in this sample), native 240x240x155 at 1 mm, "
                                  "regions whole tumour, tumour core, enhancing tumour"}[args.dataset]
     result = {
@@ -756,7 +813,8 @@ def run(args: argparse.Namespace) -> dict:
         "hardware": hardware, "hardware_markdown": hardware_markdown(hardware).rstrip("\n"),
         "load_average_end": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "device": args.device, "num_processes": args.num_processes, "da_workers": args.da_workers,
-        "dataset": {"key": args.dataset, "title": spec["title"], "name": dataset_name, "source": str(args.source),
+        "dataset": {"key": args.dataset, "title": spec["title"], "name": dataset_name,
+                    "source": str(args.source) if args.source else "generated",
                     "cases": raw_cases(dataset_name), "note": dataset_note},
         "plans": plans_record(args, dataset_name),
         "split": split, "folds": args.folds,

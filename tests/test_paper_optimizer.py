@@ -1,9 +1,10 @@
-"""PaperAdam: the SiNGR paper's optimiser (Sec. 4: Adam, lr 1e-4, weight decay 1e-5) as an nnU-Net trainer mixin."""
+"""The optimiser mixins: Adam 1e-3 (SiNGR's and RRW's default), the SiNGR paper's Adam 1e-4, nnU-Net's SGD."""
 
 from __future__ import annotations
 
 import inspect
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from torch import nn
 
 from conftest import run_command
 from nnunet_ext.schedules import ShortSchedule
-from nnunet_ext.training.optimizers import PaperAdam
+from nnunet_ext.training.optimizers import AdamWithPolyDecay, NnUNetSGD, PaperAdam, RRWAuthorsAdam
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,16 +46,49 @@ def test_adam_with_the_papers_rate_and_weight_decay():
         assert group["lr"] == pytest.approx(1e-4 * (1 - epoch / 4) ** 0.9)
 
 
-def test_keeps_nnunets_init_signature():
+@pytest.mark.parametrize("mixin, lr, weight_decay", [(AdamWithPolyDecay, 1e-3, 1e-5), (RRWAuthorsAdam, 1e-4, 3e-5)])
+def test_other_adam_settings(mixin, lr, weight_decay):
+    class Trainer(ShortSchedule, mixin, _StandInTrainer):
+        schedule = (4, 2, 1)
+
+    trainer = Trainer({}, "2d", 0, {}, torch.device("cpu"))
+    optimizer, _ = trainer.configure_optimizers()
+    assert type(optimizer) is torch.optim.Adam and (trainer.initial_lr, trainer.weight_decay) == (lr, weight_decay)
+    assert optimizer.param_groups[0]["lr"] == lr and optimizer.param_groups[0]["weight_decay"] == weight_decay
+
+
+def test_nnunet_sgd_restores_nnunets_optimiser_and_values():
+    class Trainer(NnUNetSGD, AdamWithPolyDecay, _StandInTrainer):
+        pass
+
+    class Plain(nnUNetTrainer):
+        def __init__(self):  # only what configure_optimizers reads; nnU-Net's own defaults come from its source
+            self.network, self.num_epochs = nn.Conv2d(1, 2, 3), 10
+
+    trainer = Trainer({}, "2d", 0, {}, torch.device("cpu"))
+    source = inspect.getsource(nnUNetTrainer.__init__)
+    for name in ("initial_lr", "weight_decay"):
+        assert float(re.search(rf"self\.{name} = ([0-9.e-]+)", source)[1]) == getattr(trainer, name)
+    optimizer, _ = trainer.configure_optimizers()
+    plain = Plain()
+    plain.initial_lr, plain.weight_decay = trainer.initial_lr, trainer.weight_decay
+    reference, _ = plain.configure_optimizers()
+    assert type(optimizer) is type(reference) is torch.optim.SGD
+    keys = ("lr", "momentum", "nesterov", "weight_decay")
+    assert {k: optimizer.param_groups[0][k] for k in keys} == {k: reference.param_groups[0][k] for k in keys}
+
+
+@pytest.mark.parametrize("mixin", [AdamWithPolyDecay, PaperAdam, NnUNetSGD])
+def test_keeps_nnunets_init_signature(mixin):
     """nnU-Net rebuilds a trainer from the names of its __init__ parameters (checkpoints, --c)."""
     expected = list(inspect.signature(nnUNetTrainer.__init__).parameters)
-    assert list(inspect.signature(PaperAdam.__init__).parameters) == expected
+    assert list(inspect.signature(mixin.__init__).parameters) == expected
 
 
 @pytest.mark.e2e
-def test_singr_adam_trains_with_adam(nnunet_env, tiny_dataset, tmp_path):
+def test_singr_paper_adam_trains_with_adam(nnunet_env, tiny_dataset, tmp_path):
     dataset_id, configuration, raw_folder = tiny_dataset("2d")
-    trainer = "nnUNetTrainerSiNGR_Adam_1epoch_2iters"
+    trainer = "nnUNetTrainerSiNGR_PaperAdam_1epoch_2iters"
     run_command(["nnUNetv2_train", str(dataset_id), configuration, "0", "-tr", trainer, "-device", "cpu"], nnunet_env)
     fold = Path(nnunet_env["nnUNet_results"]) / raw_folder.name / f"{trainer}__nnUNetPlans__{configuration}" / "fold_0"
     debug = json.loads((fold / "debug.json").read_text())

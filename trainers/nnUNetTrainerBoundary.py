@@ -10,7 +10,7 @@ authors' rebalancing: 1 in the first epoch, 0.01 less each epoch, at least 0.01.
 from torch import nn
 
 from nnunet_ext.losses.surface import alpha_rebalance
-from nnunet_ext.schedules import ShortSchedule
+from nnunet_ext.schedules import add_budget_variants
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import target_spec
 from nnunet_ext.targets.dtm import DTMOptions
@@ -34,19 +34,4 @@ class nnUNetTrainerBoundary(nnUNetTrainerRegionAndDistance):
         return BoundaryTerm(self.label_manager.has_regions, self.label_manager.ignore_label)
 
 
-class nnUNetTrainerBoundary_1epoch_2iters(ShortSchedule, nnUNetTrainerBoundary):
-    """Smoke-test budget used by the end-to-end tests."""
-
-    schedule = (1, 2, 1)
-
-
-class nnUNetTrainerBoundary_10epochs_20iters(ShortSchedule, nnUNetTrainerBoundary):
-    """CPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_10epochs_20iters."""
-
-    schedule = (10, 20, 5)
-
-
-class nnUNetTrainerBoundary_50epochs_100iters(ShortSchedule, nnUNetTrainerBoundary):
-    """GPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_50epochs_100iters."""
-
-    schedule = (50, 100, 20)
+add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/schedules.py

@@ -13,7 +13,7 @@ from torch import nn
 
 from nnunet_ext.losses.surface import GeneralizedSurfaceLoss, alpha_cosine, alpha_linear, alpha_step
 from nnunet_ext.preprocessing.precompute_targets import load_configuration
-from nnunet_ext.schedules import ShortSchedule
+from nnunet_ext.schedules import add_budget_variants
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import target_spec
 from nnunet_ext.targets.dtm import DTMOptions
@@ -93,19 +93,4 @@ class nnUNetTrainerGSL_MIST(nnUNetTrainerGSL):
         return alpha_linear(epoch, max(self.num_epochs - 1, 1), hold=self.hold_epochs)
 
 
-class nnUNetTrainerGSL_1epoch_2iters(ShortSchedule, nnUNetTrainerGSL):
-    """Smoke-test budget used by the end-to-end tests."""
-
-    schedule = (1, 2, 1)
-
-
-class nnUNetTrainerGSL_10epochs_20iters(ShortSchedule, nnUNetTrainerGSL):
-    """CPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_10epochs_20iters."""
-
-    schedule = (10, 20, 5)
-
-
-class nnUNetTrainerGSL_50epochs_100iters(ShortSchedule, nnUNetTrainerGSL):
-    """GPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_50epochs_100iters."""
-
-    schedule = (50, 100, 20)
+add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/schedules.py

@@ -10,7 +10,7 @@ See nnunet_ext/training/soft_label_loss.py and nnunet_ext/targets/geols.py.
 
 from torch import nn
 
-from nnunet_ext.schedules import ShortSchedule
+from nnunet_ext.schedules import add_budget_variants
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import target_spec
 from nnunet_ext.targets.geols import GeoLSOptions
@@ -41,37 +41,4 @@ class nnUNetTrainerGeoLS_JML(nnUNetTrainerGeoLS):
     soft_label_criterion = "jml"
 
 
-class nnUNetTrainerGeoLS_1epoch_2iters(ShortSchedule, nnUNetTrainerGeoLS):
-    """Smoke-test budget used by the end-to-end tests."""
-
-    schedule = (1, 2, 1)
-
-
-class nnUNetTrainerGeoLS_JML_1epoch_2iters(ShortSchedule, nnUNetTrainerGeoLS_JML):
-    """Smoke-test budget."""
-
-    schedule = (1, 2, 1)
-
-
-class nnUNetTrainerGeoLS_10epochs_20iters(ShortSchedule, nnUNetTrainerGeoLS):
-    """CPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_10epochs_20iters."""
-
-    schedule = (10, 20, 5)
-
-
-class nnUNetTrainerGeoLS_50epochs_100iters(ShortSchedule, nnUNetTrainerGeoLS):
-    """GPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_50epochs_100iters."""
-
-    schedule = (50, 100, 20)
-
-
-class nnUNetTrainerGeoLS_JML_10epochs_20iters(ShortSchedule, nnUNetTrainerGeoLS_JML):
-    """CPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_10epochs_20iters."""
-
-    schedule = (10, 20, 5)
-
-
-class nnUNetTrainerGeoLS_JML_50epochs_100iters(ShortSchedule, nnUNetTrainerGeoLS_JML):
-    """GPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_50epochs_100iters."""
-
-    schedule = (50, 100, 20)
+add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/schedules.py

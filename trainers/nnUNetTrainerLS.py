@@ -7,13 +7,13 @@ path, its loss replaced per deep-supervision scale (nnU-Net's DeepSupervisionWra
 """
 
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_ext.schedules import ShortSchedule
+from nnunet_ext.schedules import add_budget_variants
+from nnunet_ext.training.health import nnUNetTrainerWithHealthGuard
 from nnunet_ext.training.soft_label_loss import SoftLabelLoss
 
 
-class nnUNetTrainerLS_JML(nnUNetTrainer):
+class nnUNetTrainerLS_JML(nnUNetTrainerWithHealthGuard):
     """Label smoothing (alpha 0.1) with JML1 (sigmoid per region, softmax over classes for labels)."""
 
     smoothing_alpha = 0.1
@@ -26,19 +26,4 @@ class nnUNetTrainerLS_JML(nnUNetTrainer):
         return DeepSupervisionWrapper(loss, super()._build_loss().weight_factors)  # nnU-Net's scale weights
 
 
-class nnUNetTrainerLS_JML_1epoch_2iters(ShortSchedule, nnUNetTrainerLS_JML):
-    """Smoke-test budget used by the end-to-end tests."""
-
-    schedule = (1, 2, 1)
-
-
-class nnUNetTrainerLS_JML_10epochs_20iters(ShortSchedule, nnUNetTrainerLS_JML):
-    """CPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_10epochs_20iters."""
-
-    schedule = (10, 20, 5)
-
-
-class nnUNetTrainerLS_JML_50epochs_100iters(ShortSchedule, nnUNetTrainerLS_JML):
-    """GPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_50epochs_100iters."""
-
-    schedule = (50, 100, 20)
+add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/schedules.py

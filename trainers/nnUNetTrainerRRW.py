@@ -7,23 +7,31 @@ precomputed on whole cases by ``nnUNetv2_precompute_targets --kind rrw`` (or on 
 - label datasets: softmax over the 1 + K classes, maps [background, label 1..K] (``--background``);
 - region datasets (sigmoid outputs): each region r with its complement is a two-class problem,
   sigmoid(z_r) = softmax(0, z_r), with the RRW maps of r and of not-r (``--complements``).
+
+Optimiser: Adam 1e-3 with poly decay (:class:`~nnunet_ext.training.optimizers.AdamWithPolyDecay`). The RW
+loss is linear in the probabilities, so under nnU-Net's SGD small regions saturate on the background side
+and collapse (docs/results/quality_cpu.md). ``nnUNetTrainerRRW_AuthorsAdam`` is the authors' optimiser
+(Adam 1e-4), ``nnUNetTrainerRRW_nnUNetSGD`` nnU-Net's.
 """
 
 from torch import nn
 
-from nnunet_ext.schedules import ShortSchedule
+from nnunet_ext.schedules import add_budget_variants
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import target_spec
 from nnunet_ext.targets.rrw import RRWOptions
 from nnunet_ext.training.distance_losses import RRWTerm
 from nnunet_ext.training.map_trainer import nnUNetTrainerWithTargetMaps
+from nnunet_ext.training.optimizers import AdamWithPolyDecay, NnUNetSGD, RRWAuthorsAdam
 
 
-class nnUNetTrainerRRW(nnUNetTrainerWithTargetMaps):
-    """RW loss (Eq. 1) with RRW maps (Eq. 4)."""
+class nnUNetTrainerRRW(AdamWithPolyDecay, nnUNetTrainerWithTargetMaps):
+    """RW loss (Eq. 1) with RRW maps (Eq. 4); Adam 1e-3."""
 
     # every component 1 where a patch leaves the case: equal components give zero gradient (Eq. 2)
     map_padding_value = 1.0
+    saturating_activation = "probabilities"  # the training-health guard (nnunet_ext/training/health.py)
+    collapse_alternative = "nnUNetTrainerRRW_AuthorsAdam (Adam at 1e-4)"
 
     def target_spec(self) -> TargetSpec:
         has_regions = self.label_manager.has_regions
@@ -33,19 +41,14 @@ class nnUNetTrainerRRW(nnUNetTrainerWithTargetMaps):
         return RRWTerm(self.label_manager.has_regions, self.label_manager.ignore_label)
 
 
-class nnUNetTrainerRRW_1epoch_2iters(ShortSchedule, nnUNetTrainerRRW):
-    """Smoke-test budget used by the end-to-end tests."""
-
-    schedule = (1, 2, 1)
+class nnUNetTrainerRRW_AuthorsAdam(RRWAuthorsAdam, nnUNetTrainerRRW):
+    """The RRW authors' optimiser (their nnU-Net v1 trainer: Adam 1e-4)."""
 
 
-class nnUNetTrainerRRW_10epochs_20iters(ShortSchedule, nnUNetTrainerRRW):
-    """CPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_10epochs_20iters."""
+class nnUNetTrainerRRW_nnUNetSGD(NnUNetSGD, nnUNetTrainerRRW):
+    """nnU-Net's SGD (1e-2, Nesterov momentum 0.99): collapses on small regions (docs/results/quality_cpu.md)."""
 
-    schedule = (10, 20, 5)
+    collapse_alternative = "nnUNetTrainerRRW (Adam 1e-3)"
 
 
-class nnUNetTrainerRRW_50epochs_100iters(ShortSchedule, nnUNetTrainerRRW):
-    """GPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_50epochs_100iters."""
-
-    schedule = (50, 100, 20)
+add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/schedules.py

@@ -5,23 +5,31 @@ precomputed by ``nnUNetv2_precompute_targets``, or on first use) through tanh wi
 (Eq. 6, gamma 1, eps 0). ``nnUNetv2_predict -tr nnUNetTrainerSiNGR`` writes the 0-thresholded masks
 (see nnunet_ext/training/signed_map_loss.py for why nnU-Net's own inference does exactly that).
 Each variant is its own class, hence its own results folder.
+
+Optimiser: Adam 1e-3 with poly decay (:class:`~nnunet_ext.training.optimizers.AdamWithPolyDecay`), not
+nnU-Net's SGD, under which the tanh outputs of small regions saturate on the background side and the
+region collapses (docs/results/quality_cpu.md). Every Table 3 variant inherits it.
+``nnUNetTrainerSiNGR_PaperAdam`` is the paper's optimiser (Adam 1e-4), ``nnUNetTrainerSiNGR_nnUNetSGD``
+nnU-Net's.
 """
 
 from torch import nn
 
 from nnunet_ext.losses import FocalL1Loss, FocalL1SimpleLoss, L1Loss, L2Loss, OfficialSiNGRLoss, ProductLoss
-from nnunet_ext.schedules import ShortSchedule
+from nnunet_ext.schedules import add_budget_variants
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import SiNGOptions, target_spec
 from nnunet_ext.training.map_trainer import nnUNetTrainerWithTargetMaps
-from nnunet_ext.training.optimizers import PaperAdam
+from nnunet_ext.training.optimizers import AdamWithPolyDecay, NnUNetSGD, PaperAdam
 from nnunet_ext.training.signed_map_loss import SignedMapRegression
 
 
-class nnUNetTrainerSiNGR(nnUNetTrainerWithTargetMaps):
-    """SiNG maps with the default options (delta 0.5, lambda 0.5) and Focal-L1 (Eq. 6)."""
+class nnUNetTrainerSiNGR(AdamWithPolyDecay, nnUNetTrainerWithTargetMaps):
+    """SiNG maps with the default options (delta 0.5, lambda 0.5) and Focal-L1 (Eq. 6); Adam 1e-3."""
 
     sing_options = SiNGOptions()
+    saturating_activation = "tanh"  # the training-health guard's wrong-side saturation (nnunet_ext/training/health.py)
+    collapse_alternative = "nnUNetTrainerSiNGR_PaperAdam (Adam at 1e-4)"
 
     def regression_loss(self) -> nn.Module:
         return FocalL1Loss(gamma=1.0, eps=0.0)
@@ -75,41 +83,14 @@ class nnUNetTrainerSiNGR_Official(nnUNetTrainerSiNGR):
         return OfficialSiNGRLoss()
 
 
-class nnUNetTrainerSiNGR_Adam(PaperAdam, nnUNetTrainerSiNGR):
-    """The paper's optimiser (Sec. 4: Adam, learning rate 1e-4, weight decay 1e-5) instead of nnU-Net's SGD."""
+class nnUNetTrainerSiNGR_PaperAdam(PaperAdam, nnUNetTrainerSiNGR):
+    """The paper's optimiser (Sec. 4: Adam, learning rate 1e-4, weight decay 1e-5)."""
 
 
-class nnUNetTrainerSiNGR_10epochs_20iters(ShortSchedule, nnUNetTrainerSiNGR):
-    """The README demo's budget, same as nnUNetTrainer_10epochs_20iters."""
+class nnUNetTrainerSiNGR_nnUNetSGD(NnUNetSGD, nnUNetTrainerSiNGR):
+    """nnU-Net's SGD (1e-2, Nesterov momentum 0.99): collapses on small regions (docs/results/quality_cpu.md)."""
 
-    schedule = (10, 20, 5)
-
-
-class nnUNetTrainerSiNGR_1epoch_2iters(ShortSchedule, nnUNetTrainerSiNGR):
-    """Smoke-test budget used by the end-to-end tests."""
-
-    schedule = (1, 2, 1)
+    collapse_alternative = "nnUNetTrainerSiNGR (Adam 1e-3)"
 
 
-class nnUNetTrainerSiNGR_50epochs_100iters(ShortSchedule, nnUNetTrainerSiNGR):
-    """GPU quality-benchmark budget (scripts/benchmark_quality.py), same as nnUNetTrainer_50epochs_100iters."""
-
-    schedule = (50, 100, 20)
-
-
-class nnUNetTrainerSiNGR_Adam_10epochs_20iters(ShortSchedule, nnUNetTrainerSiNGR_Adam):
-    """nnUNetTrainerSiNGR_Adam at the demo budget."""
-
-    schedule = (10, 20, 5)
-
-
-class nnUNetTrainerSiNGR_Adam_50epochs_100iters(ShortSchedule, nnUNetTrainerSiNGR_Adam):
-    """nnUNetTrainerSiNGR_Adam at the GPU quality-benchmark budget."""
-
-    schedule = (50, 100, 20)
-
-
-class nnUNetTrainerSiNGR_Adam_1epoch_2iters(ShortSchedule, nnUNetTrainerSiNGR_Adam):
-    """Smoke-test budget used by the end-to-end tests."""
-
-    schedule = (1, 2, 1)
+add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/schedules.py

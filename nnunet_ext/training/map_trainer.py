@@ -15,6 +15,7 @@ does the rest without copying nnU-Net's training code:
   validation step reads ``target[0]``, the full-resolution seg, for its online pseudo-Dice, so the
   checkpoint choice still works on masks.
 - **deep supervision**: nnU-Net's own scale weights (taken from the loss it would build).
+- **training health**: the guard of :mod:`nnunet_ext.training.health` (non-finite loss, wrong-side saturation).
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ from nnunetv2.configuration import default_num_processes
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer import nnUNetTrainer as nnunet_trainer_module
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
 
 from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.target_store import TargetSpec, targets_folder
 from nnunet_ext.training.data_loader import nnUNetDataLoaderWithTargets
 from nnunet_ext.training.dataset import nnUNetDatasetBlosc2WithTargets
+from nnunet_ext.training.health import nnUNetTrainerWithHealthGuard
 from nnunet_ext.training.transforms import (
     FAR_BACKGROUND,
     get_regression_training_transforms,
@@ -60,7 +61,7 @@ class SplitTargets(nn.Module):
         return self.loss(outputs, targets[:n], targets[n:])
 
 
-class nnUNetTrainerWithTargetMaps(nnUNetTrainer):
+class nnUNetTrainerWithTargetMaps(nnUNetTrainerWithHealthGuard):
     """Base trainer: precomputed maps through nnU-Net's data path into a ``loss(output, seg, maps)``."""
 
     #: value of the maps outside the case (loader crop and spatial augmentation): -1, the far background

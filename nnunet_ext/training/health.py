@@ -1,0 +1,196 @@
+"""Training-health guard of every trainer of this plugin: a non-finite loss stops the run, a collapse is named.
+
+Two checks, from what nnU-Net computes anyway (no extra forward passes):
+
+- **non-finite loss**: a training step whose loss is NaN or inf stops the run at once with one line
+  (epoch, iteration, the cases of the batch, the likely cause and the fix); a non-finite validation
+  loss stops it at the end of the epoch. nnU-Net's own trainer logs ``train_loss nan``, saves
+  checkpoints and exits 0.
+- **wrong-side saturation** (trainers whose loss is linear in a saturating activation: SiNGR's
+  ``tanh``, RRW's sigmoid / softmax; ``saturating_activation``): on nnU-Net's validation batches, per
+  region or class, the fraction of reference-foreground voxels whose activation sits on the background
+  side with a slope below 1 % of its maximum. The loss gradient carries that slope as a factor, so such
+  a voxel barely trains, and the 0-threshold predicts nothing there. With ``q`` the activation scaled to
+  (0, 1) for the true class (``(1 + tanh v) / 2 = sigmoid(2 v)``, ``sigmoid(z)``, ``softmax(z)_k``), the
+  slope relative to its maximum is ``4 q (1 - q)``; saturated on the wrong side means
+  ``q < (1 - sqrt(0.99)) / 2`` (for tanh: ``v < -atanh(sqrt(0.99)) = -2.99``, the measure of
+  ``scripts/singr_saturation.py``). The fraction per region is written to the training log, logged as
+  ``wrong_side_saturated`` (in the checkpoint's logging) and drawn in ``progress.png``. A region whose
+  pseudo-Dice is 0 while more than half of its foreground is saturated on the wrong side for
+  ``collapse_epochs`` epochs in a row gets one warning line naming the cause and the trainer to use.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_ext.training.progress_logger import CurvesLocalLogger
+
+#: activation values q (scaled to (0, 1)) below this are saturated on the background side: 4 q (1 - q) < 0.01
+SATURATED_Q = (1.0 - math.sqrt(0.99)) / 2.0
+#: |v| beyond which tanh'(v) < 0.01 (the same threshold on tanh's input)
+SATURATED_TANH_INPUT = math.atanh(math.sqrt(0.99))
+ACTIVATIONS = ("tanh", "probabilities")
+
+
+def foreground_scores(output: torch.Tensor, has_regions: bool, activation: str) -> torch.Tensor:
+    """``q`` (B, K, *) in (0, 1): the activation of each region / foreground class, scaled so that 0.5 is the threshold.
+
+    ``tanh``: q = (1 + tanh v) / 2 with v the regressed output (z_k for regions, z_k - z_0 for labels, as
+    SiNGR's loss uses it); ``probabilities``: sigmoid per region, softmax over the classes (foreground ones kept).
+    """
+    output = output.float()
+    if activation == "tanh":
+        v = output if has_regions else output[:, 1:] - output[:, :1]
+        return torch.sigmoid(2.0 * v)
+    if activation == "probabilities":
+        return torch.sigmoid(output) if has_regions else torch.softmax(output, dim=1)[:, 1:]
+    raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+
+
+def reference_masks(seg: torch.Tensor, num_foreground: int, has_regions: bool,
+                    ignore_label: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bool reference (B, K, *) per region / foreground label from nnU-Net's seg, and the valid voxels (B, 1, *)."""
+    if has_regions:
+        reference = seg[:, :num_foreground].bool()
+        valid = ~seg[:, -1:].bool() if ignore_label is not None else torch.ones_like(seg[:, :1], dtype=torch.bool)
+    else:
+        labels = seg[:, :1].long()
+        reference = torch.cat([labels == k for k in range(1, num_foreground + 1)], dim=1)
+        valid = labels != ignore_label if ignore_label is not None else torch.ones_like(labels, dtype=torch.bool)
+    return reference, valid
+
+
+def wrong_side_saturation(scores: torch.Tensor, reference: torch.Tensor,
+                          valid: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel: (reference voxels with ``q < SATURATED_Q``, reference voxels), over batch and space."""
+    inside = reference if valid is None else reference & valid
+    axes = [0, *range(2, scores.ndim)]
+    saturated = ((scores < SATURATED_Q) & inside).sum(axes)
+    return saturated.cpu().numpy().astype(np.int64), inside.sum(axes).cpu().numpy().astype(np.int64)
+
+
+def collapsed_regions(history: list[tuple[list[float], list[float]]], epochs: int,
+                      min_fraction: float = 0.5) -> list[int]:
+    """Regions collapsed in each of the last ``epochs`` entries of ``history`` = [(pseudo-Dice, saturated fraction)]."""
+    if len(history) < epochs:
+        return []
+    recent = history[-epochs:]
+    regions = len(recent[-1][0])
+    return [k for k in range(regions)
+            if all(dice[k] == 0 and not math.isnan(fraction[k]) and fraction[k] > min_fraction
+                   for dice, fraction in recent)]
+
+
+class nnUNetTrainerWithHealthGuard(nnUNetTrainer):
+    """nnU-Net's trainer with the guard of this module (the base of every trainer of the plugin)."""
+
+    #: "tanh" or "probabilities" for losses linear in a saturating activation; None: only the non-finite check
+    saturating_activation: str | None = None
+    #: the trainer to name when a region collapses
+    collapse_alternative: str = "nnUNetTrainer"
+    collapse_epochs: int = 3
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.logger.local_logger = CurvesLocalLogger(self.logger.local_logger.verbose)
+        if self.saturating_activation is not None:
+            self.logger.local_logger.add_curve("wrong_side_saturated", "wrong-side saturated foreground")
+        self._iteration = 0
+        self._health_history: list[tuple[list[float], list[float]]] = []
+        self._collapse_warned: set[int] = set()
+
+    # ------------------------------------------------------------------------------ non-finite loss
+    def on_train_epoch_start(self):
+        super().on_train_epoch_start()
+        self._iteration = 0
+
+    def train_step(self, batch: dict) -> dict:
+        result = super().train_step(batch)
+        if not np.all(np.isfinite(result["loss"])):
+            data = batch["data"]
+            cases = ", ".join(map(str, batch.get("keys", [])))
+            if not bool(torch.isfinite(data).all()):
+                cause = (f"the input batch (cases {cases}) holds non-finite values: an image with inf or NaN voxels, "
+                         "which nnU-Net's normalisation spreads over the whole channel; fix or remove those raw "
+                         "images and re-run nnUNetv2_plan_and_preprocess")
+            else:
+                cause = (f"the inputs are finite (cases {cases}), so the optimisation diverged; lower the learning "
+                         f"rate (e.g. {self.collapse_alternative}) or restart from the last checkpoint with --c")
+            self._stop(f"training loss {float(np.mean(result['loss']))} in epoch {self.current_epoch}, iteration "
+                       f"{self._iteration}: {cause}")
+        self._iteration += 1
+        return result
+
+    def _stop(self, message: str) -> None:
+        """Writes ``message`` to the training log, shuts the augmentation workers down and exits with it (one line)."""
+        self.print_to_log_file(f"STOPPED: {message}", also_print_to_console=False)
+        for loader in (self.dataloader_train, self.dataloader_val):
+            finish = getattr(loader, "_finish", None)
+            if finish is not None:
+                finish()
+        print(f"error: {self.__class__.__name__}: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(1)
+
+    # ----------------------------------------------------------------------- wrong-side saturation
+    def validation_step(self, batch: dict) -> dict:
+        if self.saturating_activation is None:
+            return super().validation_step(batch)
+        captured = []
+        handle = self.network.register_forward_hook(lambda module, inputs, output: captured.append(output))
+        try:
+            result = super().validation_step(batch)
+        finally:
+            handle.remove()
+        output = captured[-1]
+        output = output[0] if isinstance(output, (list, tuple)) else output
+        target = batch["target"]
+        seg = (target[0] if isinstance(target, (list, tuple)) else target).to(output.device)
+        scores = foreground_scores(output.detach(), self.label_manager.has_regions, self.saturating_activation)
+        reference, valid = reference_masks(seg, scores.shape[1], self.label_manager.has_regions,
+                                           self.label_manager.ignore_label)
+        result["saturated_foreground"], result["foreground_voxels"] = wrong_side_saturation(scores, reference, valid)
+        return result
+
+    def on_validation_epoch_end(self, val_outputs: list[dict]):
+        super().on_validation_epoch_end(val_outputs)
+        val_loss = self.logger.get_value("val_losses", step=None)[-1]
+        if not np.isfinite(val_loss):
+            self._stop(f"validation loss {val_loss} in epoch {self.current_epoch}: the network's outputs are not "
+                       f"finite; restart from the last checkpoint with --c at a lower learning rate "
+                       f"(e.g. {self.collapse_alternative})")
+        if self.saturating_activation is None:
+            return
+        saturated = np.sum([o["saturated_foreground"] for o in val_outputs], 0)
+        foreground = np.sum([o["foreground_voxels"] for o in val_outputs], 0)
+        fractions = [float(s / f) if f else float("nan") for s, f in zip(saturated, foreground)]
+        self.logger.log("wrong_side_saturated", fractions, self.current_epoch)
+        self.print_to_log_file("wrong-side saturated foreground (fraction of reference voxels on the background side "
+                               "with activation slope < 1 %), per region: "
+                               + str([round(f, 4) for f in fractions]))
+        dice = [float(d) for d in self.logger.get_value("dice_per_class_or_region", step=None)[-1]]
+        self._health_history.append((dice, fractions))
+        for k in collapsed_regions(self._health_history, self.collapse_epochs):
+            if k in self._collapse_warned:
+                continue
+            self._collapse_warned.add(k)
+            self.print_to_log_file(
+                f"WARNING: {self._region_name(k)} has collapsed: pseudo-Dice 0 for {self.collapse_epochs} epochs with "
+                f"{100 * fractions[k]:.0f} % of its foreground saturated on the background side, where this loss "
+                f"({self.saturating_activation}) has almost no gradient to pull it back; the optimiser drove it "
+                f"there. Train with {self.collapse_alternative} instead.")
+
+    def _region_name(self, k: int) -> str:
+        """'region tumour core (2, 3)' / 'label lesion (1)' for foreground channel ``k``."""
+        lm = self.label_manager
+        target = lm.foreground_regions[k] if lm.has_regions else lm.foreground_labels[k]
+        names = [name for name, value in self.dataset_json["labels"].items()
+                 if (tuple(value) if isinstance(value, (list, tuple)) else (value,))
+                 == (tuple(target) if isinstance(target, (list, tuple)) else (target,))]
+        return f"{'region' if lm.has_regions else 'label'} {names[0] if names else ''} {target}".replace("  ", " ")

@@ -1,0 +1,162 @@
+"""The training-health guard (nnunet_ext/training/health.py): wrong-side saturation, collapse warning, NaN stop."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from nnunet_ext.training.health import (
+    SATURATED_Q,
+    SATURATED_TANH_INPUT,
+    collapsed_regions,
+    foreground_scores,
+    nnUNetTrainerWithHealthGuard,
+    reference_masks,
+    wrong_side_saturation,
+)
+
+
+def test_threshold_is_one_percent_of_the_activation_slope():
+    assert 4 * SATURATED_Q * (1 - SATURATED_Q) == pytest.approx(0.01)
+    assert 1 - math.tanh(SATURATED_TANH_INPUT) ** 2 == pytest.approx(0.01)
+    # tanh's q = sigmoid(2 v) crosses the threshold exactly at v = -atanh(sqrt(0.99)) = -2.99
+    q = foreground_scores(torch.tensor([-SATURATED_TANH_INPUT]).view(1, 1, 1, 1), True, "tanh")
+    assert float(q) == pytest.approx(SATURATED_Q)
+
+
+def test_wrong_side_saturation_counts_on_hand_inputs():
+    # regions, tanh head: v = -5 (saturated, wrong side), -1 (wrong side, not saturated), 3 (right side)
+    v = torch.tensor([-5.0, -1.0, 3.0, -6.0]).view(1, 1, 4, 1)
+    reference = torch.tensor([True, True, True, False]).view(1, 1, 4, 1)  # the -6 voxel is background
+    saturated, foreground = wrong_side_saturation(foreground_scores(v, True, "tanh"), reference)
+    assert saturated.tolist() == [1] and foreground.tolist() == [3]
+    # labels, tanh head: v = z_1 - z_0
+    z = torch.tensor([[4.0, 0.0], [0.0, 0.0]]).view(1, 2, 2, 1)  # voxel 0: v = -4, voxel 1: v = 0
+    seg = torch.tensor([1, 1]).view(1, 1, 2, 1)
+    scores = foreground_scores(z, False, "tanh")
+    reference, valid = reference_masks(seg, 1, False, None)
+    assert wrong_side_saturation(scores, reference, valid)[0].tolist() == [1]
+    # labels, softmax: class 1 at probability e^-10 / (1 + e^-10) is saturated; ignored voxels do not count
+    z = torch.tensor([[10.0, 10.0, 0.0], [0.0, 0.0, 0.0]]).view(1, 2, 3, 1)
+    seg = torch.tensor([1, 2, 1]).view(1, 1, 3, 1)  # label 2 is the ignore label
+    reference, valid = reference_masks(seg, 1, False, 2)
+    saturated, foreground = wrong_side_saturation(foreground_scores(z, False, "probabilities"), reference, valid)
+    assert saturated.tolist() == [1] and foreground.tolist() == [2]
+
+
+def test_collapse_needs_dice_zero_and_saturation_in_every_recent_epoch():
+    collapsed = ([0.8, 0.0], [0.0, 0.9])
+    assert collapsed_regions([collapsed] * 2, 3) == []
+    assert collapsed_regions([collapsed] * 3, 3) == [1]
+    assert collapsed_regions([collapsed, ([0.8, 0.1], [0.0, 0.9]), collapsed, collapsed], 3) == []
+    assert collapsed_regions([([0.8, 0.0], [0.0, 0.4])] * 3, 3) == []  # empty but not saturated
+    assert collapsed_regions([([0.8, 0.0], [0.0, float("nan")])] * 3, 3) == []  # no foreground seen
+
+
+# ----------------------------------------------------------------------- a real trainer, in process
+class _GuardedTrainer(nnUNetTrainerWithHealthGuard):
+    """nnU-Net's loss and network with the guard's saturation measure on the softmax probabilities."""
+
+    saturating_activation = "probabilities"
+    collapse_alternative = "nnUNetTrainerExample"
+
+
+@pytest.fixture
+def guarded_trainer(nnunet_env, tiny_dataset, monkeypatch, tmp_path):
+    dataset_id, configuration, raw_folder = tiny_dataset("binary")
+    monkeypatch.setenv("nnUNet_preprocessed", nnunet_env["nnUNet_preprocessed"])
+    monkeypatch.setenv("nnUNet_results", str(tmp_path))
+    preprocessed = Path(nnunet_env["nnUNet_preprocessed"]) / raw_folder.name
+    plans = {**json.loads((preprocessed / "nnUNetPlans.json").read_text()), "continue_training": False}
+    dataset_json = json.loads((preprocessed / "dataset.json").read_text())
+    trainer = _GuardedTrainer(plans, configuration, 0, dataset_json, torch.device("cpu"))
+    trainer.initialize()
+    return trainer
+
+
+def _batch(trainer, data_value: float | None = None) -> dict:
+    """A batch of the trainer's patch size: a cube of label 1 in the middle, seg per deep-supervision scale."""
+    patch = tuple(trainer.configuration_manager.patch_size)
+    torch.manual_seed(0)
+    data = torch.randn(2, trainer.num_input_channels, *patch)
+    if data_value is not None:
+        data[0, 0, 0, 0, 0] = data_value
+    seg = torch.zeros(2, 1, *patch)
+    seg[(slice(None), slice(None), *(slice(s // 4, 3 * s // 4) for s in patch))] = 1
+    targets = [F.interpolate(seg, size=tuple(max(1, round(p * f)) for p, f in zip(patch, scale)), mode="nearest")
+               for scale in trainer._get_deep_supervision_scales()]
+    return {"data": data, "target": targets, "keys": ["case_a", "case_b"]}
+
+
+def _validate_epochs(trainer, batch, epochs: int) -> str:
+    trainer.on_validation_epoch_start()
+    for epoch in range(epochs):
+        trainer.current_epoch = epoch
+        with torch.no_grad():
+            outputs = [trainer.validation_step(batch)]
+        trainer.on_validation_epoch_end(outputs)
+    return Path(trainer.log_file).read_text()
+
+
+def _set_output_bias(trainer, background: float, foreground: float) -> None:
+    for layer in trainer.network.decoder.seg_layers:
+        with torch.no_grad():
+            layer.weight.zero_()
+            layer.bias.copy_(torch.tensor([background, foreground]))
+
+
+def test_saturated_outputs_trigger_one_collapse_warning(guarded_trainer):
+    _set_output_bias(guarded_trainer, 20.0, -20.0)  # every voxel confidently background
+    log = _validate_epochs(guarded_trainer, _batch(guarded_trainer), 4)
+    fractions = guarded_trainer.logger.local_logger.my_fantastic_logging["wrong_side_saturated"]
+    assert fractions == [[1.0]] * 4
+    warnings = [line for line in log.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "has collapsed" in warnings[0] and "nnUNetTrainerExample" in warnings[0]
+    assert "pseudo-Dice 0 for 3 epochs with 100 % of its foreground saturated" in warnings[0]
+
+
+def test_healthy_outputs_print_no_warning(guarded_trainer):
+    log = _validate_epochs(guarded_trainer, _batch(guarded_trainer), 4)  # nnU-Net's initialisation: not saturated
+    assert "wrong-side saturated foreground" in log  # the measure is logged every epoch
+    assert "WARNING" not in log and "STOPPED" not in log
+    assert guarded_trainer.logger.local_logger.my_fantastic_logging["wrong_side_saturated"][-1][0] < 0.01
+    guarded_trainer.logger.plot_progress_png(guarded_trainer.output_folder)  # draws the measure without error
+    assert (Path(guarded_trainer.output_folder) / "progress.png").is_file()
+
+
+def test_nan_input_stops_the_run_with_one_line(guarded_trainer, capsys):
+    guarded_trainer.on_train_epoch_start()
+    guarded_trainer.train_step(_batch(guarded_trainer))  # a finite step passes
+    with pytest.raises(SystemExit) as stopped:
+        guarded_trainer.train_step(_batch(guarded_trainer, data_value=float("inf")))
+    assert stopped.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    assert "training loss nan in epoch 0, iteration 1" in lines[0] and "cases case_a, case_b" in lines[0]
+    assert "non-finite values" in lines[0] and "nnUNetv2_plan_and_preprocess" in lines[0]
+    assert "STOPPED" in Path(guarded_trainer.log_file).read_text()
+
+
+def test_diverged_weights_name_the_optimiser(guarded_trainer, capsys):
+    with torch.no_grad():
+        next(guarded_trainer.network.parameters()).fill_(float("nan"))
+    guarded_trainer.on_train_epoch_start()
+    with pytest.raises(SystemExit):
+        guarded_trainer.train_step(_batch(guarded_trainer))
+    line = capsys.readouterr().err.strip()
+    assert "inputs are finite" in line and "lower the learning rate (e.g. nnUNetTrainerExample)" in line
+
+
+def test_non_finite_validation_loss_stops_at_the_end_of_the_epoch(guarded_trainer, capsys):
+    with torch.no_grad():
+        next(guarded_trainer.network.parameters()).fill_(float("nan"))
+    with pytest.raises(SystemExit):
+        _validate_epochs(guarded_trainer, _batch(guarded_trainer), 1)
+    assert "validation loss nan in epoch 0" in capsys.readouterr().err
+    assert np.isnan(guarded_trainer.logger.local_logger.my_fantastic_logging["val_losses"][-1])
