@@ -29,9 +29,11 @@ def _trainer_folder_on_path() -> None:
     value = os.environ.get("nnUNet_extTrainer", "")
     folders = [Path(p) for p in value.split(os.pathsep) if p]
     if not any((f / "nnUNetTrainer_short.py").is_file() for f in folders):
-        repo_trainers = Path(__file__).resolve().parents[1] / "trainers"
+        from nnunet_ext.trainer_path import trainer_folder
+
         raise NnunetExtError(
-            f"nnUNet_extTrainer does not point at nnunet-ext's trainers folder; run: export nnUNet_extTrainer={repo_trainers}"
+            f"nnUNet_extTrainer does not point at nnunet-ext's trainers folder; run: export nnUNet_extTrainer={trainer_folder()}"
+            " (the output of nnunet_ext_trainer_path)"
         )
 
 

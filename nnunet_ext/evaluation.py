@@ -5,7 +5,7 @@ Surface distances come from MONAI (``monai.metrics.compute_hausdorff_distance`` 
 image spacing. MONAI's HD95 is the larger of the two directed 95th-percentile distances; its
 symmetric ASD is the mean over the distances from both surfaces.
 
-Empty masks follow the BraTS challenge convention (shared NOTES, section 3):
+Empty masks follow the BraTS challenge convention:
 
 * reference and prediction both empty: Dice 1, IoU 1, HD95 0, ASD 0;
 * exactly one empty: Dice 0, IoU 0, HD95 and ASD set to the image diagonal in mm (the largest
@@ -94,13 +94,17 @@ def evaluate_folders(prediction_folder: str | Path, reference_folder: str | Path
                      cases: list[str] | None = None) -> list[CaseMetrics]:
     """Metrics for every reference case (or only ``cases``, given as case ids) against the prediction of the same file name.
 
-    Files are read with the reader nnU-Net picks for the dataset's ``file_ending``; a reference case
-    without a prediction is an error (a silently smaller test set would bias the table), and so is
+    Files are read with the reader nnU-Net picks for the dataset's ``file_ending``; a folder that does
+    not exist is an error naming it, a reference case without a prediction is an error (a silently smaller test set would bias the table), and so is
     a listed case without a reference.
     """
     from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
 
     prediction_folder, reference_folder = Path(prediction_folder), Path(reference_folder)
+    for what, folder, fix in (("prediction", prediction_folder, "pass the -o folder of nnUNetv2_predict"),
+                              ("reference", reference_folder, "pass the folder with the reference segmentations")):
+        if not folder.is_dir():
+            raise NnunetExtError(f"{what} folder {folder} does not exist; {fix}")
     ending = dataset_json["file_ending"]
     if cases is None:
         references = sorted(reference_folder.glob(f"*{ending}"))

@@ -7,15 +7,23 @@ Layout inside one preprocessed configuration folder (``$nnUNet_preprocessed/Data
     nnunet_ext_targets/<target_id>/<case>.b2nd        float16 (K, *spatial), same grid as <case>.b2nd
 
 Why a sub-folder: nnU-Net treats every ``*.b2nd`` beside the cases as a case and infers the dataset
-class from the file extensions present, while it ignores sub-folders (see shared NOTES, section 1).
+class from the file extensions present, while it ignores sub-folders (nnunetv2 2.8).
 
 Freshness: each map carries, in its blosc2 ``vlmeta``, the spec hash and a fingerprint (size and
 mtime) of the case's ``_seg.b2nd`` and ``.b2nd`` it was computed from. A map is *stale* when the
-spec changed (e.g. another delta) or nnU-Net re-wrote the case (``nnUNetv2_preprocess`` re-run).
+spec changed (e.g. another delta) or the case files were re-written in place. Re-running
+``nnUNetv2_preprocess`` deletes the whole configuration folder, ``nnunet_ext_targets/`` with it: the
+maps of every kind are then *missing* (and computed again), not stale.
 
 Writes are atomic (temporary file in the same folder, then ``os.replace``), so an interrupted run
 leaves either the old map or the new one, and concurrent writers of the same case (five folds
-started together) each replace the file with identical content.
+started together) each replace the file with identical content. A writer killed mid-write leaves
+its temporary ``.<case>.<host>-<pid>.*.tmp.b2nd``; :func:`remove_abandoned_temporaries` (run by
+every precompute) deletes those whose process on this host is gone, and any older than an hour.
+
+Datasets with nnU-Net's ignore label: their maps also record the ignore label (``extra_meta`` of
+:func:`write_case`), and :func:`case_status` asked for it calls maps without it stale, so maps computed
+before ignored voxels were handled are recomputed; maps of other datasets are unaffected.
 """
 
 from __future__ import annotations
@@ -23,7 +31,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -33,6 +44,10 @@ import numpy as np
 
 TARGETS_DIRNAME = "nnunet_ext_targets"
 FORMAT_VERSION = 1
+#: temporary files older than this are abandoned whoever wrote them (writes take seconds)
+ABANDONED_AFTER_S = 3600.0
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+_OWNED_TEMPORARY = re.compile(r"\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)\.[^.]*\.tmp\.b2nd$")
 
 
 @dataclass(frozen=True)
@@ -96,18 +111,20 @@ def write_case(
     maps: np.ndarray,
     chunks: tuple[int, ...] | None = None,
     blocks: tuple[int, ...] | None = None,
+    extra_meta: Mapping[str, Any] | None = None,
 ) -> Path:
     """Atomically writes the (K, *spatial) maps of ``case`` as float16 with freshness metadata.
 
     ``chunks``/``blocks`` should follow nnU-Net's own choice for the case (patch-sized chunks) so
-    that reading a patch decompresses only what the patch needs.
+    that reading a patch decompresses only what the patch needs. ``extra_meta``: more freshness
+    entries (e.g. the dataset's ignore label), checked by :func:`case_status` when asked for.
     """
     if not np.all(np.isfinite(maps)):
         raise ValueError(f"target maps of case {case} contain NaN or inf")
     path = target_file(config_folder, spec, case)
     path.parent.mkdir(parents=True, exist_ok=True)
     fingerprint = source_fingerprint(config_folder, case)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{case}.", suffix=".tmp.b2nd", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{case}.{_HOST}-{os.getpid()}.", suffix=".tmp.b2nd", dir=path.parent)
     os.close(fd)
     os.unlink(tmp_name)  # blosc2 refuses to overwrite; it creates the file itself
     try:
@@ -118,7 +135,7 @@ def write_case(
             blocks=blocks,
             cparams={"codec": blosc2.Codec.ZSTD, "clevel": 5, "filters": [blosc2.Filter.SHUFFLE], "nthreads": 1},
         )
-        array.schunk.vlmeta["nnunet_ext"] = {"spec": spec.digest, "source": fingerprint}
+        array.schunk.vlmeta["nnunet_ext"] = {"spec": spec.digest, "source": fingerprint, **dict(extra_meta or {})}
         del array
         os.replace(tmp_name, path)
     finally:
@@ -127,8 +144,10 @@ def write_case(
     return path
 
 
-def case_status(config_folder: str | os.PathLike, spec: TargetSpec, case: str) -> str:
-    """``"ok"``, ``"missing"`` or ``"stale"`` for the maps of one case."""
+def case_status(config_folder: str | os.PathLike, spec: TargetSpec, case: str,
+                extra_meta: Mapping[str, Any] | None = None) -> str:
+    """``"ok"``, ``"missing"`` or ``"stale"`` for the maps of one case; with ``extra_meta``, maps
+    written without those entries (:func:`write_case`) are stale too."""
     path = target_file(config_folder, spec, case)
     if not path.is_file():
         return "missing"
@@ -139,8 +158,44 @@ def case_status(config_folder: str | os.PathLike, spec: TargetSpec, case: str) -
         return "stale"
     if meta.get("spec") != spec.digest:
         return "stale"
+    if any(meta.get(key) != value for key, value in (extra_meta or {}).items()):
+        return "stale"
     recorded = {k: list(v) for k, v in meta.get("source", {}).items()}
     return "ok" if recorded == source_fingerprint(config_folder, case) else "stale"
+
+
+def remove_abandoned_temporaries(folder: str | os.PathLike, max_age_s: float = ABANDONED_AFTER_S) -> int:
+    """Deletes the temporary files of killed writers in a maps folder; returns how many.
+
+    A temporary is abandoned when the process named in it (``<host>-<pid>``) ran on this host and is
+    gone, or when it is older than ``max_age_s`` (writers on other hosts, older file names). Files
+    of live writers are left alone, so concurrent runs are safe.
+    """
+    removed = 0
+    for path in Path(folder).glob(".*.tmp*"):
+        try:
+            match = _OWNED_TEMPORARY.search(path.name)
+            abandoned = bool(match) and match["host"] == _HOST and not _process_alive(int(match["pid"]))
+            if not abandoned:
+                abandoned = time.time() - path.stat().st_mtime > max_age_s
+            if abandoned and path.is_file():
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:  # its writer renamed or removed it meanwhile
+            continue
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would terminate it there; rely on the age rule
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def open_case(config_folder: str | os.PathLike, spec: TargetSpec, case: str) -> blosc2.NDArray:

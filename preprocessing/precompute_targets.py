@@ -17,6 +17,13 @@ is missing or stale (concurrent writers of one case write identical files atomic
 2d configurations hold 3D stacks of slices that nnU-Net trains on one slice at a time: their maps
 are computed slice by slice in 2D (the configuration's spacing has two entries), so a slice's
 target depends only on what the 2D network sees.
+
+Before computing, every channel of every case is checked for NaN / inf once
+(:mod:`nnunet_ext.image_check`): a bad case stops the run with one line naming it, its channel and
+the fix. Datasets with nnU-Net's ignore label pass the ignored voxels to the kind (no boundary there,
+see :mod:`nnunet_ext.targets`) and record the label in each map, so older maps of such a dataset are
+stale. Workers (``-np`` > 1) exit when this process dies (killed, not only interrupted), and the
+temporary files of killed writers are removed by the next run.
 """
 
 from __future__ import annotations
@@ -24,11 +31,13 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import resource
 import shlex
 import statistics
 import sys
+import threading
 import time
 from dataclasses import fields
 from importlib import metadata
@@ -42,7 +51,9 @@ from tqdm import tqdm
 
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.nnunet_env import nnunet_folder, resolve_dataset_name
-from nnunet_ext.target_store import TargetSpec, case_identifiers, case_status, open_case, targets_folder, write_case, write_spec
+from nnunet_ext.image_check import check_finite_images, preprocess_command
+from nnunet_ext.target_store import (TargetSpec, case_identifiers, case_status, open_case, remove_abandoned_temporaries,
+                                     targets_folder, write_case, write_spec)
 from nnunet_ext.targets import REGISTRY, get_kind, make_options, target_spec
 from nnunet_ext.targets.sing import geodesic_device
 
@@ -99,6 +110,9 @@ def load_configuration(dataset: int | str, configuration: str, plans_identifier:
         "patch_size": [int(p) for p in configuration_manager.patch_size],
         "channels": [[int(v) for v in c] for c in channels],
         "has_regions": bool(label_manager.has_regions),
+        "ignore_label": None if label_manager.ignore_label is None else int(label_manager.ignore_label),
+        "channel_names": dataset_json.get("channel_names", {}),
+        "file_ending": dataset_json.get("file_ending"),
     }
 
 
@@ -108,19 +122,22 @@ def channel_masks(seg: np.ndarray, channels: Sequence[Sequence[int]]) -> np.ndar
 
 
 def compute_case_maps(folder: Path, case: str, kind: str, options: Any, spacing: Sequence[float],
-                      channels: Sequence[Sequence[int]]) -> np.ndarray:
-    """Maps (K, *spatial) of one preprocessed case; ``spacing`` of length 2 means slice-wise 2D."""
+                      channels: Sequence[Sequence[int]], ignore_label: int | None = None) -> np.ndarray:
+    """Maps (K, *spatial) of one preprocessed case; ``spacing`` of length 2 means slice-wise 2D;
+    ``ignore_label``: nnU-Net's ignore label of the dataset (None: it has none)."""
     data = np.asarray(blosc2.open(str(folder / f"{case}.b2nd"), mode="r")[:], dtype=np.float32)
     seg = np.asarray(blosc2.open(str(folder / f"{case}_seg.b2nd"), mode="r")[:])[0]
     masks = channel_masks(seg, channels)
     valid = seg >= 0  # nnU-Net writes -1 outside its nonzero mask
+    ignored = None if ignore_label is None else seg == ignore_label
     compute = get_kind(kind).compute
     try:
         if len(spacing) == 3:
-            return compute(data, masks, valid, tuple(spacing), options)
+            return compute(data, masks, valid, tuple(spacing), options, ignored=ignored)
         maps = np.empty(masks.shape, dtype=np.float32)
         for z in range(seg.shape[0]):
-            maps[:, z] = compute(data[:, z], masks[:, z], valid[z], tuple(spacing), options)
+            maps[:, z] = compute(data[:, z], masks[:, z], valid[z], tuple(spacing), options,
+                                 ignored=None if ignored is None else ignored[z])
         return maps
     except ValueError as error:
         raise NnunetExtError(f"case {case} in {folder}: {error}") from None
@@ -131,15 +148,40 @@ def _process_case(job: dict) -> dict:
     if job["threads"]:
         torch.set_num_threads(job["threads"])
     folder, case, spec = Path(job["folder"]), job["case"], TargetSpec(job["kind"], job["params"])
-    if not job["overwrite"] and case_status(folder, spec, case) == "ok":  # another process finished it
+    extra_meta = _extra_meta(job.get("ignore_label"))
+    if not job["overwrite"] and case_status(folder, spec, case, extra_meta) == "ok":  # another process finished it
         return {"case": case, "computed": False, "seconds": 0.0, "peak_rss_mb": _peak_rss_mb()}
     start = time.perf_counter()
     options = make_options(job["kind"], job["params"])
     with geodesic_device(job["device"]):
-        maps = compute_case_maps(folder, case, job["kind"], options, job["spacing"], job["channels"])
+        maps = compute_case_maps(folder, case, job["kind"], options, job["spacing"], job["channels"],
+                                 job.get("ignore_label"))
     blocks, chunks = _chunking(maps.shape, job["patch_size"])
-    write_case(folder, spec, case, maps, chunks=chunks, blocks=blocks)
+    write_case(folder, spec, case, maps, chunks=chunks, blocks=blocks, extra_meta=extra_meta)
     return {"case": case, "computed": True, "seconds": time.perf_counter() - start, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _extra_meta(ignore_label: int | None) -> dict | None:
+    """Freshness entries beyond spec and source: the ignore label, for datasets that have one."""
+    return None if ignore_label is None else {"ignore_label": int(ignore_label)}
+
+
+def _exit_with_parent() -> None:
+    """Pool initializer: the worker exits as soon as the process that started it is gone.
+
+    A spawn pool's workers hold both ends of their task pipe, so a parent killed outright (SIGKILL,
+    SIGTERM) would leave them computing and then waiting forever; the parent's sentinel becomes
+    readable when it dies, whatever killed it.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _chunking(shape: Sequence[int], patch_size: Sequence[int]):
@@ -204,6 +246,9 @@ def precompute_targets(
     spec = target_spec(kind, options)
     config = load_configuration(dataset, configuration, plans_identifier)
     folder = config["folder"]
+    check_finite_images(folder, config["cases"], fix=preprocess_command(config["dataset_name"], configuration,
+                                                                        plans_identifier),
+                        channel_names=config["channel_names"], file_ending=config["file_ending"])
     write_spec(folder, spec, extra={
         "configuration": configuration,
         "plans_identifier": plans_identifier,
@@ -211,16 +256,19 @@ def precompute_targets(
         "slicewise_2d": len(config["spacing"]) == 2,
         "channels": config["channels"],
         "has_regions": config["has_regions"],
+        **({} if config["ignore_label"] is None else {"ignore_label": config["ignore_label"]}),
         "versions": versions(),
     })
-    statuses = {case: case_status(folder, spec, case) for case in config["cases"]}
+    remove_abandoned_temporaries(targets_folder(folder, spec))
+    extra_meta = _extra_meta(config["ignore_label"])
+    statuses = {case: case_status(folder, spec, case, extra_meta) for case in config["cases"]}
     todo = [case for case, status in statuses.items() if overwrite or status != "ok"]
     num_processes = max(1, min(int(num_processes), len(todo) or 1))
     threads = 0 if num_processes == 1 else max(1, (os.cpu_count() or 1) // num_processes)
     jobs = [
         {"folder": str(folder), "case": case, "kind": kind, "params": options.as_params(), "spacing": config["spacing"],
          "channels": config["channels"], "patch_size": config["patch_size"], "overwrite": overwrite, "threads": threads,
-         "device": device}
+         "device": device, "ignore_label": config["ignore_label"]}
         for case in todo
     ]
     results = []
@@ -231,7 +279,7 @@ def precompute_targets(
             bar.update()
     else:
         # spawn: no fork of a process that may hold torch/OpenMP threads
-        with multiprocessing.get_context("spawn").Pool(num_processes) as pool:
+        with multiprocessing.get_context("spawn").Pool(num_processes, initializer=_exit_with_parent) as pool:
             for result in pool.imap_unordered(_process_case, jobs):
                 results.append(result)
                 bar.update()
@@ -269,17 +317,24 @@ def precompute_command(dataset_name: str, configuration: str, plans_identifier: 
     return shlex.join(parts)
 
 
-def require_targets(config_folder: str | os.PathLike, spec: TargetSpec, case_ids: Iterable[str], command_hint: str) -> None:
+def require_targets(config_folder: str | os.PathLike, spec: TargetSpec, case_ids: Iterable[str], command_hint: str,
+                    ignore_label: int | None = None, cause: str | None = None) -> None:
     """Raises a one-line :class:`NnunetExtError` unless every case in ``case_ids`` has up-to-date maps.
 
-    Trainers call this before training, with ``command_hint`` from :func:`precompute_command`.
+    Trainers call this before training (after computing what was missing), with ``command_hint``
+    from :func:`precompute_command`; ``ignore_label``: the dataset's (maps must record it);
+    ``cause``: what the message gives as the likely reason.
     """
-    statuses = [case_status(config_folder, spec, case) for case in case_ids]
+    extra_meta = _extra_meta(ignore_label)
+    case_ids = list(case_ids)
+    statuses = [case_status(config_folder, spec, case, extra_meta) for case in case_ids]
     missing, stale = statuses.count("missing"), statuses.count("stale")
     if missing or stale:
+        first = next(case for case, status in zip(case_ids, statuses) if status != "ok")
         raise NnunetExtError(
             f"{missing} of {len(statuses)} cases have no {spec.target_id} target maps and {stale} have stale ones "
-            f"(nnUNetv2_preprocess re-run or parameters changed) in {Path(config_folder)}; run: {command_hint}"
+            f"(first: {first}; {cause or 'not computed yet, or gone with an nnUNetv2_preprocess re-run, or case files re-written'}) in {Path(config_folder)}; "
+            f"run: {command_hint}"
         )
 
 
@@ -343,7 +398,7 @@ def _parser(kind: str) -> argparse.ArgumentParser:
                         help="where FastGeodis runs (SiNG and GeoLS maps; default cpu); same maps either way")
     parser.add_argument("--png", metavar="PATH", help="after computing, write a PNG of one case to PATH")
     parser.add_argument("--png-case", metavar="CASE", help="case to plot (default: the first case)")
-    group = parser.add_argument_group(f"parameters of kind {kind!r} (see README: paper vs authors' code)")
+    group = parser.add_argument_group(f"parameters of kind {kind!r} (paper vs authors' code: docs/methods/)")
     for option in fields(get_kind(kind).options_type):
         flag = "--" + option.name.replace("_", "-")
         text = f"{option.metadata.get('help', '')} (default {option.default})"

@@ -1,7 +1,7 @@
-"""Every measurement of the README's "Results" section in one command: speed and quality, one report.
+"""Every measurement of docs/results/ (speed and quality) in one command, one report.
 
     .venv/bin/python scripts/benchmark.py [--parts targets training quality-lgg quality-brats2015]
-        [--device auto|cpu|cuda] [--out benchmark_output/results] [--quick]
+        [--device auto|cpu|cuda] [--out benchmark_output/results] [--quick] [--data DIR]
 
 Runs the part scripts one after the other, each as its own process with its own output folder under
 ``--out`` (so a failed or interrupted part does not lose the others, and re-running resumes what
@@ -23,6 +23,9 @@ quality-brats2015   benchmark_quality.py               BraTS 2015 sample, 3d_ful
 Settings follow the device: on a GPU the training benchmark uses the real BraTS 2015 sample
 (nnU-Net's 128^3 BraTS plans) and more augmentation workers, and the quality runs a longer budget.
 ``--quick`` shrinks every part to a smoke run (minutes on 2 cores) whose numbers are not results.
+Real data comes from ``--data`` (default ``$NNUNET_EXT_DATA``), a folder holding ``brats2015_sample/``
+and ``lgg_kaggle_3m_sample/``; each part gets its sample folder from it (the targets part falls back
+to synthetic volumes without one; the quality parts need their dataset).
 Writes ``results.json`` (hardware, each part's command, exit status, wall time and its JSON) and
 ``results.md`` (hardware, then each part's Markdown) to ``--out``; exits non-zero if a part failed.
 """
@@ -37,7 +40,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmark_common import hardware_markdown, hardware_record  # sibling module in scripts/
+from benchmark_common import DATA_VARIABLE, hardware_markdown, hardware_record, sample_folder  # sibling module in scripts/
 
 SCRIPTS = Path(__file__).resolve().parent
 REPO = SCRIPTS.parent
@@ -45,13 +48,16 @@ ALL_TRAINERS = ("nnUNetTrainerSiNGR", "nnUNetTrainerGSL", "nnUNetTrainerRRW", "n
                 "nnUNetTrainerGeoLS", "nnUNetTrainerLS_JML")
 QUALITY_TRAINERS = ("nnUNetTrainer", "nnUNetTrainerSiNGR", "nnUNetTrainerGSL", "nnUNetTrainerRRW")
 PARTS = ("targets", "training", "quality-lgg", "quality-brats2015")
+SAMPLES = {"brats2015": "brats2015_sample", "lgg": "lgg_kaggle_3m_sample/kaggle_3m"}  # inside --data
 
 
-def part_command(part: str, device: str, quick: bool, out: Path) -> tuple[list[str], list[Path]]:
-    """The command line of one part and the JSON / Markdown files it writes."""
+def part_command(part: str, device: str, quick: bool, out: Path,
+                 data: Path | None = None) -> tuple[list[str], list[Path]]:
+    """The command line of one part and the JSON / Markdown files it writes (``data``: see ``--data``)."""
     python = [sys.executable, "-u"]
     if part == "targets":
         extra = ["--cases", "1", "--authors-cases", "1", "--repeats", "1"] if quick else []
+        extra += ["--data", str(data)] if data else []
         return ([*python, str(SCRIPTS / "benchmark_targets.py"), "--device", device, "--out", str(out), *extra],
                 [out / "targets.json", out / "targets.md"])
     if part == "training":
@@ -63,12 +69,14 @@ def part_command(part: str, device: str, quick: bool, out: Path) -> tuple[list[s
         if device == "cuda":
             # nnU-Net's real setting: BraTS-size patches and as many augmentation workers as cores allow
             extra += ["--kind", "brats2015", "--da-workers", str(max(2, (os.cpu_count() or 2) - 4))]
+            extra += ["--source", str(sample_folder(SAMPLES["brats2015"], data))] if data else []
         return ([*python, str(SCRIPTS / "benchmark_training.py"), "--device", device, "--out", str(out), *extra],
                 [out / "benchmark_training.json", out / "benchmark_training.md"])
     dataset = part.split("-", 1)[1]
     # the quality script's own default budget follows the device (a short one on CPU, longer on a GPU)
     extra = ["--trainers", *QUALITY_TRAINERS[:2], "--budget", "_1epoch_2iters", "--folds", "0"] if quick \
         else ["--trainers", *QUALITY_TRAINERS]
+    extra += ["--source", str(sample_folder(SAMPLES[dataset], data))] if data else []
     return ([*python, str(SCRIPTS / "benchmark_quality.py"), "--dataset", dataset, "--device", device,
              "--out", str(out), *extra],
             [out / "quality.json", out / "quality.md"])
@@ -82,6 +90,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="auto: cuda if torch sees a GPU, else cpu (default)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmark_output" / "results")
     parser.add_argument("--quick", action="store_true", help="smoke-size runs of every part (not results)")
+    parser.add_argument("--data", type=Path, default=os.environ.get(DATA_VARIABLE),
+                        help=f"folder holding brats2015_sample/ and lgg_kaggle_3m_sample/ (default: ${DATA_VARIABLE})")
     args = parser.parse_args(argv)
     if args.device == "auto":
         import torch
@@ -97,7 +107,7 @@ def main(argv=None) -> int:
     record = {"hardware": hardware_record(), "device": args.device, "quick": args.quick, "parts": {}}
     sections = []
     for part in args.parts:
-        command, (json_path, md_path) = part_command(part, args.device, args.quick, args.out / part)
+        command, (json_path, md_path) = part_command(part, args.device, args.quick, args.out / part, args.data)
         print(f"[benchmark] {part}: {' '.join(command)}", file=sys.stderr, flush=True)
         start = time.perf_counter()
         returncode = subprocess.run(command, cwd=REPO).returncode

@@ -19,6 +19,10 @@
 - ``python``, ``platform``;
 - ``git``: ``{"commit": short HEAD or None, "dirty": tracked files modified, or None}`` of the
   repository this file lives in (read-only git calls: no index refresh is written).
+
+Real data: :func:`sample_folder` resolves a sample folder (``brats2015_sample``,
+``lgg_kaggle_3m_sample/kaggle_3m``) from a script argument or from ``$NNUNET_EXT_DATA`` (:data:`DATA_VARIABLE`),
+a folder holding ``brats2015_sample/`` and ``lgg_kaggle_3m_sample/``; the scripts have no default path.
 """
 
 from __future__ import annotations
@@ -34,6 +38,13 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("torch", "FastGeodis", "numpy", "scipy", "nnunetv2")
 HARDWARE_KEYS = ("date_utc", "cpu_model", "logical_cpus", "affinity_cpus", "torch_threads", "ram_gb", "load_average",
                  "gpu", "versions", "python", "platform", "git")
+DATA_VARIABLE = "NNUNET_EXT_DATA"  # folder holding brats2015_sample/ and lgg_kaggle_3m_sample/
+
+
+def sample_folder(relative: str, data: str | Path | None = None) -> Path | None:
+    """``<data>/<relative>``, ``data`` from the argument or else ``$NNUNET_EXT_DATA``; None when neither is set."""
+    root = data or os.environ.get(DATA_VARIABLE)
+    return Path(root) / relative if root else None
 
 
 def hardware_record() -> dict:

@@ -68,7 +68,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmark_common import hardware_markdown, hardware_record  # sibling module (scripts/ is on sys.path)
+from benchmark_common import DATA_VARIABLE, hardware_markdown, hardware_record, sample_folder  # sibling module
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -81,20 +81,20 @@ _LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+): (.*)$")
 DATASETS = {
     "lgg": {
         "id": 971, "name": "LGGFlair", "configuration": "2d",
-        "default_source": REPO.parent / "shared" / "data" / "lgg_kaggle_3m_sample" / "kaggle_3m",
+        "sample": "lgg_kaggle_3m_sample/kaggle_3m",
         "source_help": "the kaggle_3m folder (TCGA_*/ patient folders of TIF slices)",
         "trainers": ["nnUNetTrainer", "nnUNetTrainerSiNGR"], "folds": [0, 1, 2, 3, 4], "predict": False,
         "title": "LGG FLAIR (Kaggle lgg-mri-segmentation), 2d",
     },
     "synthetic": {
-        "id": 973, "name": "SyntheticBraTS", "configuration": "3d_fullres", "default_source": None,
+        "id": 973, "name": "SyntheticBraTS", "configuration": "3d_fullres", "sample": None,
         "source_help": "none: the dataset is generated (nnunet_ext_synthetic -k brats)",
         "trainers": ["nnUNetTrainer", "nnUNetTrainerSiNGR"], "folds": [0], "predict": False,
         "title": "synthetic BraTS-like regions (nnunet_ext_synthetic -k brats), 3d_fullres",
     },
     "brats2015": {
         "id": 972, "name": "BraTS2015", "configuration": "3d_fullres",
-        "default_source": REPO.parent / "shared" / "data" / "brats2015_sample",
+        "sample": "brats2015_sample",
         "source_help": "the BraTS 2015 case folders ({T1c,Flair}_subtrMeanDivStd.nii.gz, OTMultiClass.nii.gz)",
         "trainers": ["nnUNetTrainer", "nnUNetTrainerSiNGR"], "folds": [0], "predict": True,
         "title": "BraTS 2015 (FLAIR + T1c), 3d_fullres",
@@ -105,16 +105,16 @@ DATASETS = {
 # check runs the smoke budget there; its quality numbers mean nothing at that budget.
 DEFAULT_BUDGET = {("lgg", "cpu"): "_10epochs_20iters", ("lgg", "cuda"): "_50epochs_100iters",
                   ("brats2015", "cpu"): "_1epoch_2iters", ("brats2015", "cuda"): "_50epochs_100iters",
-                  ("synthetic", "cpu"): "_50epochs_20iters", ("synthetic", "cuda"): "_50epochs_100iters"}
+                  ("synthetic", "cpu"): "_80epochs_20iters", ("synthetic", "cuda"): "_50epochs_100iters"}
 SHORT_RUN_NOTE = (
     "Short-budget run: not a reproduction of the SiNGR paper (which trains to convergence with its "
     "own network, optimiser and fixed train/validation/test split; this project's nearest equivalent is nnU-Net's "
-    "full schedule of 1000 epochs x 250 iterations on a GPU, README 'Reproducing the papers'). Differences "
+    "full schedule of 1000 epochs x 250 iterations on a GPU, docs/how-to/gpu-recipe.md). Differences "
     "between trainers at this budget say how fast each learns, not how well it segments after full training."
 )
 FULL_RUN_NOTE = (
     "nnU-Net's full schedule (1000 epochs x 250 iterations), but nnU-Net's pipeline, split and optimiser rather "
-    "than the SiNGR paper's: not a reproduction of the paper's numbers (README, 'How it differs from the "
+    "than the SiNGR paper's: not a reproduction of the paper's numbers (docs/methods/sing-and-singr.md, 'How it differs from the "
     "authors' setup')."
 )
 
@@ -128,8 +128,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
-    parser.add_argument("--source", type=Path, help="the download (default: ../shared/data/... beside the repository: "
-                        + "; ".join(f"{k}: {v['default_source']}" for k, v in DATASETS.items()) + ")")
+    parser.add_argument("--source", type=Path, help=f"the download (default: ${DATA_VARIABLE}/<sample>: "
+                        + "; ".join(f"{k}: {v['sample']}" for k, v in DATASETS.items() if v["sample"]) + ")")
     parser.add_argument("--out", type=Path,
                         help="work folder with its own nnUNet_raw / nnUNet_preprocessed / results_run{k} "
                              "(default: benchmark_output/quality_<dataset> in the repository)")
@@ -179,7 +179,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.shrink < 1 or (args.shrink > 1 and args.dataset != "lgg"):
         parser.error("--shrink N: N >= 1, for --dataset lgg only")
     if args.dataset != "synthetic":
-        args.source = (args.source or spec["default_source"]).resolve()
+        args.source = args.source or sample_folder(spec["sample"])
+        if args.source is None:
+            parser.error(f"--source: pass --source DIR ({spec['source_help']}) or set {DATA_VARIABLE} to the folder "
+                         f"holding {spec['sample']}")
+        args.source = args.source.resolve()
         if not args.source.is_dir():
             parser.error(f"--source: folder not found: {args.source} (pass --source DIR: {spec['source_help']})")
     args.out = (args.out or REPO / "benchmark_output" / f"quality_{args.dataset}").resolve()
@@ -228,7 +232,7 @@ def set_environment(args: argparse.Namespace) -> None:
     os.environ["nnUNet_n_proc_DA"] = str(args.da_workers)
     os.environ["nnUNet_def_n_proc"] = str(args.num_processes)
     if args.device == "cpu":
-        os.environ["nnUNet_compile"] = "0"  # nnU-Net never compiles on CPU; README, CPU notes
+        os.environ["nnUNet_compile"] = "0"  # nnU-Net never compiles on CPU; docs/getting-started.md
 
 
 def results_folder(args: argparse.Namespace, repeat: int) -> Path:

@@ -1,12 +1,13 @@
 """Target precompute per case (SiNG, DTM, RRW, GeoLS maps): ours vs the authors' recipes, the hook, disk,
-CPU vs GPU and scaling, measured in one run on one machine (issue 8 of the tracker).
+CPU vs GPU and scaling, measured in one run on one machine.
 
     .venv/bin/python scripts/benchmark_targets.py [--out DIR] [--cases 3] [--authors-cases 1] [--repeats 3]
-        [--threads 2] [--device auto|cpu|cuda] [--kinds sing dtm rrw geols]
+        [--threads 2] [--device auto|cpu|cuda] [--kinds sing dtm rrw geols] [--data DIR]
 
-Data: the BraTS 2013/2015 sample cases in ../shared/data/brats2015_sample (240x240x155 at 1 mm,
-FLAIR and T1c duplicated to 4 channels, labels 0..4, regions WT = labels > 0, TC = {1, 3, 4},
-ET = {4}, brain mask as nnU-Net's nonzero mask) when present, else synthetic volumes of that size.
+Data: the BraTS 2013/2015 sample cases in ``<DIR>/brats2015_sample`` (``--data``, default
+``$NNUNET_EXT_DATA``; 240x240x155 at 1 mm, FLAIR and T1c duplicated to 4 channels, labels 0..4,
+regions WT = labels > 0, TC = {1, 3, 4}, ET = {4}, brain mask as nnU-Net's nonzero mask) when given
+and present, else synthetic volumes of that size (the report says which).
 Our maps see the case as nnU-Net does (voxels outside the brain mask are background); the authors'
 recipes get the labels restricted to the brain mask too, so that the agreement measures the recipes,
 not that choice (the number of labelled voxels outside the brain is reported with the data).
@@ -18,7 +19,7 @@ Measured, with ``--threads`` torch threads (scipy's EDT is single-threaded):
    float16 write), on each case cropped to the brain box as nnU-Net stores it and on the full
    volume; median of ``--repeats``; and the largest |difference| between the two inside the box;
 2. the authors' recipes (``RECIPES``: SiNG, DTM of the GSL code, RRW, GeoLS), written here from the
-   descriptions in the project's field notes, on the full volume, timed once per case (DTM and RRW,
+   papers and the authors' released code, on the full volume, timed once per case (DTM and RRW,
    seconds each, on every case; SiNG and GeoLS, a minute or more each, on the first
    ``--authors-cases``): ratio authors' / ours (our setting with the same channels) and the
    agreement where the maps are meant to be equal (mean / max |difference|); for SiNG and GeoLS also
@@ -62,15 +63,14 @@ import torch
 from scipy import ndimage
 from skimage import feature
 
-from benchmark_common import hardware_markdown, hardware_record  # sibling module (scripts/ is on sys.path)
+from benchmark_common import DATA_VARIABLE, hardware_markdown, hardware_record, sample_folder  # sibling module
 from nnunet_ext.targets import get_kind, target_spec
 from nnunet_ext.targets.boundary import boundary_3d
 from nnunet_ext.targets.geols import GeoLSOptions, geols_maps
 from nnunet_ext.targets.sing import SiNGOptions, geodesic_device
 
 REPO = Path(__file__).resolve().parents[1]
-# the shared data folder sits beside the repository checkout (../shared/data)
-SAMPLE = REPO.parent / "shared" / "data" / "brats2015_sample"
+SAMPLE = "brats2015_sample"  # inside the --data folder
 KINDS = ("sing", "dtm", "rrw", "geols")
 GEODESIC_KINDS = ("sing", "geols")  # the kinds that run FastGeodis, hence can run on the GPU
 REGIONS = {"WT": (1, 2, 3, 4), "TC": (1, 3, 4), "ET": (4,)}  # nnU-Net's BraTS order
@@ -104,9 +104,9 @@ TRAINER_SETTING = {kind: next(name for name, s in SETTINGS.items() if s.kind == 
 # ------------------------------------------------------------------------------------------------
 # data
 # ------------------------------------------------------------------------------------------------
-def load_cases(limit: int) -> list[dict]:
-    """Up to ``limit`` cases of the BraTS sample, or as many synthetic ones if the sample is absent."""
-    folders = sorted(p for p in SAMPLE.glob("*/") if (p / "OTMultiClass.nii.gz").exists())[:limit]
+def load_cases(limit: int, sample: Path | None) -> list[dict]:
+    """Up to ``limit`` cases of the BraTS sample folder, or as many synthetic ones if there is none."""
+    folders = sorted(p for p in sample.glob("*/") if (p / "OTMultiClass.nii.gz").exists())[:limit] if sample else []
     if folders:
         return [read_sample_case(folder) for folder in folders]
     return [synthetic_case(index) for index in range(limit)]
@@ -191,32 +191,39 @@ def warm_up(kinds: list[str], device: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# the authors' recipes on the full volume, written from the descriptions in the project's field notes
+# the authors' recipes on the full volume, written from the papers and the authors' released code
 # ------------------------------------------------------------------------------------------------
 def sing_authors_map(image: np.ndarray, mask: np.ndarray, spacing, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """SiNGR's code: the SiNG map of one region on the full volume and its band (G^0 <= beta).
+    """SiNGR's released code: the SiNG map of one region on the full volume and its band (G^0 <= beta).
 
-    Seeds: Canny (defaults, sigma 1) on each axial slice of the background mask; per modality,
-    FastGeodis with lambda 0.5 and lambda 0, 4 iterations; tau over the foreground; background
-    clamped at tau; outside the band their -(0.5 + 0.5 min(max_bg, beta) / beta); maps averaged.
+    Per modality (``get_SGC_distance``): seeds from Canny (defaults, sigma 1) on each axial slice of the
+    background mask; FastGeodis with lambda 0.5 (G) and lambda 0 (G^0, the band), 4 iterations;
+    max_bg = max of G over the band's background; G, then max_bg outside the band, the background
+    negated, -max_bg where the image is 0. Then ``transform_geo_dist`` (``fast_sgc_margin``, delta 0.5):
+    foreground clamped at 0, background at -fg_max (fg_max = max over the foreground), both divided by
+    fg_max + 1e-8, the margin added away from 0, clamped to [-1, 1]. The loader averages the modalities.
     """
     if not mask.any():
         return np.full(mask.shape, -1.0, np.float32), np.zeros(mask.shape, bool)
-    background = (~mask).astype(np.float64)
-    seeds = np.stack([feature.canny(plane, sigma=1) for plane in background])
+    background = ~mask
+    seeds = np.stack([feature.canny(plane, sigma=1) for plane in background.astype(np.float64)])
     softmask = torch.from_numpy((1.0 - seeds).astype(np.float32))[None, None].to(device)
     maps, band = [], None
     for channel in image:  # one map per modality, averaged
         tensor = torch.from_numpy(np.ascontiguousarray(channel))[None, None].to(device)
         g = FastGeodis.generalised_geodesic3d(tensor, softmask, list(spacing), 1e10, 0.5, 4)[0, 0].cpu().numpy()
         g0 = FastGeodis.generalised_geodesic3d(tensor, softmask, list(spacing), 1e10, 0.0, 4)[0, 0].cpu().numpy()
-        beta = g0[mask].max()
-        band = g0 <= beta
-        tau = g[mask].max()
-        inside = 0.5 + 0.5 * g / tau
-        outside_in_band = -(0.5 + 0.5 * np.minimum(g, tau) / tau)
-        beyond = -(0.5 + 0.5 * min(g0[~mask].max(), beta) / beta)
-        maps.append(np.where(band, np.where(mask, inside, outside_in_band), beyond).astype(np.float32))
+        band = g0 <= g0[mask].max()
+        max_bg = g[band & background].max()
+        raw = np.where(band, g, max_bg).astype(np.float64)
+        raw[background] = -raw[background]
+        raw[channel == 0] = -max_bg
+        raw[mask] = np.maximum(raw[mask], 0.0)
+        fg_max = raw[mask].max()
+        raw[background] = np.maximum(raw[background], -fg_max)
+        raw /= fg_max + 1e-8
+        raw = np.where(mask, raw * 0.5 + 0.5, raw * 0.5 - 0.5)
+        maps.append(np.clip(raw, -1.0, 1.0).astype(np.float32))
     return np.mean(maps, axis=0), band
 
 
@@ -283,8 +290,9 @@ class Recipe:
 
 RECIPES = {
     "sing": Recipe(sing_recipe, "regions", "sing regions (SiNGR)",
-                   "SiNGR authors' code: per-slice Canny seeds, per-modality FastGeodis lambda 0.5 and 0, 4 "
-                   "iterations, tau over the foreground, maps averaged; compared inside both bands"),
+                   "SiNGR authors' released code: per-slice Canny seeds, per-modality FastGeodis lambda 0.5 and 0, "
+                   "4 iterations, max_bg outside the band and where the image is 0, tau over the foreground, maps "
+                   "averaged; compared inside both bands"),
     "dtm": Recipe(dtm_recipe, "all labels", "dtm labels + background (GSL on labels)",
                   "GSL authors' code: one-hot of labels 0..4 (background included), per channel "
                   "EDT(outside) - EDT(inside), float64, voxel units (ours: float32, mm; same at 1 mm)",
@@ -671,10 +679,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="cases for the authors' SiNG and GeoLS recipes (about 90 and 60 s per case on 2 cores; "
                              "default 1); the DTM and RRW recipes run on every case")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of our timings (median; default 3)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2: the issue's 2 CPU cores)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2: a 2-core machine)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="cuda: also time SiNG and GeoLS on the GPU; auto: cuda if torch sees a GPU (default)")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="target kinds (default all)")
+    parser.add_argument("--data", type=Path, default=os.environ.get(DATA_VARIABLE),
+                        help=f"folder holding {SAMPLE}/ (default: ${DATA_VARIABLE}); without it: synthetic volumes")
     args = parser.parse_args(argv)
     if args.cases < 1 or args.repeats < 1 or args.authors_cases < 0:
         parser.error("--cases and --repeats must be >= 1, --authors-cases >= 0")
@@ -696,13 +706,14 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     kinds = [k for k in KINDS if k in args.kinds]
     settings = {name: s for name, s in SETTINGS.items() if s.kind in kinds}
-    cases = load_cases(args.cases)
+    sample = sample_folder(SAMPLE, args.data)
+    cases = load_cases(args.cases, sample)
     warm_up(kinds, args.device)
     report = {"hardware": hardware_record(), "kinds": kinds,
               "arguments": {"cases": args.cases, "authors_cases": args.authors_cases, "repeats": args.repeats,
                             "threads": args.threads, "device": args.device},
-              "data": {"source": "BraTS 2013/2015 sample" if not cases[0]["name"].startswith("synthetic")
-                       else "synthetic (BraTS sample not found)",
+              "data": {"source": f"BraTS 2013/2015 sample ({sample})" if not cases[0]["name"].startswith("synthetic")
+                       else f"synthetic (no BraTS sample: {sample or f'--data / ${DATA_VARIABLE} not set'})",
                        "cases": [c["name"] for c in cases], "shape": list(cases[0]["labels"].shape),
                        "brain_boxes": [[s.stop - s.start for s in brain_box(c)] for c in cases],
                        "labels_outside_brain": [int(((c["labels"] > 0) & ~c["brain"]).sum()) for c in cases]},

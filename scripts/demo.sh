@@ -4,7 +4,7 @@
 # Dice/HD95 table + figure. Extra arguments go to nnunet_ext_demo (e.g. --overwrite, --kind binary).
 #
 # nnU-Net folders default to <repo>/work_dirs/ unless nnUNet_raw / nnUNet_preprocessed /
-# nnUNet_results are already set; the repo's trainers/ folder is added to nnUNet_extTrainer.
+# nnUNet_results are already set; the trainer folder (nnunet_ext_trainer_path) is added to nnUNet_extTrainer.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/setup_env.sh"

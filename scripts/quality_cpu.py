@@ -3,21 +3,25 @@
     .venv/bin/python scripts/quality_cpu.py [--datasets synthetic lgg] [--folds 0 1 2] [--lgg-source DIR]
         [--out benchmark_output/quality_cpu] [--results docs/results] [--report-only] [--quick]
 
-Two datasets, each trained at a budget where nnU-Net's default trainer has plateaued (its EMA
-pseudo-Dice rises by less than 1 point over the last 20 % of the epochs; the record says per fold):
+Two datasets, each trained at a budget chosen for nnU-Net's default trainer to plateau (its EMA
+pseudo-Dice rising by less than 1 point over the last 20 % of the epochs; the record says per fold
+whether it did):
 
 - ``synthetic``: the BraTS-like regions dataset of ``nnunet_ext_synthetic -k brats``, 30 cases of
   32 x 32 x 24 voxels (3d_fullres, patch 20 x 28 x 28, batch 2), every trainer of :data:`SUITE`;
 - ``lgg``: the Kaggle LGG FLAIR sample (8 patients, 2d), each slice binned 4 x 4 in-plane (64 x 64
   pixels), nnU-Net's default, SiNGR, GSL and RRW. Its folder comes from ``--lgg-source`` or
-  ``$NNUNET_EXT_LGG_SOURCE``; without one the dataset is skipped with a line saying so.
+  ``$NNUNET_EXT_DATA/lgg_kaggle_3m_sample/kaggle_3m``; without one the dataset is skipped with a line saying so.
 
-All at ``_50epochs_20iters`` (1000 training iterations), folds of nnU-Net's seeded 5-fold split, each
+All at ``_80epochs_20iters`` (1600 training iterations), folds of nnU-Net's seeded 5-fold split, each
 (dataset, fold, trainer) one run of ``scripts/benchmark_quality.py --stop-after train`` (which converts,
 plans, precomputes the maps and calls ``nnunet_ext_cv``). Folds run in order, both datasets per fold,
-so that an interrupted benchmark has whole folds; re-running the command resumes (finished folds are
-skipped, an interrupted training resumes from its checkpoint). After every fold the results are
-rewritten from the folds that every trainer of the dataset has finished:
+so that an interrupted benchmark has whole folds. Each trained (dataset, trainer, fold) is recorded in
+``<results>/quality_cpu/runs/<dataset>/<trainer><budget>_fold<k>.json`` (per-case metrics of the fold's
+validation, collapsed regions, the per-epoch training log): committed, these records are the benchmark's
+state, so re-running the command on any machine trains only what has no record (an interrupted training
+on the same machine resumes from its checkpoint). After every fold the results are rewritten from the
+folds that every trainer of the dataset has recorded:
 
 - ``<results>/quality_cpu.json``: one record per trainer, dataset and region with ``trainer``,
   ``dataset``, ``region``, ``dice_mean``, ``dice_se`` (over cases of all folds), ``hd95_mean``,
@@ -32,29 +36,29 @@ cases that have it (the "no tumour core" failure). Metrics: ``nnunet_ext_report`
 BraTS empty-mask convention). ``--quick`` runs a smoke version (10 synthetic cases, two trainers,
 ``_1epoch_2iters``, fold 0) for the test suite; its numbers mean nothing.
 
-Cost, measured 2026-12-01 on 2 AMD EPYC cores: a synthetic run takes about 5 min (0.2 s per iteration plus
-set-up and validation), an LGG run about the same; the full benchmark (33 + 12 runs) about 4 h.
+Why 80 epochs: at ``_50epochs_20iters`` (measured 2026-12-01, synthetic fold 0) the default's raw pseudo-Dice
+was flat over the last 12 epochs but its EMA, which lags about 10 epochs, still rose 1.5 points over the
+last 20 %. Cost on 2 cores (the record names the CPU): a synthetic run about 8.5 min (0.22 s per iteration plus set-up and
+validation); the two nnU-Net-SGD variants, which only show the collapse, run in fold 0 only
+(``fold0_only``); the whole benchmark (29 + 12 runs) about 6 h, in several sittings.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import json
-import math
-import os
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
-from benchmark_common import hardware_markdown, hardware_record  # sibling module (scripts/ is on sys.path)
+from benchmark_common import DATA_VARIABLE, hardware_markdown, hardware_record, sample_folder  # sibling module
 
 REPO = Path(__file__).resolve().parents[1]
 PLANS = "nnUNetPlans"
 BASELINE = "nnUNetTrainer"
-BUDGET = "_50epochs_20iters"
+BUDGET = "_80epochs_20iters"
 PLATEAU_POINTS = 0.01  # EMA pseudo-Dice rise over the last 20 % of epochs below which the default has plateaued
 # dataset -> benchmark_quality.py arguments and trainers (the required ones first: an interrupted fold has them)
 SUITE = {
@@ -63,6 +67,7 @@ SUITE = {
         "trainers": ["nnUNetTrainer", "nnUNetTrainerSiNGR", "nnUNetTrainerRRW", "nnUNetTrainerSiNGR_PaperAdam",
                      "nnUNetTrainerSiNGR_L1", "nnUNetTrainerGSL", "nnUNetTrainerBoundary", "nnUNetTrainerGeoLS_JML",
                      "nnUNetTrainerLS_JML", "nnUNetTrainerSiNGR_nnUNetSGD", "nnUNetTrainerRRW_nnUNetSGD"],
+        "fold0_only": ["nnUNetTrainerSiNGR_nnUNetSGD", "nnUNetTrainerRRW_nnUNetSGD"],
     },
     "lgg": {
         "args": ["--dataset", "lgg", "--shrink", "4"], "configuration": "2d",
@@ -80,8 +85,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", choices=sorted(SUITE), default=list(SUITE))
     parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--lgg-source", type=Path, default=os.environ.get("NNUNET_EXT_LGG_SOURCE"),
-                        help="the kaggle_3m folder (default: $NNUNET_EXT_LGG_SOURCE)")
+    parser.add_argument("--lgg-source", type=Path, default=sample_folder("lgg_kaggle_3m_sample/kaggle_3m"),
+                        help=f"the kaggle_3m folder (default: ${DATA_VARIABLE}/lgg_kaggle_3m_sample/kaggle_3m)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmark_output" / "quality_cpu",
                         help="work folder, one sub-folder per dataset (default benchmark_output/quality_cpu)")
     parser.add_argument("--results", type=Path, default=REPO / "docs" / "results",
@@ -94,30 +99,44 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.datasets, args.folds = ["synthetic"], [0]
     args.datasets = [d for d in args.datasets if d in args.suite]
     if "lgg" in args.datasets and (args.lgg_source is None or not Path(args.lgg_source).is_dir()):
-        print(f"[quality_cpu] lgg skipped: no LGG folder (pass --lgg-source DIR or set NNUNET_EXT_LGG_SOURCE to the "
-              f"kaggle_3m folder); got {args.lgg_source}", flush=True)
+        print(f"[quality_cpu] lgg skipped: no LGG folder (pass --lgg-source DIR, or set {DATA_VARIABLE} to the folder "
+              f"holding lgg_kaggle_3m_sample/kaggle_3m); got {args.lgg_source}", flush=True)
         args.datasets.remove("lgg")
     args.out, args.results = args.out.resolve(), args.results.resolve()
     return args
 
 
 # ------------------------------------------------------------------------------------------ running
-def quality_command(args: argparse.Namespace, dataset: str, fold: int) -> list[str]:
+def quality_command(args: argparse.Namespace, dataset: str, fold: int, trainers: list[str]) -> list[str]:
     entry = args.suite[dataset]
     command = [sys.executable, str(REPO / "scripts" / "benchmark_quality.py"), *entry["args"], "--out",
-               str(args.out / dataset), "--trainers", *entry["trainers"], "--baseline", BASELINE, "--budget",
+               str(args.out / dataset), "--trainers", *trainers, "--baseline", trainers[0], "--budget",
                args.budget, "--folds", str(fold), "--device", "cpu", "--stop-after", "train"]
     if dataset == "lgg":
         command += ["--source", str(Path(args.lgg_source).resolve())]
     return command
 
 
+def trainers_of_fold(args: argparse.Namespace, dataset: str, fold: int) -> list[str]:
+    entry = args.suite[dataset]
+    return [t for t in entry["trainers"] if fold == 0 or t not in entry.get("fold0_only", ())]
+
+
 def run_fold(args: argparse.Namespace, dataset: str, fold: int) -> None:
-    command = quality_command(args, dataset, fold)
-    print(f"[quality_cpu] {dataset} fold {fold}: $ {shlex.join(command)}", flush=True)
-    completed = subprocess.run(command)
-    if completed.returncode != 0:
-        raise SystemExit(f"error: {dataset} fold {fold} failed (exit {completed.returncode}); re-run to resume")
+    """Trains and records, one at a time, the trainers of (dataset, fold) that have no record yet."""
+    missing = [t for t in trainers_of_fold(args, dataset, fold) if not record_path(args, dataset, t, fold).is_file()]
+    if not missing:
+        print(f"[quality_cpu] {dataset} fold {fold}: every trainer recorded in {args.results}", flush=True)
+    for trainer in missing:
+        command = quality_command(args, dataset, fold, [trainer])
+        print(f"[quality_cpu] {dataset} fold {fold} {trainer}: $ {shlex.join(command)}", flush=True)
+        completed = subprocess.run(command)
+        if completed.returncode != 0:
+            raise SystemExit(f"error: {dataset} fold {fold} {trainer} failed (exit {completed.returncode}); "
+                             "re-run to resume")
+        work = Work(args.out / dataset, args.suite[dataset]["configuration"])
+        write_json(record_path(args, dataset, trainer, fold), fold_record(work, trainer + args.budget, fold))
+        write_results(args)
 
 
 # -------------------------------------------------------------------------------------- the results
@@ -126,125 +145,118 @@ class Work:
 
     def __init__(self, folder: Path, configuration: str):
         self.folder, self.configuration = folder, configuration
-        raw = sorted((folder / "nnUNet_raw").glob("Dataset*"))
-        if not raw:
-            raise FileNotFoundError(folder)
-        self.name = raw[0].name
-        self.raw = raw[0]
+        self.name = sorted((folder / "nnUNet_raw").glob("Dataset*"))[0].name
         self.preprocessed = folder / "nnUNet_preprocessed" / self.name
         self.results = folder / "results_run1"
-        self.dataset_json = json.loads((self.raw / "dataset.json").read_text())
+        self.dataset_json = json.loads((folder / "nnUNet_raw" / self.name / "dataset.json").read_text())
         self.plans = json.loads((self.preprocessed / f"{PLANS}.json").read_text())
         self.splits = json.loads((self.preprocessed / "splits_final.json").read_text())
 
     def fold_folder(self, trainer: str, fold: int) -> Path:
         return self.results / self.name / f"{trainer}__{PLANS}__{self.configuration}" / f"fold_{fold}"
 
-    def env(self) -> dict:
-        return {**os.environ, "nnUNet_raw": str(self.folder / "nnUNet_raw"),
-                "nnUNet_preprocessed": str(self.folder / "nnUNet_preprocessed"), "nnUNet_results": str(self.results),
-                "nnUNet_extTrainer": str(REPO / "trainers")}
+
+def record_path(args: argparse.Namespace, dataset: str, trainer: str, fold: int) -> Path:
+    """The committed record of one trained fold: what the results are made of, so a new machine resumes."""
+    return args.results / "quality_cpu" / "runs" / dataset / f"{trainer}{args.budget}_fold{fold}.json"
 
 
-def finished_folds(work: Work, trainers: list[str], folds: list[int]) -> list[int]:
-    from nnunet_ext.workflow.cv import fold_state
+def write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
+    temporary.replace(path)
 
-    return [f for f in folds if all(fold_state(work.fold_folder(t, f)) == "done" for t in trainers)]
 
-
-def collapsed(work: Work, trainer: str, fold: int) -> dict[str, bool]:
-    """Per region: True if no validation case of the fold that has the region gets any of it predicted."""
+def fold_record(work: Work, trainer: str, fold: int) -> dict:
+    """Per-case metrics of the fold's validation, which regions collapsed, and the per-epoch training log."""
     import numpy as np
     import SimpleITK as sitk
-
-    from nnunet_ext.evaluation import region_definitions
-
-    ending = work.dataset_json["file_ending"]
-    regions = region_definitions(work.dataset_json)
-    predicted = {name: [] for name in regions}
-    for case in work.splits[fold]["val"]:
-        reference = sitk.GetArrayFromImage(sitk.ReadImage(str(work.preprocessed / "gt_segmentations" / f"{case}{ending}")))
-        prediction = sitk.GetArrayFromImage(sitk.ReadImage(str(work.fold_folder(trainer, fold) / "validation"
-                                                               / f"{case}{ending}")))
-        for name, labels in regions.items():
-            if np.isin(reference, labels).any():
-                predicted[name].append(bool(np.isin(prediction, labels).any()))
-    return {name: bool(seen) and not any(seen) for name, seen in predicted.items()}
-
-
-def training_log(work: Work, trainer: str, fold: int) -> dict:
-    """nnU-Net's per-epoch logging (pseudo-Dice, losses, the guard's measure) from the fold's final checkpoint."""
     import torch
 
-    checkpoint = torch.load(work.fold_folder(trainer, fold) / "checkpoint_final.pth", map_location="cpu",
-                            weights_only=False)
-    return {k: [x.tolist() if hasattr(x, "tolist") else x for x in v] for k, v in checkpoint["logging"].items()}
+    from nnunet_ext.evaluation import evaluate_folders, region_definitions
+
+    folder = work.fold_folder(trainer, fold)
+    cases = sorted(work.splits[fold]["val"])
+    metrics = evaluate_folders(folder / "validation", work.preprocessed / "gt_segmentations", work.dataset_json, cases)
+    ending = work.dataset_json["file_ending"]
+    predicted: dict[str, list[bool]] = {name: [] for name in region_definitions(work.dataset_json)}
+    for case in cases:
+        reference = sitk.GetArrayFromImage(sitk.ReadImage(str(work.preprocessed / "gt_segmentations" / f"{case}{ending}")))
+        prediction = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "validation" / f"{case}{ending}")))
+        for name, labels in region_definitions(work.dataset_json).items():
+            if np.isin(reference, labels).any():
+                predicted[name].append(bool(np.isin(prediction, labels).any()))
+    logging = torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)["logging"]
+    keys = ("ema_fg_dice", "mean_fg_dice", "dice_per_class_or_region", "train_losses", "val_losses", "lrs",
+            "wrong_side_saturated", "epoch_start_timestamps", "epoch_end_timestamps")
+    return {
+        "trainer": trainer, "fold": fold, "dataset": work.name, "configuration": work.configuration,
+        "recorded_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "hardware": hardware_record(),
+        "cases": [{"case": m.case, "region": m.region, **{k: getattr(m, k) for k in ("dice", "iou", "hd95", "asd")}}
+                  for m in metrics],
+        # a region collapsed: predicted on none of the fold's validation cases that have it
+        "collapsed": {name: bool(seen) and not any(seen) for name, seen in predicted.items()},
+        "log": {k: [np.asarray(v).tolist() for v in logging[k]] for k in keys if k in logging},
+    }
 
 
 def plateau(ema: list[float]) -> dict:
-    """EMA pseudo-Dice rise over the last 20 % of epochs."""
+    """EMA pseudo-Dice rise over the last 20 % of epochs, and the EMA's highest value and epoch before them.
+
+    nnU-Net's pseudo-Dice comes from a few validation batches per epoch, so its EMA moves by about a point
+    from epoch to epoch even once training has converged; the earlier maximum shows whether a rise is new.
+    """
     start = max(0, int(round(0.8 * len(ema))) - 1)
     rise = float(ema[-1] - ema[start])
+    best = max(range(start + 1), key=lambda e: ema[e])
     return {"ema_first_of_last_20pct": float(ema[start]), "ema_last": float(ema[-1]), "rise": rise,
-            "plateaued": rise < PLATEAU_POINTS}
+            "plateaued": rise < PLATEAU_POINTS, "ema_max_before": float(ema[best]), "epoch_of_max_before": best}
 
 
-def report(work: Work, trainers: list[str], folds: list[int], output: Path) -> list[dict]:
-    command = [str(Path(sys.executable).parent / "nnunet_ext_report"), "-d", work.name, "-c", work.configuration,
-               "-tr", *trainers, "-b", trainers[0], "-f", *map(str, folds), "-o", str(output)]
-    completed = subprocess.run(command, env=work.env(), capture_output=True, text=True)
-    if completed.returncode != 0:
-        raise SystemExit(f"error: nnunet_ext_report failed: {completed.stderr.strip().splitlines()[-1:]}")
-    with open(output / "summary.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
+def _finite(value) -> float | None:
+    """A JSON number: None for a missing or undefined value (one case has no standard error)."""
+    return None if value is None or value != value else float(value)
 
 
-def _float(value) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
+def dataset_results(args: argparse.Namespace, dataset: str) -> dict:
+    """Records per trainer and region, each trainer over the folds that it and the default have recorded."""
+    from nnunet_ext.workflow.report import summarise_rows
 
-
-def dataset_results(args: argparse.Namespace, dataset: str) -> dict | None:
-    try:
-        work = Work(args.out / dataset, args.suite[dataset]["configuration"])
-    except FileNotFoundError:
-        return None
-    bases = args.suite[dataset]["trainers"]
-    trainers = [t + args.budget for t in bases]
-    folds = finished_folds(work, trainers, args.folds)
+    runs = {(t, f): json.loads(record_path(args, dataset, t, f).read_text())
+            for f in args.folds for t in trainers_of_fold(args, dataset, f) if record_path(args, dataset, t, f).is_file()}
+    folds = [f for f in args.folds if (BASELINE, f) in runs]
+    runs = {(t, f): run for (t, f), run in runs.items() if f in folds}
     if not folds:
-        return {"dataset": dataset, "name": work.name, "folds": [], "records": []}
-    rows = report(work, trainers, folds, args.out / dataset / "report_quality_cpu")
-    logs = {(t, f): training_log(work, t, f) for t in trainers for f in folds}
-    collapses = {(t, f): collapsed(work, t, f) for t in trainers for f in folds}
+        return {"dataset": dataset, "folds": [], "records": [], "_runs": {}}
+    trainers = list(dict.fromkeys(t for t, _ in runs))
+    summary = {}
+    for trainer in trainers:  # paired with the default on the folds this trainer has (a partial benchmark, fold0_only)
+        mine = [f for f in folds if (trainer, f) in runs]
+        rows = [{"trainer": t, "fold": f, **case} for (t, f), run in runs.items() if t in (trainer, BASELINE) and f in mine
+                for case in run["cases"]]
+        summary.update({(r["trainer"], r["region"], r["metric"]): r for r in summarise_rows(rows, BASELINE)
+                        if r["trainer"] == trainer})
     records = []
-    for base, trainer in zip(bases, trainers):
-        for region in dict.fromkeys(r["region"] for r in rows):
-            cells = {r["metric"]: r for r in rows if r["trainer"] == trainer and r["region"] == region}
-            dice, hd95 = cells["dice"], cells["hd95"]
+    regions = list(dict.fromkeys(case["region"] for run in runs.values() for case in run["cases"]))
+    for trainer in trainers:
+        for region in regions:
+            dice, hd95 = summary[(trainer, region, "dice")], summary[(trainer, region, "hd95")]
             records.append({
-                "trainer": base, "dataset": dataset, "region": region,
-                "dice_mean": _float(dice["mean"]), "dice_se": _float(dice["se_cases"]),
-                "hd95_mean": _float(hd95["mean"]), "hd95_se": _float(hd95["se_cases"]),
-                "n_cases": int(dice["n_cases"]), "folds": folds,
-                "collapsed_folds": [f for f in folds if collapses[(trainer, f)].get(region)],
-                "dice_difference_vs_default": _float(dice["mean_difference"]),
-                "dice_wilcoxon_p": _float(dice["wilcoxon_p"]),
-                "hd95_difference_vs_default": _float(hd95["mean_difference"]),
+                "trainer": trainer, "dataset": dataset, "region": region,
+                "dice_mean": _finite(dice["mean"]), "dice_se": _finite(dice["se_cases"]),
+                "hd95_mean": _finite(hd95["mean"]), "hd95_se": _finite(hd95["se_cases"]),
+                "n_cases": dice["n_cases"], "folds": [f for f in folds if (trainer, f) in runs],
+                "collapsed_folds": [f for f in folds if (trainer, f) in runs and runs[(trainer, f)]["collapsed"].get(region)],
+                "dice_difference_vs_default": _finite(dice["mean_difference"]),
+                "dice_wilcoxon_p": _finite(dice["wilcoxon_p"]),
+                "hd95_difference_vs_default": _finite(hd95["mean_difference"]),
             })
-    default = trainers[0]
-    return {
-        "dataset": dataset, "name": work.name, "configuration": work.configuration, "folds": folds,
-        "patch_size": work.plans["configurations"][work.configuration]["patch_size"],
-        "batch_size": work.plans["configurations"][work.configuration]["batch_size"],
-        "cases": sum(len(s["train"]) + len(s["val"]) for s in work.splits[:1]),
-        "default_plateau": {str(f): plateau(logs[(default, f)]["ema_fg_dice"]) for f in folds},
-        "records": records,
-        "_logs": logs,
-    }
+    first = runs[(trainers[0], folds[0])]
+    return {"dataset": dataset, "name": first["dataset"], "configuration": first["configuration"], "folds": folds,
+            "default_plateau": {str(f): plateau(runs[(BASELINE, f)]["log"]["ema_fg_dice"]) for f in folds},
+            "records": records, "_runs": runs}
 
 
 def curves(results: dict, folder: Path, budget: str) -> list[str]:
@@ -255,14 +267,14 @@ def curves(results: dict, folder: Path, budget: str) -> list[str]:
     import matplotlib.pyplot as plt
 
     folder.mkdir(parents=True, exist_ok=True)
-    trainers = list(dict.fromkeys(t for d in results.values() for (t, _) in d.get("_logs", {})))
+    trainers = list(dict.fromkeys(t for d in results.values() for (t, _) in d["_runs"]))
     written = []
     for trainer in trainers:
-        datasets = [d for d in results.values() if any(t == trainer for t, _ in d.get("_logs", {}))]
+        datasets = [d for d in results.values() if any(t == trainer for t, _ in d["_runs"])]
         figure, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 4.5), squeeze=False)
         for axis, data in zip(axes[0], datasets):
-            for fold in data["folds"]:
-                log = data["_logs"][(trainer, fold)]
+            for fold in [f for f in data["folds"] if (trainer, f) in data["_runs"]]:
+                log = data["_runs"][(trainer, fold)]["log"]
                 line, = axis.plot(log["ema_fg_dice"], linewidth=2.5, label=f"fold {fold} EMA pseudo-Dice")
                 per_region = list(zip(*log["dice_per_class_or_region"]))
                 for values in per_region:
@@ -274,38 +286,46 @@ def curves(results: dict, folder: Path, budget: str) -> list[str]:
             axis.set(title=f"{data['dataset']} ({data['name']})", xlabel="epoch", ylim=(-0.02, 1.0),
                      ylabel="pseudo-Dice (thin: per region)")
             axis.legend(fontsize=7, loc="lower right")
-        figure.suptitle(f"{trainer.removesuffix(budget)} at {budget}")
+        figure.suptitle(f"{trainer} at {budget}")
         figure.tight_layout()
-        path = folder / f"curves_{trainer.removesuffix(budget)}.png"
+        path = folder / f"curves_{trainer}.png"
         figure.savefig(path, dpi=80)
         plt.close(figure)
         written.append(path.name)
     return written
 
 
+def _cell(mean: float | None, se: float | None, scale: float) -> str:
+    return "" if mean is None else f"{scale * mean:.1f}" + ("" if se is None else f" ± {scale * se:.1f}")
+
+
 def markdown(record: dict) -> str:
     lines = ["# Quality on 2 CPU cores at a converged budget", "",
              f"- Date (UTC): {record['date_utc']}; command: `{record['command']}`",
              f"- Budget `{record['budget']}`: {record['iterations']} training iterations per trainer and fold "
-             "(nnU-Net's default trainer plateaus there: see the plateau lines)",
+             "(whether nnU-Net's default has plateaued there: the plateau lines below)",
              f"- {record['note']}", "", "## Hardware", "", record["hardware_markdown"], ""]
     for data in record["datasets"].values():
-        lines += [f"## {data['dataset']}: {data['name']}", ""]
+        lines += [f"## {data['dataset']}: {data.get('name', '')}", ""]
         if not data["folds"]:
             lines += ["No fold finished by every trainer yet.", ""]
             continue
-        lines += [f"Folds {', '.join(map(str, data['folds']))} ({data['configuration']}, patch {data['patch_size']}, "
-                  f"batch {data['batch_size']}); mean ± standard error over the validation cases of all folds; "
+        lines += [f"Folds {', '.join(map(str, data['folds']))} ({data['configuration']}); mean ± standard error over "
+                  "the validation cases of the folds each trainer has (column *folds*); "
                   "Δ Dice: paired difference to nnU-Net's default with the two-sided Wilcoxon p-value.", ""]
         for fold, p in data["default_plateau"].items():
             lines.append(f"- default, fold {fold}: EMA pseudo-Dice {p['ema_first_of_last_20pct']:.3f} -> "
-                         f"{p['ema_last']:.3f} over the last 20 % of epochs ({'plateaued' if p['plateaued'] else 'still rising'})")
-        lines += ["", "| trainer | region | Dice % | HD95 mm | Δ Dice % (p) | collapsed folds |", "|---|---|---|---|---|---|"]
+                         f"{p['ema_last']:.3f} over the last 20 % of epochs ({'plateaued' if p['plateaued'] else 'rose'} by "
+                         f"the < 1 point criterion; its highest value before them: {p['ema_max_before']:.3f} at epoch "
+                         f"{p['epoch_of_max_before']})")
+        lines += ["", "| trainer | region | folds | Dice % | HD95 mm | Δ Dice % (p) | collapsed folds |",
+                  "|---|---|---|---|---|---|---|"]
         for r in data["records"]:
             delta = "baseline" if r["dice_difference_vs_default"] is None else \
                 f"{100 * r['dice_difference_vs_default']:+.1f} ({r['dice_wilcoxon_p']:.2g})"
-            lines.append(f"| {r['trainer']} | {r['region']} | {100 * r['dice_mean']:.1f} ± {100 * (r['dice_se'] or 0):.1f} "
-                         f"| {r['hd95_mean']:.2f} ± {r['hd95_se'] or 0:.2f} | {delta} | "
+            lines.append(f"| {r['trainer']} | {r['region']} | {', '.join(map(str, r['folds']))} "
+                         f"| {_cell(r['dice_mean'], r['dice_se'], 100)} "
+                         f"| {_cell(r['hd95_mean'], r['hd95_se'], 1)} | {delta} | "
                          f"{', '.join(map(str, r['collapsed_folds'])) or 'none'} |")
         lines.append("")
     lines += ["Training curves: `quality_cpu/curves_<trainer>.png` beside this file. A fold is *collapsed* on a "
@@ -314,7 +334,7 @@ def markdown(record: dict) -> str:
 
 
 def write_results(args: argparse.Namespace) -> dict:
-    results = {d: r for d in args.datasets if (r := dataset_results(args, d)) is not None}
+    results = {d: dataset_results(args, d) for d in args.datasets}
     figures = curves(results, args.results / "quality_cpu", args.budget)
     from nnunet_ext.schedules import BUDGETS
 
@@ -327,14 +347,14 @@ def write_results(args: argparse.Namespace) -> dict:
                 "each fold is one training run (nnU-Net does not seed training); not a reproduction of any paper",
         "hardware": hardware, "hardware_markdown": hardware_markdown(hardware).rstrip("\n"),
         "budget": args.budget, "iterations": epochs * iterations, "figures": figures,
-        "datasets": {d: {k: v for k, v in r.items() if k != "_logs"} for d, r in results.items()},
+        "datasets": {d: {k: v for k, v in r.items() if k != "_runs"} for d, r in results.items()},
         "records": [rec for r in results.values() for rec in r["records"]],
     }
     args.results.mkdir(parents=True, exist_ok=True)
-    for name, text in (("quality_cpu.json", json.dumps(record, indent=2) + "\n"), ("quality_cpu.md", markdown(record))):
-        temporary = args.results / f".{name}.tmp"
-        temporary.write_text(text)
-        temporary.replace(args.results / name)
+    write_json(args.results / "quality_cpu.json", record)
+    temporary = args.results / ".quality_cpu.md.tmp"
+    temporary.write_text(markdown(record))
+    temporary.replace(args.results / "quality_cpu.md")
     print(f"[quality_cpu] written {args.results / 'quality_cpu.json'}, quality_cpu.md, {len(figures)} figure(s)",
           flush=True)
     return record
@@ -342,11 +362,12 @@ def write_results(args: argparse.Namespace) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if not args.report_only:
-        for fold in args.folds:
-            for dataset in args.datasets:
-                run_fold(args, dataset, fold)
-                write_results(args)
+    if args.report_only:
+        write_results(args)
+        return 0
+    for fold in args.folds:
+        for dataset in args.datasets:
+            run_fold(args, dataset, fold)
     write_results(args)
     return 0
 

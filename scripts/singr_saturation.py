@@ -7,7 +7,9 @@ The network regresses the SiNG map S through tanh (regions: v = z_k; labels: v =
 nnunet_ext/training/signed_map_loss.py). The loss's gradient carries the factor tanh'(v) = 1 - tanh(v)^2,
 which is below 0.01 for |v| > atanh(sqrt(0.99)) = 2.99: a voxel there is *saturated* and barely trained.
 If the reference foreground sits saturated below 0, the 0-threshold predicts nothing there and the
-loss cannot pull it back: the failure of nnUNetTrainerSiNGR at 200 iterations (README, Results).
+loss cannot pull it back: the collapse of SiNGR under nnU-Net's SGD (``nnUNetTrainerSiNGR_nnUNetSGD``).
+Every SiNGR trainer logs the same measure on its validation patches each epoch (the training-health
+guard, nnunet_ext/training/health.py); this script measures it on whole validation cases afterwards.
 
 For each of the fold's validation cases (``splits_final.json``; the first ``--cases``), the script
 predicts the raw outputs from the preprocessed case with the fold's checkpoint (nnU-Net's sliding
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-SATURATED = float(np.arctanh(np.sqrt(0.99)))  # |v| beyond which tanh'(v) < 0.01
+from nnunet_ext.training.health import SATURATED_TANH_INPUT as SATURATED  # |v| where tanh'(v) < 0.01
 
 
 def saturation_stats(values: np.ndarray, reference: np.ndarray) -> dict:

@@ -18,6 +18,30 @@ TINY = {  # kind -> (dataset id, configuration, generator arguments)
 }
 
 
+# Real MRI samples (brats2015_sample/, lgg_kaggle_3m_sample/): the folder named by NNUNET_EXT_DATA, else
+# ../shared/data beside the checkout (where CI keeps them); tests that need one skip without it.
+DATA_VARIABLE = "NNUNET_EXT_DATA"
+CI_DATA = REPO.parent / "shared" / "data"
+
+
+def sample_data_folder(relative: str) -> Path | None:
+    """``<data>/<relative>`` if that folder exists (data: $NNUNET_EXT_DATA, else CI's folder), else None."""
+    root = Path(os.environ[DATA_VARIABLE]) if os.environ.get(DATA_VARIABLE) else CI_DATA
+    return root / relative if (root / relative).is_dir() else None
+
+
+@pytest.fixture
+def sample_data():
+    """``sample_data("brats2015_sample")`` -> the sample folder, or the test skips with a one-line reason."""
+    def get(relative: str) -> Path:
+        folder = sample_data_folder(relative)
+        if folder is None:
+            pytest.skip(f"{relative} not found: set {DATA_VARIABLE} to a folder holding it")
+        return folder
+
+    return get
+
+
 def run_command(args: list[str], env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
     """Runs a console script of this environment; on failure the assertion shows its output."""
     executable = VENV_BIN / args[0]

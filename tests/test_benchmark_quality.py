@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,12 +12,19 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "benchmark_quality.py"
-KAGGLE_3M = REPO.parent / "shared" / "data" / "lgg_kaggle_3m_sample" / "kaggle_3m"
+LGG_SAMPLE = "lgg_kaggle_3m_sample/kaggle_3m"
 SMALLEST = ("TCGA_HT_7686_19950629", "TCGA_HT_8018_19970411")  # 20 slices each
 
 
 def _run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_no_source_names_the_option_and_the_variable():
+    env = {k: v for k, v in os.environ.items() if k != "NNUNET_EXT_DATA"}
+    completed = subprocess.run([sys.executable, str(SCRIPT), "--dataset", "lgg", "--device", "cpu"], capture_output=True,
+                               text=True, timeout=300, env=env)
+    assert completed.returncode == 2 and "set NNUNET_EXT_DATA" in completed.stderr.strip().splitlines()[-1]
 
 
 def test_missing_source_names_the_option(tmp_path):
@@ -32,15 +40,14 @@ def test_trainers_share_one_budget(tmp_path):
 
 
 @pytest.mark.e2e
-def test_lgg_two_patients_convert_then_resume(tmp_path):
+def test_lgg_two_patients_convert_then_resume(tmp_path, sample_data):
     """The real-data path as far as a 60-s budget on 2 cores allows (planning alone takes longer): trainer
     look-up, conversion of two patients, the record, and a second run that skips the stage with its timings."""
-    if not all((KAGGLE_3M / p).is_dir() for p in SMALLEST):
-        pytest.skip(f"LGG kaggle_3m sample not found at {KAGGLE_3M} (../shared/data beside the repository)")
+    kaggle_3m = sample_data(LGG_SAMPLE)
     source = tmp_path / "kaggle_3m"
     source.mkdir()
     for patient in SMALLEST:
-        (source / patient).symlink_to(KAGGLE_3M / patient, target_is_directory=True)
+        (source / patient).symlink_to(kaggle_3m / patient, target_is_directory=True)
     out = tmp_path / "quality"
     args = ("--dataset", "lgg", "--source", str(source), "--out", str(out), "--budget", "_1epoch_2iters",
             "--folds", "0", "--device", "cpu", "--np", "1", "--stop-after", "convert")
@@ -58,3 +65,28 @@ def test_lgg_two_patients_convert_then_resume(tmp_path):
 
     completed = _run(*args[:-2], "--trainers", "nnUNetTrainerNoSuchMethod")
     assert completed.returncode == 1 and "nnUNetTrainerNoSuchMethod_1epoch_2iters not found" in completed.stderr
+
+
+@pytest.mark.e2e
+def test_lgg_shrink_bins_slices_in_plane(tmp_path, sample_data):
+    """--shrink 4: the converted LGG volumes binned 4 x 4 in-plane (SimpleITK BinShrink), labels by majority."""
+    kaggle_3m = sample_data(LGG_SAMPLE)
+    import numpy as np
+    import SimpleITK as sitk
+
+    source = tmp_path / "kaggle_3m"
+    source.mkdir()
+    (source / SMALLEST[0]).symlink_to(kaggle_3m / SMALLEST[0])
+    out = tmp_path / "work"
+    completed = _run("--dataset", "lgg", "--source", str(source), "--out", str(out), "--budget", "_1epoch_2iters",
+                     "--trainers", "nnUNetTrainer", "--shrink", "4", "--stop-after", "convert")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    full = out / "nnUNet_raw_full_resolution" / "Dataset971_LGGFlairShrink4"
+    small = out / "nnUNet_raw" / "Dataset971_LGGFlairShrink4"
+    image = sitk.ReadImage(str(small / "imagesTr" / f"{SMALLEST[0]}_0001.nii.gz"))
+    label = sitk.GetArrayFromImage(sitk.ReadImage(str(small / "labelsTr" / f"{SMALLEST[0]}.nii.gz")))
+    reference = sitk.GetArrayFromImage(sitk.ReadImage(str(full / "labelsTr" / f"{SMALLEST[0]}.nii.gz")))
+    assert image.GetSize()[:2] == (64, 64) and image.GetSpacing()[:2] == (4.0, 4.0)
+    blocks = reference.reshape(reference.shape[0], 64, 4, 64, 4).mean((2, 4))
+    assert np.array_equal(label, (blocks >= 0.5).astype(label.dtype))
+    assert json.loads((small / "dataset.json").read_text())["shrunk_in_plane"] == 4

@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from benchmark_common import HARDWARE_KEYS, hardware_markdown, hardware_record  # noqa: E402
-from benchmark_targets import agreement, dtm_authors_map, rrw_authors_map  # noqa: E402
+from benchmark_targets import agreement, dtm_authors_map, rrw_authors_map, sing_authors_map  # noqa: E402
 
 from nnunet_ext.targets.dtm import signed_distance  # noqa: E402
 
@@ -71,3 +71,28 @@ def test_hardware_record_has_the_documented_keys():
     assert record["gpu"] is None or set(record["gpu"]) == {"name", "memory_gb", "cuda"}
     text = hardware_markdown(record)
     assert record["cpu_model"] in text and "torch threads" in text
+
+
+def test_sing_recipe_follows_the_released_code_on_a_zero_background():
+    """The benchmark's SiNG recipe and SiNGOptions.authors_code() agree where the image is 0 (outside the
+    brain) too (both are held against a plain re-implementation in tests/test_sing_transform.py)."""
+    import torch
+
+    from nnunet_ext.targets import SiNGOptions, sing_maps
+
+    rng = np.random.default_rng(4)
+    shape = (16, 28, 32)  # the tumour 6 voxels from the array's border, where Canny's padding differs
+    grid = np.indices(shape).astype(np.float32)
+    brain = (((grid - np.array(shape)[:, None, None, None] / 2) / np.array([6, 10, 10])[:, None, None, None]) ** 2).sum(0) < 1
+    tumour = ((((grid - np.array([8, 14, 23])[:, None, None, None]) / np.array([3, 4, 4])[:, None, None, None]) ** 2).sum(0) < 1) & brain
+    image = np.stack([brain * (k + 1) + tumour * (2 + rng.standard_normal(shape)) for k in range(2)]).astype(np.float32)
+    image[:, ~brain] = 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        recipe, band = sing_authors_map(image, tumour, (1.0, 1.0, 1.0))
+        ours = sing_maps(image, tumour[None], np.ones(shape, bool), (1.0, 1.0, 1.0), SiNGOptions.authors_code(crop=False))[0]
+    finally:
+        torch.set_num_threads(threads)
+    assert (band & (image[0] == 0)).any()
+    np.testing.assert_allclose(ours, recipe, atol=1e-4)

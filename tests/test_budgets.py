@@ -62,6 +62,6 @@ def test_nnunet_finds_a_generated_variant_by_name(monkeypatch):
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
     monkeypatch.setenv("nnUNet_extTrainer", str(TRAINERS))
-    found = recursive_find_trainer_class_by_name("nnUNetTrainerGSL_cosine_50epochs_20iters")
-    assert found.__name__ == "nnUNetTrainerGSL_cosine_50epochs_20iters" and found.schedule == BUDGETS[
-        "_50epochs_20iters"][0]
+    found = recursive_find_trainer_class_by_name("nnUNetTrainerGSL_cosine_80epochs_20iters")
+    assert found.__name__ == "nnUNetTrainerGSL_cosine_80epochs_20iters" and found.schedule == BUDGETS[
+        "_80epochs_20iters"][0]

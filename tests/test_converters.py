@@ -13,9 +13,8 @@ from nnunet_ext.converters.brats import convert_brats, convert_brats_images, mai
 from nnunet_ext.converters.lgg import convert_lgg
 from nnunet_ext.errors import NnunetExtError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-BRATS2015 = SHARED / "brats2015_sample"
-KAGGLE_3M = SHARED / "lgg_kaggle_3m_sample" / "kaggle_3m"
+BRATS2015 = "brats2015_sample"  # sample folders, found by conftest's sample_data fixture
+KAGGLE_3M = "lgg_kaggle_3m_sample/kaggle_3m"
 SHAPE = (12, 10, 8)  # numpy (z, y, x)
 
 
@@ -164,41 +163,39 @@ def _subset(tmp_path: Path, source: Path, count: int) -> Path:
     return subset
 
 
-def test_brats2015_sample(tmp_path):
-    if not BRATS2015.is_dir():
-        pytest.skip(f"BraTS 2015 sample not found: {BRATS2015}")
-    folder = convert_brats(_subset(tmp_path, BRATS2015, 2), 503, "BraTS2015", raw_root=tmp_path / "raw")
+def test_brats2015_sample(tmp_path, sample_data):
+    sample = sample_data(BRATS2015)
+    folder = convert_brats(_subset(tmp_path, sample, 2), 503, "BraTS2015", raw_root=tmp_path / "raw")
     dataset = json.loads((folder / "dataset.json").read_text())
     assert dataset["channel_names"] == {"0": "T1ce", "1": "Flair"} and dataset["brats_layout"] == "2015"
     case = "brats_2013_pat0003_1"
-    original = _read(BRATS2015 / case / "OTMultiClass.nii.gz")
+    original = _read(sample / case / "OTMultiClass.nii.gz")
     converted = _read(folder / "labelsTr" / f"{case}.nii.gz")
     assert np.array_equal(converted > 0, original > 0)  # whole tumour
     assert np.array_equal(np.isin(converted, (2, 3)), np.isin(original, (1, 3, 4)))  # tumour core
     assert np.array_equal(converted == 3, original == 4)  # enhancing
     flair = _read(folder / "imagesTr" / f"{case}_0001.nii.gz")
-    brain = _read(BRATS2015 / case / "brainmask.nii.gz") > 0
+    brain = _read(sample / case / "brainmask.nii.gz") > 0
     assert np.all(flair[~brain] == 0)
-    assert np.array_equal(flair[brain], _read(BRATS2015 / case / "Flair_subtrMeanDivStd.nii.gz")[brain])
+    assert np.array_equal(flair[brain], _read(sample / case / "Flair_subtrMeanDivStd.nii.gz")[brain])
 
 
-def test_lgg_sample_one_volume_per_patient(tmp_path):
-    if not KAGGLE_3M.is_dir():
-        pytest.skip(f"LGG kaggle_3m sample not found: {KAGGLE_3M}")
-    folder = convert_lgg(_subset(tmp_path, KAGGLE_3M, 2), 504, spacing=(0.5, 3.0), raw_root=tmp_path / "raw")
-    patients = sorted(p.name for p in KAGGLE_3M.iterdir() if p.is_dir())[:2]
+def test_lgg_sample_one_volume_per_patient(tmp_path, sample_data):
+    kaggle_3m = sample_data(KAGGLE_3M)
+    folder = convert_lgg(_subset(tmp_path, kaggle_3m, 2), 504, spacing=(0.5, 3.0), raw_root=tmp_path / "raw")
+    patients = sorted(p.name for p in kaggle_3m.iterdir() if p.is_dir())[:2]
     assert sorted(p.name[: -len(".nii.gz")] for p in (folder / "labelsTr").iterdir()) == patients
     patient = patients[0]
     from tifffile import imread
 
     image = sitk.ReadImage(str(folder / "imagesTr" / f"{patient}_0001.nii.gz"))
-    n = len(list((KAGGLE_3M / patient).glob("*_mask.tif")))
+    n = len(list((kaggle_3m / patient).glob("*_mask.tif")))
     assert image.GetSize() == (256, 256, n) and image.GetSpacing() == (0.5, 0.5, 3.0)
     flair = sitk.GetArrayFromImage(image)
     for k in (1, n // 2, n):
-        assert np.array_equal(flair[k - 1], imread(KAGGLE_3M / patient / f"{patient}_{k}.tif")[..., 1])
+        assert np.array_equal(flair[k - 1], imread(kaggle_3m / patient / f"{patient}_{k}.tif")[..., 1])
     label = _read(folder / "labelsTr" / f"{patient}.nii.gz")
-    assert label[n // 2 - 1].tolist() == (imread(KAGGLE_3M / patient / f"{patient}_{n // 2}_mask.tif") == 255).tolist()
+    assert label[n // 2 - 1].tolist() == (imread(kaggle_3m / patient / f"{patient}_{n // 2}_mask.tif") == 255).tolist()
     assert json.loads((folder / "dataset.json").read_text())["labels"] == {"background": 0, "tumor": 1}
 
 
@@ -213,3 +210,73 @@ def test_lgg_bad_patient_reported(tmp_path):
             imwrite(source / patient / f"{patient}_{n}_mask.tif", np.full((16, 16), 255, np.uint8))
     with pytest.raises(NnunetExtError, match=r"TCGA_AA_0002_20000101: slice numbers are not 1..3 without gaps \(missing \[2\]\)"):
         convert_lgg(source, 504, raw_root=tmp_path / "raw")
+
+
+def _truncate(path: Path, fraction: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.chmod(0o644)
+    path.write_bytes(data[: int(len(data) * fraction)])
+
+
+def test_truncated_nii_gz_is_a_bad_case_and_skip_bad_skips_it(tmp_path, capsys):
+    source = tmp_path / "in"
+    for i in (1, 2, 3):
+        write_brats_case(source, f"BraTS20_Training_{i:03d}", brats_labels(i))
+    flair = source / "BraTS20_Training_002" / "BraTS20_Training_002_flair.nii.gz"
+    _truncate(flair)  # an interrupted download: SimpleITK alone reads it (the rest as zeros)
+    sitk.ReadImage(str(flair))
+    with pytest.raises(NnunetExtError) as error:
+        convert_brats(source, 501, raw_root=tmp_path / "raw")
+    message = str(error.value)
+    assert "\n" not in message and "1 bad case(s)" in message and "--skip-bad" in message
+    assert "BraTS20_Training_002: BraTS20_Training_002_flair.nii.gz is truncated" in message
+    folder = convert_brats(source, 501, skip_bad=True, raw_root=tmp_path / "raw")
+    assert sorted(p.name for p in (folder / "labelsTr").iterdir()) == ["BraTS20_Training_001.nii.gz",
+                                                                      "BraTS20_Training_003.nii.gz"]
+    assert "skipped BraTS20_Training_002: BraTS20_Training_002_flair.nii.gz is truncated" in capsys.readouterr().out
+    # a corrupt (not truncated) gzip is reported the same way
+    seg = source / "BraTS20_Training_003" / "BraTS20_Training_003_seg.nii.gz"
+    data = bytearray(seg.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    seg.write_bytes(bytes(data))
+    with pytest.raises(NnunetExtError, match="BraTS20_Training_003: BraTS20_Training_003_seg.nii.gz is"):
+        convert_brats(source, 502, raw_root=tmp_path / "raw2")
+
+
+def _lgg_source(root: Path) -> Path:
+    from tifffile import imwrite
+
+    source = root / "kaggle_3m"
+    for patient in ("TCGA_AA_0001_20000101", "TCGA_AA_0002_20000101", "TCGA_AA_0003_20000101"):
+        (source / patient).mkdir(parents=True)
+        for n in (1, 2, 3):
+            imwrite(source / patient / f"{patient}_{n}.tif", np.full((16, 16, 3), n, np.uint8))
+            imwrite(source / patient / f"{patient}_{n}_mask.tif", np.full((16, 16), 255, np.uint8))
+    return source
+
+
+def test_truncated_lgg_tif_is_reported_per_file_and_skip_bad_skips_it(tmp_path, capsys):
+    source = _lgg_source(tmp_path)
+    _truncate(source / "TCGA_AA_0002_20000101" / "TCGA_AA_0002_20000101_2.tif")  # image data cut: tifffile raises
+    with pytest.raises(NnunetExtError) as error:
+        convert_lgg(source, 504, raw_root=tmp_path / "raw")
+    message = str(error.value)
+    assert "\n" not in message and "1 bad case(s)" in message
+    assert "TCGA_AA_0002_20000101: TCGA_AA_0002_20000101_2.tif cannot be read (truncated or corrupt" in message
+    folder = convert_lgg(source, 504, skip_bad=True, raw_root=tmp_path / "raw")
+    assert sorted(p.name for p in (folder / "labelsTr").iterdir()) == ["TCGA_AA_0001_20000101.nii.gz",
+                                                                      "TCGA_AA_0003_20000101.nii.gz"]
+    assert "skipped TCGA_AA_0002_20000101: TCGA_AA_0002_20000101_2.tif" in capsys.readouterr().out
+
+
+def test_lgg_tif_without_its_directory_is_reported(tmp_path, sample_data):
+    """The kaggle_3m files keep their image directory at the end: truncated, tifffile returns an empty array."""
+    patient = sorted(p for p in sample_data(KAGGLE_3M).iterdir() if p.is_dir())[0]
+    source = tmp_path / "kaggle_3m"
+    copy = source / patient.name
+    copy.mkdir(parents=True)
+    for path in patient.glob("*.tif"):
+        (copy / path.name).write_bytes(path.read_bytes())
+    _truncate(copy / f"{patient.name}_3_mask.tif", 0.9)
+    with pytest.raises(NnunetExtError, match=rf"{patient.name}: {patient.name}_3_mask.tif holds no image \(truncated"):
+        convert_lgg(source, 505, raw_root=tmp_path / "raw")

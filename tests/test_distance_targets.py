@@ -87,3 +87,66 @@ def test_kinds_are_registered_with_params():
     assert target_spec("rrw", {"complements": True}) == TargetSpec("rrw", {"background": False, "complements": True})
     with pytest.raises(ValueError, match="unknown"):
         make_options("dtm", {"delta": 0})
+
+
+# ------------------------------------------------------------------------------------------------
+# nnU-Net's ignore label: ignored voxels are on neither side and create no boundary
+# ------------------------------------------------------------------------------------------------
+def ignored_line() -> tuple[np.ndarray, np.ndarray]:
+    """2D (1, 9): ignored 0..1, mask 2..5, known background 6..8."""
+    mask = np.zeros((1, 9), bool)
+    mask[0, 2:6] = True
+    ignored = np.zeros((1, 9), bool)
+    ignored[0, :2] = True
+    return mask, ignored
+
+
+def test_dtm_ignored_voxels_by_hand():
+    mask, ignored = ignored_line()
+    valid = np.ones(mask.shape, bool)
+    maps = dtm_maps(np.zeros((1, *mask.shape), np.float32), mask[None], valid, (1.0, 1.0),
+                    DTMOptions(background=True), ignored=ignored)
+    # inside: distance to the nearest *known* outside voxel (6), not to the ignored voxel 1; ignored: 0
+    np.testing.assert_allclose(maps[1, 0], [0, 0, -4, -3, -2, -1, 1, 2, 3])
+    # background channel: voxels 6..8 only (ignored ones are no background either)
+    np.testing.assert_allclose(maps[0, 0], [0, 0, 4, 3, 2, 1, -1, -2, -3])
+    plain = dtm_maps(np.zeros((1, *mask.shape), np.float32), mask[None], valid, (1.0, 1.0), DTMOptions())
+    assert plain[0, 0, 2] == -1  # treated as background, the ignored voxels made a false boundary
+    none = dtm_maps(np.zeros((1, *mask.shape), np.float32), mask[None], valid, (1.0, 1.0), DTMOptions(),
+                    ignored=np.zeros(mask.shape, bool))
+    np.testing.assert_array_equal(none, plain)  # no voxel ignored: the usual maps
+    everything_else = np.ones(mask.shape, bool) & ~mask
+    assert not dtm_maps(np.zeros((1, *mask.shape), np.float32), mask[None], valid, (1.0, 1.0), DTMOptions(),
+                        ignored=everything_else).any()  # no known voxel outside: no boundary, all 0
+
+
+def test_rrw_ignored_voxels_by_hand():
+    mask, ignored = ignored_line()
+    maps = rrw_maps(np.zeros((1, *mask.shape), np.float32), mask[None], np.ones(mask.shape, bool), (1.0, 1.0),
+                    RRWOptions(background=True, complements=True), ignored=ignored)
+    np.testing.assert_allclose(maps[1, 0], [1, 1, -1, -0.75, -0.5, -0.25, 1, 1, 1])
+    np.testing.assert_allclose(maps[0, 0], [1, 1, 1, 1, 1, 1, -1 / 3, -2 / 3, -1])  # background: 6..8
+    np.testing.assert_allclose(maps[2], maps[0])  # complement of the only class: its known outside
+    plain = rrw_maps(np.zeros((1, *mask.shape), np.float32), mask[None], np.ones(mask.shape, bool), (1.0, 1.0),
+                     RRWOptions())
+    assert plain[0, 0, 2] == -0.5  # treated as background, voxel 2 was on the boundary
+
+
+def test_dtm_and_rrw_3d_ignored_slab_matches_the_known_boundary():
+    rng = np.random.default_rng(3)
+    mask = ndimage.binary_dilation(rng.random((16, 18, 14)) > 0.99, iterations=3)
+    ignored = np.zeros(mask.shape, bool)
+    ignored[:, :, 6:8] = True
+    mask &= ~ignored
+    valid = np.ones(mask.shape, bool)
+    spacing = (1.0, 1.5, 2.0)
+    d = dtm_maps(np.zeros((1, *mask.shape), np.float32), mask[None], valid, spacing, DTMOptions(), ignored=ignored)[0]
+    known_outside = ~mask & ~ignored
+    inside = ndimage.distance_transform_edt(~known_outside, sampling=spacing)
+    outside = ndimage.distance_transform_edt(~mask, sampling=spacing)
+    np.testing.assert_allclose(d[mask], -inside[mask], rtol=1e-6)
+    np.testing.assert_allclose(d[known_outside], outside[known_outside], rtol=1e-6)
+    assert (d[ignored] == 0).all()
+    z = rrw_maps(np.zeros((1, *mask.shape), np.float32), mask[None], valid, spacing, RRWOptions(), ignored=ignored)[0]
+    np.testing.assert_allclose(z[mask], -inside[mask] / inside[mask].max(), rtol=1e-6)
+    assert (z[~mask] == 1).all()

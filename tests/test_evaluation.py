@@ -68,3 +68,24 @@ def test_summary_mean_and_sd():
     summary = summarise(rows)["wt"]
     assert summary["dice"] == (0.75, 0.25)
     assert summary["hd95"][0] == 1.0 and math.isclose(summary["hd95"][1], 1.0)
+
+
+def test_missing_folders_are_named(tmp_path, capsys):
+    import SimpleITK as sitk
+
+    from nnunet_ext.errors import NnunetExtError
+    from nnunet_ext.evaluation import evaluate_folders, main
+
+    references = tmp_path / "labelsTs"
+    references.mkdir()
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((4, 4, 4), np.uint8)), str(references / "case_000.nii.gz"))
+    dataset_json = {"labels": {"background": 0, "lesion": 1}, "file_ending": ".nii.gz"}
+    missing = tmp_path / "predictions_typo"
+    with pytest.raises(NnunetExtError, match=r"^prediction folder .*predictions_typo does not exist; pass the -o folder"):
+        evaluate_folders(missing, references, dataset_json)
+    with pytest.raises(NnunetExtError, match=r"^reference folder .*no_refs does not exist"):
+        evaluate_folders(references, tmp_path / "no_refs", dataset_json)
+    (tmp_path / "dataset.json").write_text(__import__("json").dumps(dataset_json))
+    assert main(["-p", str(missing), "-r", str(references), "-j", str(tmp_path / "dataset.json")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "does not exist" in error and "have no prediction" not in error

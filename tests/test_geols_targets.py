@@ -144,3 +144,22 @@ def test_cropping_is_exact_where_float16_can_tell():
     assert np.any(cropped[0, :, 0] == 0) and full[0].min() == 0  # the box is smaller than the array
     np.testing.assert_allclose(cropped, full, rtol=0, atol=3e-8)
     np.testing.assert_array_equal(cropped.astype(np.float16), full.astype(np.float16))
+
+
+def test_ignored_voxels_are_never_seeds_and_belong_to_no_class():
+    """GeoLS' seeds are class skeletons, not boundaries: with nnU-Net's ignore label the skeleton is the one
+    of the class's known voxels (an ignored voxel labelled as the class is not used), and nothing else changes."""
+    rng = np.random.default_rng(2)
+    masks = np.zeros((1, 12, 16, 16), bool)
+    masks[0, 2:10, 3:13, 3:13] = True
+    ignored = np.zeros((12, 16, 16), bool)
+    ignored[:, :, 6:9] = True  # cuts the object; a mask voxel there must not seed
+    image = rng.normal(size=(1, 12, 16, 16)).astype(np.float32)
+    valid = np.ones((12, 16, 16), bool)
+    aware = geols_maps(image, masks, valid, (1.0, 1.0, 1.0), GeoLSOptions(), ignored=ignored)
+    known = geols_maps(image, masks & ~ignored, valid, (1.0, 1.0, 1.0), GeoLSOptions())
+    np.testing.assert_array_equal(aware, known)
+    assert not np.any(skeleton_seeds(masks[0] & ~ignored) & ignored)
+    np.testing.assert_array_equal(
+        geols_maps(image, masks, valid, (1.0, 1.0, 1.0), GeoLSOptions(), ignored=np.zeros_like(ignored)),
+        geols_maps(image, masks, valid, (1.0, 1.0, 1.0), GeoLSOptions()))

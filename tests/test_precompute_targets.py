@@ -248,3 +248,252 @@ def test_on_folders_written_by_nnunet(tiny_dataset, nnunet_env, monkeypatch):
         assert maps.shape == (len(config["channels"]), *seg.shape)
         masks = channel_masks(seg, config["channels"])
         assert np.array_equal(maps > 0, masks) and maps.min() >= -1 and maps.max() <= 1
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 14: ignore label, every channel finite, killed runs
+# ------------------------------------------------------------------------------------------------
+def test_ignore_label_reaches_every_kind_and_older_maps_are_stale(preprocessed):
+    folder = preprocessed(regions=False)
+    dataset_json = folder.parent / "dataset.json"
+    content = json.loads(dataset_json.read_text())
+    content["labels"] = {**LABELS, "ignore": 3}
+    dataset_json.write_text(json.dumps(content))
+    for case in case_identifiers(folder):  # an ignored slab through every case
+        seg = np.asarray(blosc2.open(str(folder / f"{case}_seg.b2nd"))[:])
+        seg[0, :, :, 8:11][seg[0, :, :, 8:11] >= 0] = 3
+        os.unlink(folder / f"{case}_seg.b2nd")
+        _write_b2nd(folder / f"{case}_seg.b2nd", seg)
+    config = load_configuration(951, "3d_fullres")
+    assert config["ignore_label"] == 3 and config["channels"] == [[1], [2]]
+    spec = target_spec("sing")
+    # maps written the old way (ignored voxels as background, no ignore label recorded) are stale
+    from nnunet_ext.target_store import write_case
+    data = np.asarray(blosc2.open(str(folder / "case_000.b2nd"))[:])
+    seg = np.asarray(blosc2.open(str(folder / "case_000_seg.b2nd"))[:])[0]
+    write_case(folder, spec, "case_000", sing_maps(data, channel_masks(seg, [[1], [2]]), seg >= 0, (2.0, 1.0, 1.0),
+                                                   SiNGOptions()))
+    assert case_status(folder, spec, "case_000") == "ok"  # the plain check cannot tell
+    summary = precompute_targets(951, "3d_fullres", progress=False)
+    assert summary["previously_stale"] == 1 and summary["computed"] == 3
+    ignored = seg == 3
+    expected = sing_maps(data, channel_masks(seg, [[1], [2]]), seg >= 0, (2.0, 1.0, 1.0), SiNGOptions(), ignored=ignored)
+    np.testing.assert_allclose(np.asarray(open_case(folder, spec, "case_000")[:], np.float32), expected, atol=1e-3)
+    require_targets(folder, spec, case_identifiers(folder), "unused", ignore_label=3)
+    for kind in ("dtm", "rrw", "geols"):  # every kind gets the ignored voxels
+        precompute_targets(951, "3d_fullres", kind=kind, progress=False)
+        maps = np.asarray(open_case(folder, target_spec(kind), "case_000")[:], np.float32)
+        compute = {"dtm": "dtm_maps", "rrw": "rrw_maps", "geols": "geols_maps"}[kind]
+        module = __import__(f"nnunet_ext.targets.{kind}", fromlist=[compute])
+        reference = getattr(module, compute)(data, channel_masks(seg, [[1], [2]]), seg >= 0, (2.0, 1.0, 1.0),
+                                             __import__("nnunet_ext.targets", fromlist=["make_options"]).make_options(kind),
+                                             ignored=ignored)
+        np.testing.assert_allclose(maps, reference, atol=2e-2, rtol=1e-3)
+
+
+def test_every_image_channel_is_checked_once(preprocessed, capsys):
+    folder = preprocessed()
+    # nnU-Net's normalisation of a channel with an inf voxel: the whole channel 1 becomes NaN, channel 0 is fine
+    data = np.asarray(blosc2.open(str(folder / "case_002.b2nd"))[:])
+    data[1] = np.nan
+    os.unlink(folder / "case_002.b2nd")
+    _write_b2nd(folder / "case_002.b2nd", data)
+    with pytest.raises(NnunetExtError) as error:
+        precompute_targets(951, "3d_fullres", progress=False)  # the default image_channel 0 never reads channel 1
+    message = str(error.value)
+    assert "\n" not in message and "case case_002" in message and "channel 1 (B)" in message
+    assert "imagesTr/case_002_0001.nii.gz" in message and "nnUNetv2_plan_and_preprocess -d Dataset951_Tiny" in message
+    assert main(["-d", "951", "-c", "3d_fullres", "--kind", "dtm"]) == 2  # kinds that read no image are stopped too
+    assert "case_002" in capsys.readouterr().err
+    assert not (folder / "nnunet_ext_targets").exists() or not list((folder / "nnunet_ext_targets").rglob("*.b2nd"))
+    # fixed: checked again (the file changed), then remembered: a second run reads no case
+    data[1] = 0.5
+    os.unlink(folder / "case_002.b2nd")
+    _write_b2nd(folder / "case_002.b2nd", data)
+    from nnunet_ext.image_check import check_finite_images
+
+    assert check_finite_images(folder) == 1  # only the re-written case; the other two were recorded
+    assert check_finite_images(folder) == 0
+    assert precompute_targets(951, "3d_fullres", progress=False)["computed"] == 3
+
+
+def test_abandoned_temporary_maps_are_removed(preprocessed):
+    import socket
+    import hashlib
+
+    folder = preprocessed()
+    spec = target_spec("sing")
+    maps_folder = targets_folder(folder, spec)
+    maps_folder.mkdir(parents=True)
+    host = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    killed = maps_folder / f".case_000.{host}-{dead_pid}.abc123.tmp.b2nd"  # a writer killed mid-write
+    live = maps_folder / f".case_001.{host}-{os.getpid()}.def456.tmp.b2nd"  # a writer still at work
+    old = maps_folder / ".case_002.x1y2z3.tmp.b2nd"  # an older name without owner, left hours ago
+    for path in (killed, live, old):
+        path.write_bytes(b"partial")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    precompute_targets(951, "3d_fullres", progress=False)
+    assert not killed.exists() and not old.exists() and live.exists()
+    live.unlink()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Live (non-zombie) descendants of ``pid``, from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux) to list the workers")
+def test_killing_a_parallel_run_leaves_no_workers(preprocessed):
+    """SIGKILL of ``-np 2``: its workers stop at once (before the fix each finished the case it was on, and on
+    BraTS-size cases kept running for minutes after the command was gone), and the next run resumes."""
+    import signal
+
+    folder = preprocessed(shape=(56, 56, 56), spacing=(1.0, 1.0, 1.0), num_cases=6)  # about 1 s per case
+    spec = target_spec("sing", {"crop": False})
+    written = lambda: sum(target_file(folder, spec, case).exists() for case in case_identifiers(folder))  # noqa: E731
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(_cli("--no-crop", "-np", "2"), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and process.poll() is None and written() == 0:
+            time.sleep(0.02)
+        # a worker has just written a case and started the next one; the other is in the middle of one
+        workers = _descendants(process.pid)
+        assert process.poll() is None and len(workers) >= 2, "the run finished or never started its workers"
+        process.send_signal(signal.SIGKILL)
+        at_kill = written()
+        process.wait()
+        deadline = time.time() + 20
+        while time.time() < deadline and [w for w in workers if _alive(w)]:
+            time.sleep(0.05)
+        assert not [w for w in workers if _alive(w)], "workers outlived the killed run"
+        # (1 allows for a worker killed between computing a case and renaming its file into place)
+        assert written() - at_kill <= 1, "workers went on computing cases after the run was killed"
+    finally:
+        for pid in [w for w in workers if _alive(w)]:
+            os.kill(pid, signal.SIGKILL)  # only the processes this test started
+        if process.poll() is None:
+            process.kill()
+    # the next run finishes the job and leaves no temporary file behind
+    summary = precompute_targets(951, "3d_fullres", params={"crop": False}, progress=False)
+    assert summary["computed"] + summary["skipped"] == 6 and summary["skipped"] >= 1
+    assert not list(targets_folder(folder, spec).glob(".*"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+# ------------------------------------------------------------------------------------------------
+# the trainers' checks before training (nnunet_ext/training/map_trainer.py, trainers/nnUNetTrainerLS.py)
+# ------------------------------------------------------------------------------------------------
+class _FakeTrainer:
+    """The attributes of an nnU-Net trainer that the checks before training use; the methods are the real ones."""
+
+    dataloader_train = dataloader_val = None
+
+    def __init__(self, folder: Path, spec, dataset_json: dict | None = None):
+        from types import SimpleNamespace
+
+        self.preprocessed_dataset_folder = str(folder)
+        self.plans_manager = SimpleNamespace(dataset_name=folder.parent.name, plans_name="nnUNetPlans")
+        self.configuration_name = "3d_fullres"
+        self.label_manager = SimpleNamespace(ignore_label=None)
+        self.dataset_json = dataset_json or json.loads((folder.parent / "dataset.json").read_text())
+        self._spec = spec
+        self.log: list[str] = []
+
+    def target_spec(self):
+        return self._spec
+
+    def print_to_log_file(self, *args, also_print_to_console=True):
+        self.log.append(" ".join(map(str, args)))
+
+
+def _trainer_methods():
+    from nnunet_ext.training.health import nnUNetTrainerWithHealthGuard
+    from nnunet_ext.training.map_trainer import nnUNetTrainerWithTargetMaps
+
+    _FakeTrainer.ensure_target_maps = nnUNetTrainerWithTargetMaps.ensure_target_maps
+    _FakeTrainer.on_train_start = nnUNetTrainerWithTargetMaps.on_train_start
+    _FakeTrainer._stop = nnUNetTrainerWithHealthGuard._stop
+    return _FakeTrainer
+
+
+def test_trainer_stops_in_one_line_when_maps_vanish_while_it_computes_them(preprocessed, monkeypatch, capsys):
+    import nnunet_ext.preprocessing.precompute_targets as hook
+    import nnunet_ext.training.map_trainer as map_trainer
+
+    folder = preprocessed()
+    spec = target_spec("sing")
+    monkeypatch.setattr(map_trainer, "default_num_processes", 1)
+    real = hook.precompute_targets
+
+    def precompute_then_removed(*args, **kwargs):  # e.g. a concurrent nnUNetv2_preprocess or rm -r nnunet_ext_targets
+        summary = real(*args, **kwargs)
+        target_file(folder, spec, "case_001").unlink()
+        return summary
+
+    monkeypatch.setattr(hook, "precompute_targets", precompute_then_removed)
+    trainer = _trainer_methods()(folder, spec)
+    with pytest.raises(NnunetExtError, match=r"1 of 3 cases have no .*first: case_001; removed or re-written while "
+                                             r"this trainer computed them.*run: nnUNetv2_precompute_targets -d "
+                                             r"Dataset951_Tiny -c 3d_fullres$"):
+        trainer.ensure_target_maps()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:  # in nnUNetv2_train: one line and exit 1, before any data loader starts
+        trainer.on_train_start()
+    assert stop.value.code == 1
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and error.startswith("error: _FakeTrainer: 1 of 3 cases") and "run: nnUNetv2_precompute_targets" in error
+    monkeypatch.setattr(hook, "precompute_targets", real)
+    trainer.ensure_target_maps()  # complete again: no error
+
+
+def test_trainers_stop_on_a_nan_channel_before_training(preprocessed, monkeypatch, capsys):
+    import importlib.util
+
+    import nnunet_ext.training.map_trainer as map_trainer
+
+    folder = preprocessed(nan_case=1)
+    data = np.asarray(blosc2.open(str(folder / "case_001.b2nd"))[:])
+    data[0] = np.nan_to_num(data[0])  # the NaN is in channel 1 only, which the maps never read
+    data[1, 0, 0, 0] = np.inf
+    os.unlink(folder / "case_001.b2nd")
+    _write_b2nd(folder / "case_001.b2nd", data)
+    monkeypatch.setattr(map_trainer, "default_num_processes", 1)
+    trainer = _trainer_methods()(folder, target_spec("dtm"))
+    with pytest.raises(SystemExit):
+        trainer.on_train_start()
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "case case_001" in error and "channel 1 (B)" in error
+    # the trainer without maps (LS + JML) runs the same check in its own on_train_start
+    spec = importlib.util.spec_from_file_location("_ls_trainers", Path(__file__).resolve().parents[1] / "trainers" /
+                                                  "nnUNetTrainerLS.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ls = _FakeTrainer(folder, None)
+    ls._stop = lambda message: (_ for _ in ()).throw(NnunetExtError(message))
+    with pytest.raises(NnunetExtError, match="case case_001 .*channel 1 .*NaN or inf"):
+        module.nnUNetTrainerLS_JML.on_train_start(ls)

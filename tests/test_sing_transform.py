@@ -211,3 +211,126 @@ def test_options_spec_and_registry():
         SiNGOptions(delta=1.0)
     with pytest.raises(ValueError):
         get_kind("gsl_nonexistent")
+
+
+# ------------------------------------------------------------------------------------------------
+# SiNGOptions.authors_code() against the released recipe (Oulu-IMEDS/SiNGR)
+# ------------------------------------------------------------------------------------------------
+def _released_recipe(image, mask, delta=0.5):
+    """The released steps, written out plainly on the full volume at 1 mm: per modality
+    get_SGC_distance (mlpipeline/utils/geodesic_map.py), then transform_geo_dist with
+    "fast_sgc_margin" (mlpipeline/utils/geodesic_transform.py); the loader averages the modalities."""
+    from skimage import feature
+
+    background = ~mask
+    edges = np.stack([feature.canny(background[z]) for z in range(mask.shape[0])])  # skimage defaults
+    not_seeds = torch.from_numpy(1.0 - edges.astype(np.float32))[None, None]
+    per_modality = []
+    for channel in image:
+        tensor = torch.from_numpy(np.ascontiguousarray(channel, dtype=np.float32))[None, None]
+        g = FastGeodis.generalised_geodesic3d(tensor, not_seeds, [1.0, 1.0, 1.0], 1e10, 0.5, 4)[0, 0].numpy()
+        g0 = FastGeodis.generalised_geodesic3d(tensor, not_seeds, [1.0, 1.0, 1.0], 1e10, 0.0, 4)[0, 0].numpy()
+        roi = g0 <= g0[mask].max()
+        max_bg = g[roi & background].max()
+        sg = g.copy()
+        sg[~roi] = max_bg
+        sg[background] = -sg[background]
+        sg[channel == 0] = -max_bg
+        d = sg.astype(np.float64)
+        d[mask] = np.clip(d[mask], 0.0, None)
+        d[background] = np.clip(d[background], None, 0.0)
+        fg_max = d[mask].max()
+        d[background] = np.clip(d[background], -fg_max, None)
+        d /= fg_max + 1e-8
+        d[mask] = d[mask] * (1.0 - delta) + delta
+        d[background] = d[background] * (1.0 - delta) - delta
+        per_modality.append(np.clip(d, -1.0, 1.0))
+    return np.mean(per_modality, axis=0), roi
+
+
+def _zero_background_case(shape=(24, 40, 48), seed=0):
+    """Two modalities inside an ellipsoidal brain, exactly 0 outside it (nnU-Net's preprocessed
+    background), and a textured tumour near the brain's edge, so that the band reaches the zeros.
+    The tumour stays 6 voxels from the array's border, where Canny's padding differs (ours: nearest)."""
+    rng = np.random.default_rng(seed)
+    grid = np.indices(shape).astype(np.float32)
+    centre = np.array(shape)[:, None, None, None] / 2
+    brain = (((grid - centre) / np.array([10, 17, 17])[:, None, None, None]) ** 2).sum(0) < 1
+    radius = np.sqrt((((grid - np.array([12, 20, 36])[:, None, None, None]) / np.array([5, 6, 6])[:, None, None, None]) ** 2).sum(0))
+    tumour = (radius < 1) & brain
+    noise = rng.standard_normal((2, *shape)).astype(np.float32)
+    image = np.stack([(k + 1) * brain + tumour * (2 + 1.5 * noise[k]) for k in range(2)]).astype(np.float32)
+    image[:, ~brain] = 0
+    return image, tumour
+
+
+def test_authors_code_equals_the_released_recipe_on_a_zero_background():
+    image, tumour = _zero_background_case()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # FastGeodis on a loaded 2-core machine is far faster single-threaded
+    try:
+        theirs, band = _released_recipe(image, tumour)
+        zeros_in_band = band & (image[0] == 0)
+        assert zeros_in_band.sum() > 0.1 * band.sum()  # the case exercises the image-zero rule
+        assert theirs[~band].max() > -0.99  # and an outside value other than -1 (max_bg < fg_max)
+        for crop in (False, True):
+            ours = sing_maps(image, tumour[None], np.ones(tumour.shape, bool), (1.0, 1.0, 1.0),
+                             SiNGOptions.authors_code(crop=crop))[0]
+            difference = np.abs(ours - theirs)
+            assert difference[band].mean() <= 0.01, crop
+            assert difference.max() < 1e-4, crop  # the same values everywhere, outside the band included
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_outside_code_was_replaced_by_released():
+    assert SiNGOptions.authors_code().outside == "released"
+    with pytest.raises(ValueError, match="released"):
+        SiNGOptions(outside="code")
+    # the paper defaults and their spec id are untouched by the authors' options
+    assert SiNGOptions().outside == "minus_one" and "released" not in SiNGOptions().as_params().values()
+
+
+# ------------------------------------------------------------------------------------------------
+# nnU-Net's ignore label: ignored voxels create no boundary seeds
+# ------------------------------------------------------------------------------------------------
+def test_ignored_voxels_create_no_boundary_by_hand():
+    # profile along z: ignored z < 4, mask 4 <= z < 10, known background z >= 10. Seeds only at z = 9, 10:
+    # G^0 = 9 - z in the mask, beta = 5, band 4 <= z <= 15; constant image: S = +-(0.5 + 0.5 G^0 / 5)
+    mask = np.zeros((3, 3, 20), bool)
+    mask[..., 4:10] = True
+    ignored = np.zeros(mask.shape, bool)
+    ignored[..., :4] = True
+    s = sing_maps(np.zeros((1, *mask.shape), np.float32), mask[None], np.ones(mask.shape, bool), (1.0, 1.0, 1.0),
+                  SiNGOptions(), ignored=ignored)[0][1, 1]
+    z = np.arange(20)
+    expected = np.where(z < 10, 0.5 + 0.5 * (9 - z) / 5, -(0.5 + 0.5 * (z - 10) / 5))
+    expected[(z > 15) | (z < 4)] = -1
+    np.testing.assert_allclose(s, expected, atol=1e-6)
+    assert s[4] == pytest.approx(1.0)  # next to the ignored voxels: the deepest value, not the boundary's 0.5
+
+
+@pytest.mark.parametrize("boundary", ["3d", "canny2d"])
+def test_no_boundary_values_next_to_an_ignored_slab(boundary):
+    image, mask = _blob()
+    ignored = np.zeros(mask.shape, bool)
+    ignored[:, :, 9:12] = True  # a slab through the object: its labels there are unknown
+    mask &= ~ignored
+    faces = np.zeros(mask.shape, bool)
+    known_background = ~mask & ~ignored
+    touches_ignored = np.zeros(mask.shape, bool)
+    for axis in range(3):
+        for shift in (1, -1):
+            faces |= np.roll(known_background, shift, axis)
+            touches_ignored |= np.roll(ignored, shift, axis)
+    only_ignored = mask & touches_ignored & ~faces  # mask voxels whose only non-mask neighbours are ignored
+    assert only_ignored.sum() > 20
+    options = SiNGOptions(boundary=boundary)
+    plain = sing_maps(image, mask[None], np.ones(mask.shape, bool), (1, 1, 1), options)[0]
+    aware = sing_maps(image, mask[None], np.ones(mask.shape, bool), (1, 1, 1), options, ignored=ignored)[0]
+    at_boundary = lambda s: np.isclose(s, 0.5, atol=0.02)  # noqa: E731  (seeds: G = 0, S = delta)
+    assert at_boundary(plain[only_ignored]).mean() > 0.3  # treated as background, the slab was a boundary
+    assert not at_boundary(aware[only_ignored]).any()
+    assert np.array_equal(aware > 0, mask)  # signs still follow the known mask
+    np.testing.assert_array_equal(sing_maps(image, mask[None], np.ones(mask.shape, bool), (1, 1, 1), options,
+                                            ignored=np.zeros(mask.shape, bool))[0], plain)  # none ignored: unchanged

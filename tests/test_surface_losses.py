@@ -198,3 +198,25 @@ def test_region_and_distance_weighting():
     combined = RegionAndDistanceLoss(region, distance, alpha=0.25)
     assert combined(None, None, torch.zeros(1)).item() == pytest.approx(0.25 * 2 + 0.75 * 4)
     assert math.isnan(RegionAndDistanceLoss(region, distance, alpha=1.0)(None, None, None).item())  # both terms run
+
+
+def test_class_weights_do_not_count_ignored_voxels(tmp_path):
+    """nnU-Net's ignore label: ignored voxels are of unknown class, so they count for no channel (the
+    background included); counts stored without the ignore label are counted again."""
+    folder = tmp_path / "Dataset998_X" / "nnUNetPlans_3d_fullres"
+    folder.mkdir(parents=True)
+    seg = np.zeros((1, 4, 4, 4), np.int16)
+    seg[0, :2] = 1
+    seg[0, 3] = 3  # the ignore label: 16 voxels
+    seg[0, 2, 0, 0] = -1  # outside nnU-Net's nonzero mask: trained as background, counted as background
+    blosc2.asarray(seg, urlpath=str(folder / "a_seg.b2nd"), mode="w")
+    blosc2.asarray(np.zeros((1, 4, 4, 4), np.float32), urlpath=str(folder / "a.b2nd"), mode="w")
+    unaware = class_weights(folder, "nnUNetPlans", "3d_fullres", [[1]], background=True)[1]
+    assert unaware == [32, 32]  # without an ignore label the 16 voxels of label 3 are background
+    weights, counts, counted = class_weights(folder, "nnUNetPlans", "3d_fullres", [[1]], background=True,
+                                             ignore_label=3)
+    assert counts == [16, 32] and counted  # counted again, the ignored voxels left out
+    assert weights.tolist() == pytest.approx([2 / 3, 1 / 3])
+    stored = json.loads(counts_file(folder, "nnUNetPlans", "3d_fullres").read_text())
+    assert stored["ignore_label"] == 3 and stored["counts"] == [16, 32]
+    assert class_weights(folder, "nnUNetPlans", "3d_fullres", [[1]], background=True, ignore_label=3)[2] is False

@@ -160,3 +160,28 @@ def test_non_finite_validation_loss_stops_at_the_end_of_the_epoch(guarded_traine
         _validate_epochs(guarded_trainer, _batch(guarded_trainer), 1)
     assert "validation loss nan in epoch 0" in capsys.readouterr().err
     assert np.isnan(guarded_trainer.logger.local_logger.my_fantastic_logging["val_losses"][-1])
+
+
+def test_every_plugin_trainer_is_guarded():
+    """Every trainer of trainers/ (nnU-Net's own default aside) has the guard; the saturating losses measure."""
+    import importlib
+    import sys
+
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    folder = Path(__file__).resolve().parents[1] / "trainers"
+    sys.path.insert(0, str(folder))
+    try:
+        modules = [importlib.import_module(p.stem) for p in sorted(folder.glob("nnUNetTrainer*.py"))]
+    finally:
+        sys.path.remove(str(folder))
+    trainers = {name: value for module in modules for name, value in vars(module).items()
+                if isinstance(value, type) and issubclass(value, nnUNetTrainer) and value.__module__ == module.__name__}
+    unguarded = sorted(n for n, t in trainers.items()
+                       if not issubclass(t, nnUNetTrainerWithHealthGuard) and not n.startswith("nnUNetTrainer_"))
+    assert unguarded == [] and len(trainers) > 50
+    for name in ("nnUNetTrainerSiNGR", "nnUNetTrainerSiNGR_L1", "nnUNetTrainerSiNGR_nnUNetSGD"):
+        assert trainers[name].saturating_activation == "tanh"
+    for name in ("nnUNetTrainerRRW", "nnUNetTrainerLS_JML", "nnUNetTrainerGeoLS_JML"):
+        assert trainers[name].saturating_activation == "probabilities"
+    assert trainers["nnUNetTrainerGSL"].saturating_activation is None  # Dice + CE keeps a gradient

@@ -45,7 +45,8 @@ class nnUNetTrainerGSL(nnUNetTrainerRegionAndDistance):
             config = load_configuration(self.plans_manager.dataset_name, self.configuration_name,
                                         self.plans_manager.plans_name)
             weights, counts, counted = class_weights(self.preprocessed_dataset_folder, self.plans_manager.plans_name,
-                                                     self.configuration_name, config["channels"], self._background())
+                                                     self.configuration_name, config["channels"], self._background(),
+                                                     self.label_manager.ignore_label)
             self.print_to_log_file(f"GSL class weights (Eq. 13) {[round(w, 6) for w in weights.tolist()]} from voxel "
                                    f"counts {counts} ({'counted now' if counted else 'stored'})")
         return GSLTerm(GeneralizedSurfaceLoss(weights), self.label_manager.has_regions,

@@ -4,10 +4,14 @@ MICCAI 2024, Table 3; LS: Szegedy et al. 2016, GeoLS paper Eq. 2; JML: Wang, Nin
 ``nnUNetv2_train 501 3d_fullres 0 -tr nnUNetTrainerLS_JML``: soft labels (1 - alpha) y + alpha / C
 (alpha 0.1; per region C = 2 for region datasets) trained with JML1. No target maps: nnU-Net's own data
 path, its loss replaced per deep-supervision scale (nnU-Net's DeepSupervisionWrapper and weights).
+Before training, every channel of every preprocessed case is checked for NaN / inf once
+(:mod:`nnunet_ext.image_check`); a bad case stops the run with one line naming it and the fix.
 """
 
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 
+from nnunet_ext.errors import NnunetExtError
+from nnunet_ext.image_check import check_trainer_images
 from nnunet_ext.schedules import add_budget_variants
 from nnunet_ext.training.health import nnUNetTrainerWithHealthGuard
 from nnunet_ext.training.soft_label_loss import SoftLabelLoss
@@ -17,6 +21,17 @@ class nnUNetTrainerLS_JML(nnUNetTrainerWithHealthGuard):
     """Label smoothing (alpha 0.1) with JML1 (sigmoid per region, softmax over classes for labels)."""
 
     smoothing_alpha = 0.1
+    # JML has no log term: its gradient vanishes where a probability is confidently wrong, so the
+    # training-health guard measures wrong-side saturation (nnunet_ext/training/health.py)
+    saturating_activation = "probabilities"
+    collapse_alternative = "nnUNetTrainer (Dice + cross-entropy)"
+
+    def on_train_start(self):
+        try:
+            check_trainer_images(self)  # once per case (recorded): a NaN / inf channel stops the run in one line
+        except NnunetExtError as error:
+            self._stop(str(error))
+        super().on_train_start()
 
     def _build_loss(self):
         loss = SoftLabelLoss("ls", "jml", self.label_manager.has_regions, self.smoothing_alpha,

@@ -77,7 +77,7 @@ class nnUNetTrainerSiNGR_Margin0(nnUNetTrainerSiNGR):
 
 
 class nnUNetTrainerSiNGR_Official(nnUNetTrainerSiNGR):
-    """The loss setting of the authors' released BraTS configuration (not Eq. 6; see README)."""
+    """The loss setting of the authors' released BraTS configuration (not Eq. 6; see docs/methods/sing-and-singr.md)."""
 
     def regression_loss(self) -> nn.Module:
         return OfficialSiNGRLoss()

@@ -15,7 +15,7 @@ layout     case folder and files                                         source 
 ``2023``   ``BraTS-GLI-00000-000/BraTS-GLI-00000-000-{t1n,t1c,t2w,t2f,   1 NETC -> 2, 2 SNFH -> 1,
            seg}.nii.gz`` (BraTS 2023+, as nnU-Net's Dataset226)           3 ET -> 3
 ``2015``   ``<case>/{T1c,Flair}_subtrMeanDivStd.nii.gz, OTMultiClass,     1 necrosis -> 2, 2 edema -> 1,
-           brainmask.nii.gz`` (the BraTS 2015 sample of shared/data)      3 non-enhancing -> 2, 4 ET -> 3
+           brainmask.nii.gz`` (a BraTS 2013/2015 sample layout)           3 non-enhancing -> 2, 4 ET -> 3
 =========  ===========================================================  ===========================
 
 So in every layout whole tumour = all tumour labels, tumour core = everything but edema, enhancing
@@ -26,16 +26,20 @@ labels 1 and 3 both become core, so exporting it back gives BraTS 2017+ labels (
 The BraTS 2024 resection-cavity label (4 in the 2023 naming) belongs to no region: such cases are
 reported as bad.
 
-Checks per case: all files present and readable; every modality and the segmentation with the same
-size, spacing, origin and direction; label values among the layout's. The layout and the labels
+Checks per case: all files present and readable, every ``.nii.gz`` decompressed completely (a
+truncated download: SimpleITK reads what is there and fills the rest with zeros without an error,
+so the gzip stream is read to its end and its CRC checked); every modality and the segmentation with
+the same size, spacing, origin and direction; label values among the layout's. The layout and the labels
 to export back (``nnunet_ext_export_brats``) are recorded in ``dataset.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import shutil
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +123,24 @@ def _geometry_problem(name: str, image, reference_name: str, reference) -> str |
     return None
 
 
+def gzip_problem(path: Path) -> str | None:
+    """What is wrong with the compression of ``path`` (a truncated or corrupt ``.gz``), or None.
+
+    Reads the whole stream (1 MiB at a time), so the end-of-stream marker and the CRC are checked.
+    """
+    if not path.name.endswith(".gz"):
+        return None
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 20):
+                pass
+    except EOFError:
+        return f"{path.name} is truncated (its gzip stream ends early; download it again)"
+    except (gzip.BadGzipFile, zlib.error, OSError) as error:
+        return f"{path.name} is not a valid gzip file ({error}; download it again)"
+    return None
+
+
 def convert_case(case_dir: Path, layout_name: str, images_out: Path, labels_out: Path | None) -> str | None:
     """Checks one case and writes it in nnU-Net format; returns what is wrong with it (nothing written) or None.
 
@@ -138,6 +160,10 @@ def convert_case(case_dir: Path, layout_name: str, images_out: Path, labels_out:
     missing = [f.name for f in needed if not f.is_file()]
     if missing:
         return f"missing {', '.join(missing)}"
+    for path in needed:
+        problem = gzip_problem(path)
+        if problem:
+            return problem
     images = {}
     for path in needed:
         try:

@@ -15,7 +15,9 @@ slices (``--spacing 1 1``), so HD95 / ASD come out in voxel units; pass ``--spac
 ``3d_fullres`` (anisotropy handling, patch shape) and for surface distances, not for ``2d``.
 
 Checks per patient: every slice has a mask and every mask a slice, slice numbers 1..N without
-gaps, images 256 x 256 x 3 uint8 of one size, masks with values 0/255 only.
+gaps, every file readable (a truncated or corrupt TIF is reported with its file name: tifffile
+either raises or, when the file lost its directory, returns an empty array), images 256 x 256 x 3
+uint8 of one size, masks with values 0/255 only.
 """
 
 from __future__ import annotations
@@ -59,7 +61,10 @@ def read_patient(folder: Path) -> tuple[np.ndarray, np.ndarray] | str:
         return f"slice numbers are not 1..{numbers[-1]} without gaps (missing {gaps[:5]})"
     images, labels = [], []
     for n in numbers:
-        image, mask = imread(slices[n]), imread(masks[n])
+        image, mask = _read_tif(imread, slices[n]), _read_tif(imread, masks[n])
+        for array in (image, mask):
+            if isinstance(array, str):  # the file's problem, naming it (hence the slice)
+                return array
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             return f"{slices[n].name} is {image.shape} {image.dtype}, expected H x W x 3 uint8"
         if mask.shape != image.shape[:2]:
@@ -72,6 +77,18 @@ def read_patient(folder: Path) -> tuple[np.ndarray, np.ndarray] | str:
         images.append(image)
         labels.append(mask)
     return np.stack(images).transpose(3, 0, 1, 2), (np.stack(labels) == 255).astype(np.uint8)
+
+
+def _read_tif(imread, path: Path) -> np.ndarray | str:
+    """The array of one TIF, or what is wrong with the file (truncated, corrupt, empty)."""
+    try:
+        array = imread(path)
+    except Exception as error:  # tifffile raises ValueError, TiffFileError, struct.error, ... on bad files
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return f"{path.name} cannot be read (truncated or corrupt: {first})"
+    if array.size == 0:
+        return f"{path.name} holds no image (truncated or corrupt: no readable image directory)"
+    return array
 
 
 def _write(array: np.ndarray, path: Path, spacing: tuple[float, float, float]) -> None:

@@ -4,7 +4,13 @@ A kind is a name in :data:`REGISTRY` mapped to a :class:`TargetKind`: an options
 fields are the ``TargetSpec.params`` of the maps, and a compute function with the signature::
 
     compute(image: float32 (C, *spatial), channel_masks: bool (K, *spatial),
-            valid: bool (*spatial), spacing: tuple[float, ...], options) -> float32 (K, *spatial)
+            valid: bool (*spatial), spacing: tuple[float, ...], options,
+            ignored: bool (*spatial) | None = None) -> float32 (K, *spatial)
+
+``ignored`` marks the voxels of nnU-Net's ignore label (None: the dataset has none). Their class is
+unknown: every kind keeps them out of every mask and lets them create no boundary or seed (the
+rule per kind is in its module: :mod:`~nnunet_ext.targets.sing`, :mod:`~nnunet_ext.targets.dtm`,
+:mod:`~nnunet_ext.targets.rrw`, :mod:`~nnunet_ext.targets.geols`); the losses mask them.
 
 Later kinds (GSL signed distance maps, RRW rectified region-wise maps, GeoLS maps) register
 here and reuse the precompute command unchanged (``nnUNetv2_precompute_targets --kind ...``).

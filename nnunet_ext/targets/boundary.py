@@ -15,6 +15,15 @@ Two extractors, selected by :attr:`nnunet_ext.targets.sing.SiNGOptions.boundary`
     object get contours, faces themselves get none. We pass ``mode="nearest"`` so that the border
     of a slice (or of the crop we run on) produces no spurious edges; the authors' call used
     skimage's default zero padding, which only matters for masks touching the image border.
+
+**Ignored voxels** (nnU-Net's ignore label, ``ignored`` of :func:`boundary_seeds`): their class is
+unknown, so a face between the mask and an ignored voxel is no boundary. A seed must be a boundary
+voxel both when the ignored voxels are taken as background (``mask``) and when they are taken as
+foreground (``mask | ignored``), and must not itself be ignored. For ``"3d"`` this is exactly the
+set of voxels on either side of a face between the mask and *known* background; for ``"canny2d"``
+it removes the contours along the mask's edge with an ignored area (near a point where mask,
+ignored area and known background meet, Canny's smoothing may keep or drop a seed). Without
+ignored voxels the seeds are unchanged.
 """
 
 from __future__ import annotations
@@ -70,8 +79,18 @@ def boundary_canny2d(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     return np.moveaxis(seeds, 0, axis)
 
 
-def boundary_seeds(mask: np.ndarray, spacing: Sequence[float], mode: str) -> np.ndarray:
-    """The seed set R_B of ``mask`` for the named extractor (see module docstring)."""
+def boundary_seeds(mask: np.ndarray, spacing: Sequence[float], mode: str,
+                   ignored: np.ndarray | None = None) -> np.ndarray:
+    """The seed set R_B of ``mask`` for the named extractor; ``ignored`` (bool, same shape, or None):
+    voxels of unknown class, which create no seeds (see module docstring)."""
+    seeds = _extract(mask, spacing, mode)
+    if ignored is None or not np.any(ignored):
+        return seeds
+    ignored = np.asarray(ignored, dtype=bool)
+    return seeds & _extract(np.asarray(mask, dtype=bool) | ignored, spacing, mode) & ~ignored
+
+
+def _extract(mask: np.ndarray, spacing: Sequence[float], mode: str) -> np.ndarray:
     if mode == "3d":
         return boundary_3d(mask)
     if mode == "canny2d":

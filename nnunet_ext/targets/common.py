@@ -46,6 +46,22 @@ def channel_masks_within(image: np.ndarray, channel_masks: np.ndarray, valid: np
     return masks & valid
 
 
+def ignored_voxels(ignored: np.ndarray | None, spatial: Sequence[int]) -> np.ndarray | None:
+    """``ignored`` (voxels of nnU-Net's ignore label) checked against the masks' spatial shape, as bool;
+    None when there is no ignored voxel, so that every kind computes exactly its usual maps then.
+
+    The rule every kind follows: an ignored voxel's class is unknown, so it belongs to no channel mask
+    (nor to a background or complement mask) and creates no boundary; what each kind writes there is
+    in its module docstring (the losses mask those voxels).
+    """
+    if ignored is None:
+        return None
+    ignored = np.asarray(ignored, dtype=bool)
+    if ignored.shape != tuple(spatial):
+        raise ValueError(f"shapes disagree: ignored {ignored.shape}, channel masks {tuple(spatial)}")
+    return ignored if ignored.any() else None
+
+
 def gradient_channels(image: np.ndarray, mode: str, channel: int) -> np.ndarray:
     """The image channels of a geodesic cost term, float32 (C', *spatial): ``mode="channel"`` keeps
     channel ``channel``; ``"mean_of_maps"`` keeps all of them (one map each, averaged by the caller)."""

@@ -20,6 +20,14 @@ the Boundary loss; the region loss still sees the class). As for the SiNG maps, 
 not a boundary (nnU-Net crops cases to their nonzero region) and voxels outside nnU-Net's nonzero
 mask (``valid`` False) are background.
 
+Ignore label (``ignored``: voxels of nnU-Net's ignore label, class unknown): they are on neither
+side, so they create no boundary. |D| is the distance to the nearest voxel *known* to be on the other
+side: outside voxels measure to the nearest voxel of M (as without ignored voxels), voxels of M to the
+nearest known voxel outside M (ignored voxels do not count, so no false boundary appears where M
+meets an ignored area); the ignored voxels themselves get 0 (no distance information; the losses mask
+them anyway). The background channel (``background``) excludes ignored voxels like every mask. A mask
+without any known voxel outside it has no boundary: all 0.
+
 Cost: the inside distance of a mask only needs the mask's bounding box grown by one voxel (the
 nearest outside voxel of a voxel in the box is never farther than the nearest voxel of that margin,
 by projection onto the box), so it runs on the box; the outside distance needs the whole array
@@ -34,7 +42,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-from nnunet_ext.targets.common import TargetOptions, channel_masks_within
+from nnunet_ext.targets.common import TargetOptions, channel_masks_within, ignored_voxels
 
 
 @dataclass(frozen=True)
@@ -62,19 +70,27 @@ def dtm_maps(
     valid: np.ndarray,
     spacing: Sequence[float],
     options: DTMOptions,
+    ignored: np.ndarray | None = None,
 ) -> np.ndarray:
     """Signed distance maps in mm, float32 (K, *spatial), or (1 + K, *spatial) with ``background``.
 
     ``channel_masks`` bool (K, *spatial), one per region or foreground label; ``valid`` bool
-    (*spatial), nnU-Net's nonzero mask; ``spacing`` the voxel spacing per spatial axis (2D or 3D).
+    (*spatial), nnU-Net's nonzero mask; ``spacing`` the voxel spacing per spatial axis (2D or 3D);
+    ``ignored`` bool (*spatial) or None, voxels of nnU-Net's ignore label (module docstring).
     ``image`` is not used (the maps depend on the masks only); it is part of the target-kind signature.
     """
     masks = channel_masks_within(image, channel_masks, valid, spacing)
+    ignored = ignored_voxels(ignored, masks.shape[1:])
+    if ignored is not None:
+        masks = masks & ~ignored
     if options.background:
-        masks = np.concatenate([~masks.any(0, keepdims=True), masks])
+        background = ~masks.any(0, keepdims=True)
+        if ignored is not None:
+            background &= ~ignored
+        masks = np.concatenate([background, masks])
     maps = np.empty(masks.shape, dtype=np.float32)
     for k, mask in enumerate(masks):
-        maps[k] = signed_distance(mask, spacing)
+        maps[k] = signed_distance(mask, spacing, ignored)
         if options.normalise:
             scale = float(np.abs(maps[k]).max())
             if scale > 0:
@@ -82,9 +98,20 @@ def dtm_maps(
     return maps
 
 
-def signed_distance(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
-    """D of the module docstring for one bool mask: float32, negative inside, positive outside, mm."""
+def signed_distance(mask: np.ndarray, spacing: Sequence[float], ignored: np.ndarray | None = None) -> np.ndarray:
+    """D of the module docstring for one bool mask: float32, negative inside, positive outside, mm;
+    ``ignored`` (bool or None): voxels of unknown class, 0 in the result and no boundary."""
     mask = np.asarray(mask, dtype=bool)
+    if ignored is not None and np.any(ignored):
+        ignored = np.asarray(ignored, dtype=bool)
+        mask = mask & ~ignored
+        not_known_outside = mask | ignored
+        if not mask.any() or not_known_outside.all():
+            return np.zeros(mask.shape, dtype=np.float32)
+        spacing = tuple(float(s) for s in spacing)
+        outside = ndimage.distance_transform_edt(~mask, sampling=spacing).astype(np.float32)
+        inside = inside_distance(not_known_outside, spacing)  # to the nearest known voxel outside the mask
+        return np.where(mask, -inside, np.where(ignored, np.float32(0.0), outside)).astype(np.float32)
     if not mask.any() or mask.all():
         return np.zeros(mask.shape, dtype=np.float32)
     spacing = tuple(float(s) for s in spacing)

@@ -24,6 +24,12 @@ depend only on (seg, maps) and alpha and are computed in the loss
 (:mod:`nnunet_ext.losses.soft_labels`), so alpha is a loss parameter and one set of maps serves
 every alpha.
 
+**Ignore label** (``ignored``: voxels of nnU-Net's ignore label, class unknown): GeoLS' seeds are
+not boundaries but the skeleton of each class, and ignored voxels belong to no class, so they are
+never seeds and the skeleton is the one of the class's known voxels (the label is not guessed into
+the ignored area). Distances run through ignored voxels; their map values are kept (the loss masks
+them). Without ignored voxels the maps are unchanged.
+
 **Distance: Eq. 4 vs GeodisTK vs FastGeodis.** Along a path, the three accumulate per step of
 length s (mm) with intensity change dI:
 
@@ -56,7 +62,7 @@ from typing import Any, Sequence
 import numpy as np
 from skimage.morphology import skeletonize
 
-from nnunet_ext.targets.common import TargetOptions, channel_masks_within, gradient_channels
+from nnunet_ext.targets.common import TargetOptions, channel_masks_within, gradient_channels, ignored_voxels
 from nnunet_ext.targets.sing import IMAGE_MODES, geodesic_distance
 
 SCALINGS = ("eq5", "mean")
@@ -106,6 +112,7 @@ def geols_maps(
     valid: np.ndarray,
     spacing: Sequence[float],
     options: GeoLSOptions,
+    ignored: np.ndarray | None = None,
 ) -> np.ndarray:
     """GeoLS maps g_c (Eq. 5, normalised to [0, 1]), one per channel mask: float32 (K, *spatial).
 
@@ -113,9 +120,13 @@ def geols_maps(
     region; ``valid`` bool (*spatial), nnU-Net's nonzero mask (voxels outside are background);
     ``spacing`` the voxel spacing (mm) per spatial axis. 2D and 3D inputs are supported.
     With ``image="mean_of_maps"`` each channel's map is computed on one image channel and the maps are
-    averaged (the authors' per-modality maps).
+    averaged (the authors' per-modality maps). ``ignored`` bool (*spatial) or None: voxels of
+    nnU-Net's ignore label, never seeds (module docstring).
     """
     masks = channel_masks_within(image, channel_masks, valid, spacing)
+    ignored = ignored_voxels(ignored, masks.shape[1:])
+    if ignored is not None:
+        masks = masks & ~ignored
     channels = gradient_channels(image, options.image, options.image_channel)
     spacing = tuple(float(s) for s in spacing)
     spatial = masks.shape[1:]

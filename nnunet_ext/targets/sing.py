@@ -27,23 +27,50 @@ option             paper / default                 authors' code
 ``band_distance``  ``"edt"``: exact Euclidean      ``"geodesic0"``: FastGeodis with lambda 0
                    distance transform (~15x        (chamfer-like: up to ~8 % longer on
                    faster than FastGeodis)         diagonals)
-``tau``            ``"band"``: max of G^lambda     ``"foreground"``: max over the foreground;
-                   over B (Eq. 5)                  band background clamped at -1
-``outside``        ``"minus_one"`` (Eq. 5)         ``"code"``: -(delta + (1-delta) min(g, beta)
-                                                   / beta), g = max of G^0 over the background
+``tau``            ``"band"``: max of G^lambda     ``"foreground"``: max of G^lambda over the
+                   over B (Eq. 5)                  foreground; the band background is clamped
+                                                   at -tau before dividing by tau, so it stays
+                                                   in [-1, -delta]
+``outside``        ``"minus_one"`` (Eq. 5): -1     ``"released"``: the value of -max_bg after
+                   outside B                       the normalisation, i.e. -(delta + (1-delta)
+                                                   min(max_bg, tau) / tau) (-delta if tau = 0),
+                                                   with max_bg the maximum of G^lambda over the
+                                                   band's background; it is written outside B
+                                                   *and* on every background voxel where the
+                                                   image channel is 0 (outside the brain);
+                                                   foreground voxels where the image is 0 get
+                                                   delta, and tau is taken over the voxels
+                                                   where the image is not 0
 =================  ==============================  ===========================================
+
+:meth:`SiNGOptions.authors_code` selects the right-hand column: it is the released recipe
+(Oulu-IMEDS/SiNGR, ``mlpipeline/utils/geodesic_map.py`` ``get_SGC_distance``, which writes G^lambda,
+``max_bg`` outside the band, negates the background and writes ``-max_bg`` where the image is 0, then
+``mlpipeline/utils/geodesic_transform.py`` ``transform_geo_dist`` with ``fast_sgc_margin``, which
+clamps the background at ``-fg_max``, divides by ``fg_max``, adds the margin delta, and the loader,
+which averages the per-modality maps). Left as ours: the image is nnU-Net's normalised one (zero
+outside nnU-Net's nonzero mask, like the raw BraTS background the authors' code tests against 0), the
+real spacing (theirs: 1 mm hard-coded), Canny's padding at the array border, ``valid`` and the ignore
+label (below), and the 1e-8 the authors add to fg_max. ``outside="code"``, a G^0 formula that matched
+the released recipe only when both gave -1, was replaced by ``"released"``.
 
 Cropping (``crop=True``, default): each channel is computed only on a box around the object,
 its mask's bounding box grown by beta (in voxels per axis, from the real spacing) plus one voxel.
 Every voxel of B lies in that box (a voxel of B is within beta of a seed), so the band, beta, and
-everything computed from G^0 are exact; outside the box S = -1 by Eq. 5. G^lambda, however, is
+everything computed from G^0 are exact; outside the box S is the outside value (-1 by Eq. 5). G^lambda, however, is
 computed with paths restricted to the box: a geodesic path that leaves the box and comes back
 is ignored, so G^lambda in the box can only be larger than on the full volume. The benchmark
 (``scripts/benchmark_targets.py``) reports the measured difference.
 
-With ``outside="code"`` the background maximum g is taken over the box, whose border lies
-beyond beta, so the value is -1 unless the array itself ends within beta of the object; the
-authors took it over the full volume, where it is -1 unless the object nearly fills the image.
+With ``outside="released"`` max_bg is taken over the band (which lies in the box), from the
+box's G^lambda, and the outside value fills the array beyond the box as well.
+
+**Ignore label** (``ignored``: voxels of nnU-Net's ignore label, class unknown): they create no
+boundary seeds (:mod:`nnunet_ext.targets.boundary`): a face between the mask and an ignored voxel is
+no boundary, so the foreground next to an ignored area gets the value of its distance to the known
+boundary, not the boundary value delta. Geodesic paths run through ignored voxels; the ignored
+voxels themselves get the value of background at their position (the losses mask them). A mask
+whose every boundary face touches ignored voxels has no seeds: +1 on the mask, -1 elsewhere.
 
 Degenerate masks: an empty mask gives all -1; a mask without any boundary voxel (it fills the
 array, or Canny finds no edge) gives +1 on the mask, -1 elsewhere; tau = 0 (e.g. a one-voxel
@@ -64,12 +91,12 @@ import torch
 from scipy import ndimage
 
 from nnunet_ext.targets.boundary import BOUNDARY_MODES, boundary_seeds, seed_padding
-from nnunet_ext.targets.common import TargetOptions, channel_masks_within, gradient_channels
+from nnunet_ext.targets.common import TargetOptions, channel_masks_within, gradient_channels, ignored_voxels
 
 IMAGE_MODES = ("channel", "mean_of_maps")
 BAND_DISTANCES = ("edt", "geodesic0")
 TAU_MODES = ("band", "foreground")
-OUTSIDE_MODES = ("minus_one", "code")
+OUTSIDE_MODES = ("minus_one", "released")
 
 
 @dataclass(frozen=True)
@@ -104,6 +131,9 @@ class SiNGOptions(TargetOptions):
             raise ValueError(f"delta must be in [0, 1) (SiNGR Eq. 5), got {self.delta}")
         if self.v <= 0 or self.iterations < 1 or self.image_channel < 0:
             raise ValueError("v must be > 0, iterations >= 1 and image_channel >= 0")
+        if self.outside == "code":
+            raise ValueError("outside='code' (a G^0 approximation of the authors' outside value) was replaced by "
+                             "outside='released', the authors' released recipe (SiNGOptions.authors_code())")
         for name, allowed in (
             ("boundary", BOUNDARY_MODES),
             ("image", IMAGE_MODES),
@@ -116,8 +146,10 @@ class SiNGOptions(TargetOptions):
 
     @classmethod
     def authors_code(cls, **overrides: Any) -> "SiNGOptions":
-        """Every choice as in the authors' released code (still cropped unless ``crop=False``)."""
-        settings = dict(boundary="canny2d", image="mean_of_maps", band_distance="geodesic0", tau="foreground", outside="code")
+        """Every choice as in the authors' released code (still cropped unless ``crop=False``; see the
+        module docstring for what stays ours)."""
+        settings = dict(boundary="canny2d", image="mean_of_maps", band_distance="geodesic0", tau="foreground",
+                        outside="released")
         settings.update(overrides)
         return cls(**settings)
 
@@ -128,26 +160,33 @@ def sing_maps(
     valid: np.ndarray,
     spacing: Sequence[float],
     options: SiNGOptions,
+    ignored: np.ndarray | None = None,
 ) -> np.ndarray:
     """SiNG maps (SiNGR Eq. 5), one per channel mask: float32 (K, *spatial), values in [-1, 1].
 
     ``image`` is float32 (C, *spatial); ``channel_masks`` bool (K, *spatial) (one per region or
     foreground label); ``valid`` bool (*spatial), nnU-Net's nonzero mask: voxels outside it are
     background whatever the masks say. ``spacing`` is the real voxel spacing per spatial axis.
-    2D (``spatial`` of length 2) and 3D inputs are supported.
+    ``ignored`` bool (*spatial) or None: voxels of nnU-Net's ignore label (no boundary seeds, see
+    the module docstring). 2D (``spatial`` of length 2) and 3D inputs are supported.
     """
     masks = channel_masks_within(image, channel_masks, valid, spacing)
     gradient_image = gradient_channels(image, options.image, options.image_channel)
     spacing = tuple(float(s) for s in spacing)
+    ignored = ignored_voxels(ignored, masks.shape[1:])
+    if ignored is not None:
+        masks = masks & ~ignored
     maps = np.empty(masks.shape, dtype=np.float32)
     for k in range(masks.shape[0]):
-        maps[k] = sing_map(gradient_image, masks[k], spacing, options)
+        maps[k] = sing_map(gradient_image, masks[k], spacing, options, ignored)
     return maps
 
 
-def sing_map(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...], options: SiNGOptions) -> np.ndarray:
+def sing_map(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...], options: SiNGOptions,
+             ignored: np.ndarray | None = None) -> np.ndarray:
     """SiNG map (SiNGR Eq. 5) of one binary ``mask``; ``image`` (C, *spatial) holds the channels
-    whose maps are averaged (one channel unless ``image="mean_of_maps"``)."""
+    whose maps are averaged (one channel unless ``image="mean_of_maps"``); ``ignored`` as in
+    :func:`sing_maps`."""
     out = np.full(mask.shape, -1.0, dtype=np.float32)
     if not mask.any():
         return out
@@ -156,7 +195,8 @@ def sing_map(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...], op
     # R_B on a small box around the object; seed_padding gives the extractor the context it needs
     mask_lo, mask_hi = _bounding_box(mask)
     seed_box = _box(mask_lo, mask_hi, [seed_padding(options.boundary)] * mask.ndim, shape)
-    seeds_small = boundary_seeds(mask[seed_box], spacing, options.boundary)
+    seeds_small = boundary_seeds(mask[seed_box], spacing, options.boundary,
+                                 None if ignored is None else ignored[seed_box])
     if not seeds_small.any():
         out[mask] = 1.0
         return out
@@ -184,16 +224,21 @@ def sing_map(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...], op
     beta = float(g0[inside].max())  # Eq. 4
     band = g0 <= beta  # Eq. 3
     sign = np.where(inside, np.float32(1.0), np.float32(-1.0))  # s = sign(2M - 1)
-    if options.outside == "minus_one":
-        outside_value = -1.0
-    else:
-        background_max = float(g0[~inside].max()) if (~inside).any() else beta
-        outside_value = -(options.delta + (1.0 - options.delta) * min(background_max, beta) / beta) if beta > 0 else -1.0
 
     crop_maps = np.zeros(seeds.shape, dtype=np.float32)
+    outside_sum = 0.0
     for channel in image:
-        g_lambda = geodesic_distance(channel[box], seeds, spacing, options.lam, options.v, options.iterations)
-        crop_maps += _normalise(g_lambda, inside, band, sign, outside_value, options)
+        crop_image = channel[box]
+        g_lambda = geodesic_distance(crop_image, seeds, spacing, options.lam, options.v, options.iterations)
+        if options.outside == "minus_one":
+            crop_maps += _normalise(g_lambda, inside, band, sign, -1.0, options)
+            outside_sum += -1.0
+        else:
+            values, outside_value = _normalise_released(g_lambda, inside, band, sign, crop_image == 0, options)
+            crop_maps += values
+            outside_sum += outside_value
+    if options.outside != "minus_one":  # the outside value also beyond the box
+        out[:] = np.float32(outside_sum / image.shape[0])
     out[box] = crop_maps / image.shape[0]
     return out
 
@@ -209,6 +254,32 @@ def _normalise(g_lambda, inside, band, sign, outside_value, options: SiNGOptions
         scaled = np.minimum(g_lambda, tau) / tau if tau > 0 else np.zeros_like(g_lambda)
     values = sign * ((1.0 - options.delta) * scaled + options.delta)
     return np.where(band, values, np.float32(outside_value)).astype(np.float32)
+
+
+def _normalise_released(g_lambda, inside, band, sign, zero, options: SiNGOptions) -> tuple[np.ndarray, float]:
+    """``outside="released"``: the authors' released steps on the crop; returns (values, outside value).
+
+    get_SGC_distance: max_bg = max of G^lambda over the band's background (image zeros included);
+    max_bg outside the band, background negated, -max_bg where the image is 0. transform_geo_dist:
+    foreground clamped at 0, tau = max over the foreground, background clamped at -tau, both divided
+    by tau, margin delta added away from 0.
+    """
+    band_background = band & ~inside
+    max_bg = float(g_lambda[band_background].max()) if band_background.any() else 0.0
+    counted = band & ~zero  # voxels that keep their own G^lambda
+    normaliser = counted & inside if options.tau == "foreground" else counted
+    tau = float(g_lambda[normaliser].max()) if normaliser.any() else 0.0
+    if tau > 0:
+        scaled = np.minimum(g_lambda, tau) / tau
+        outside_scaled = min(max_bg, tau) / tau
+    else:
+        scaled = np.zeros_like(g_lambda)
+        outside_scaled = 0.0
+    values = sign * ((1.0 - options.delta) * scaled + options.delta)
+    outside_value = -(options.delta + (1.0 - options.delta) * outside_scaled)
+    values = np.where(counted, values, np.float32(outside_value))
+    values[inside & zero] = options.delta  # foreground where the image is 0: clamped at 0, then the margin
+    return values.astype(np.float32), float(outside_value)
 
 
 # torch device FastGeodis runs on; maps do not depend on it, so it is a run setting, not an option

@@ -13,6 +13,10 @@ Counted channels: with ``background``, first the background = voxels in no chann
 outside the nonzero mask included: nnU-Net trains those voxels as background), then one per region
 or foreground label (regions count every voxel in any of their labels, so nested regions overlap).
 All cases of the configuration are counted (the training set of every fold), as in the authors' code.
+
+Ignore label: voxels with nnU-Net's ignore label are of unknown class (the losses mask them), so they
+count for no channel, the background included. Datasets with an ignore label record it in the JSON;
+counts stored without it are counted again.
 """
 
 from __future__ import annotations
@@ -36,8 +40,10 @@ def counts_file(config_folder: str | Path, plans_identifier: str, configuration:
     return Path(config_folder).parent / f"nnunet_ext_gsl_counts__{plans_identifier}__{configuration}.json"
 
 
-def voxel_counts(config_folder: str | Path, channels: Sequence[Sequence[int]], background: bool) -> dict:
-    """Counts over all cases of ``config_folder``: ``{"counts": [...], "fingerprint": {...}}``."""
+def voxel_counts(config_folder: str | Path, channels: Sequence[Sequence[int]], background: bool,
+                 ignore_label: int | None = None) -> dict:
+    """Counts over all cases of ``config_folder``: ``{"counts": [...], "fingerprint": {...}}``;
+    voxels of ``ignore_label`` count for no channel."""
     folder = Path(config_folder)
     totals = np.zeros(len(channels) + int(background), dtype=np.int64)
     for case in case_identifiers(folder):
@@ -45,16 +51,20 @@ def voxel_counts(config_folder: str | Path, channels: Sequence[Sequence[int]], b
         in_channel = [np.isin(seg, list(labels)) for labels in channels]
         per_channel = [int(mask.sum()) for mask in in_channel]
         if background:
-            per_channel.insert(0, int(seg.size - np.logical_or.reduce(in_channel).sum()) if in_channel else int(seg.size))
+            known = int(seg.size) if ignore_label is None else int(seg.size - np.count_nonzero(seg == ignore_label))
+            per_channel.insert(0, int(known - np.logical_or.reduce(in_channel).sum()) if in_channel else known)
         totals += np.asarray(per_channel, dtype=np.int64)
     return {"counts": totals.tolist(), "fingerprint": _fingerprint(folder)}
 
 
 def load_or_count(config_folder: str | Path, plans_identifier: str, configuration: str,
-                  channels: Sequence[Sequence[int]], background: bool) -> tuple[list[int], bool]:
+                  channels: Sequence[Sequence[int]], background: bool,
+                  ignore_label: int | None = None) -> tuple[list[int], bool]:
     """The stored counts if up to date, else counted and stored; returns (counts, counted_now)."""
     path = counts_file(config_folder, plans_identifier, configuration)
     key = {"version": COUNTS_VERSION, "channels": [list(map(int, c)) for c in channels], "background": bool(background)}
+    if ignore_label is not None:  # only then: stored counts of datasets without one stay valid
+        key["ignore_label"] = int(ignore_label)
     if path.is_file():
         try:
             stored = json.loads(path.read_text())
@@ -62,16 +72,18 @@ def load_or_count(config_folder: str | Path, plans_identifier: str, configuratio
             stored = {}
         if all(stored.get(k) == v for k, v in key.items()) and stored.get("fingerprint") == _fingerprint(config_folder):
             return stored["counts"], False
-    counted = voxel_counts(config_folder, channels, background)
+    counted = voxel_counts(config_folder, channels, background, ignore_label)
     content = {**key, **counted, "weights": gsl_class_weights(counted["counts"]).tolist()}
     _atomic_write_bytes(path, json.dumps(content, indent=1, sort_keys=True).encode())
     return counted["counts"], True
 
 
 def class_weights(config_folder: str | Path, plans_identifier: str, configuration: str,
-                  channels: Sequence[Sequence[int]], background: bool) -> tuple[torch.Tensor, list[int], bool]:
+                  channels: Sequence[Sequence[int]], background: bool,
+                  ignore_label: int | None = None) -> tuple[torch.Tensor, list[int], bool]:
     """(w (C,), counts, counted_now): Eq. 13 weights of the configuration's channels."""
-    counts, counted_now = load_or_count(config_folder, plans_identifier, configuration, channels, background)
+    counts, counted_now = load_or_count(config_folder, plans_identifier, configuration, channels, background,
+                                        ignore_label)
     return gsl_class_weights(counts), counts, counted_now
 
 

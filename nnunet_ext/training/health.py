@@ -101,7 +101,7 @@ class nnUNetTrainerWithHealthGuard(nnUNetTrainer):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.logger.local_logger = CurvesLocalLogger(self.logger.local_logger.verbose)
         if self.saturating_activation is not None:
-            self.logger.local_logger.add_curve("wrong_side_saturated", "wrong-side saturated foreground")
+            self.logger.local_logger.add_curve("wrong_side_saturated", "wrong-side saturated foreground, output")
         self._iteration = 0
         self._health_history: list[tuple[list[float], list[float]]] = []
         self._collapse_warned: set[int] = set()

@@ -6,7 +6,11 @@ does the rest without copying nnU-Net's training code:
 
 - **maps before training**: missing or stale maps are computed in ``on_train_start`` (logged, under a
   file lock so that five folds started together compute them once); ``nnUNetv2_precompute_targets``
-  does the same ahead of time.
+  does the same ahead of time. The precompute first checks every channel of every case for NaN / inf
+  (once per case, :mod:`nnunet_ext.image_check`). Afterwards every case's maps are checked again
+  (maps removed or re-written while they were computed, e.g. by a concurrent ``nnUNetv2_preprocess``
+  or a deleted ``nnunet_ext_targets`` folder). Any of these problems stops the run before training
+  with one line naming the fix (the precompute command), not an augmentation worker's traceback.
 - **data path**: nnU-Net's dataset, loader and augmentation pipelines with the maps added
   (:mod:`nnunet_ext.training`): cropped with the same bbox, spatially transformed with the image,
   padded with ``map_padding_value`` (-1 by default), one map per deep-supervision scale.
@@ -84,13 +88,17 @@ class nnUNetTrainerWithTargetMaps(nnUNetTrainerWithHealthGuard):
 
     # ------------------------------------------------------------------------------------- maps
     def on_train_start(self):
-        self.ensure_target_maps()
+        try:
+            self.ensure_target_maps()
+        except NnunetExtError as error:
+            self._stop(str(error))  # one line and exit 1 (nnunet_ext/training/health.py)
         super().on_train_start()
 
     def ensure_target_maps(self) -> None:
-        """Computes the missing or stale maps of this configuration (every case is up to date afterwards:
-        precompute_targets raises on any case it cannot write)."""
-        from nnunet_ext.preprocessing.precompute_targets import precompute_command, precompute_targets
+        """Checks the images, computes the missing or stale maps of this configuration and checks that
+        every case has up-to-date maps afterwards; raises a one-line :class:`NnunetExtError` otherwise."""
+        from nnunet_ext.preprocessing.precompute_targets import precompute_command, precompute_targets, require_targets
+        from nnunet_ext.target_store import case_identifiers
 
         spec = self.target_spec()
         folder = self.preprocessed_dataset_folder
@@ -110,6 +118,8 @@ class nnUNetTrainerWithTargetMaps(nnUNetTrainerWithHealthGuard):
             self.print_to_log_file(
                 f"computed {summary['computed']} missing or stale {spec.target_id} target maps "
                 f"(median {summary['median_seconds_per_case']:.2f} s per case); to do this ahead of training: {command}")
+        require_targets(folder, spec, case_identifiers(folder), command, ignore_label=self.label_manager.ignore_label,
+                        cause="removed or re-written while this trainer computed them")
 
     # --------------------------------------------------------------------------------- data path
     def get_tr_and_val_datasets(self):
