@@ -8,10 +8,11 @@ precomputed on whole cases by ``nnUNetv2_precompute_targets --kind rrw`` (or on 
 - region datasets (sigmoid outputs): each region r with its complement is a two-class problem,
   sigmoid(z_r) = softmax(0, z_r), with the RRW maps of r and of not-r (``--complements``).
 
-Optimiser: Adam 1e-3 with poly decay (:class:`~nnunet_ext.training.optimizers.AdamWithPolyDecay`). The RW
-loss is linear in the probabilities, so under nnU-Net's SGD small regions saturate on the background side
-and collapse (docs/results/quality_cpu.md). ``nnUNetTrainerRRW_AuthorsAdam`` is the authors' optimiser
-(Adam 1e-4), ``nnUNetTrainerRRW_nnUNetSGD`` nnU-Net's.
+Optimiser: Adam 1e-3 with poly decay (:class:`~nnunet_ext.training.optimizers.AdamWithPolyDecay`), as
+for SiNGR, whose loss is also linear in a saturating activation. Under nnU-Net's SGD RRW's small regions
+collapsed; with Adam they still did not learn in a first measurement, without saturating, so Adam is
+not a fix for RRW yet (docs/results/training-health.md). ``nnUNetTrainerRRW_AuthorsAdam`` is the
+authors' optimiser (Adam 1e-4), ``nnUNetTrainerRRW_nnUNetSGD`` nnU-Net's.
 """
 
 from torch import nn
@@ -46,7 +47,7 @@ class nnUNetTrainerRRW_AuthorsAdam(RRWAuthorsAdam, nnUNetTrainerRRW):
 
 
 class nnUNetTrainerRRW_nnUNetSGD(NnUNetSGD, nnUNetTrainerRRW):
-    """nnU-Net's SGD (1e-2, Nesterov momentum 0.99): collapses on small regions (docs/results/quality_cpu.md)."""
+    """nnU-Net's SGD (1e-2, Nesterov momentum 0.99): its small regions collapse (docs/results/training-health.md)."""
 
     collapse_alternative = "nnUNetTrainerRRW (Adam 1e-3)"
 

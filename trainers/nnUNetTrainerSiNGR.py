@@ -88,7 +88,7 @@ class nnUNetTrainerSiNGR_PaperAdam(PaperAdam, nnUNetTrainerSiNGR):
 
 
 class nnUNetTrainerSiNGR_nnUNetSGD(NnUNetSGD, nnUNetTrainerSiNGR):
-    """nnU-Net's SGD (1e-2, Nesterov momentum 0.99): collapses on small regions (docs/results/quality_cpu.md)."""
+    """nnU-Net's SGD (1e-2, Nesterov momentum 0.99): its small regions collapse (docs/results/training-health.md)."""
 
     collapse_alternative = "nnUNetTrainerSiNGR (Adam 1e-3)"
 

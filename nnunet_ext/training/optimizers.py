@@ -3,15 +3,16 @@
 Why these trainers do not keep nnU-Net's SGD: SiNGR's Focal-L1 acts on ``tanh(z)`` and RRW's loss on
 ``sigmoid(z) x map``; neither has a log term, so a voxel whose output is confidently wrong gets the
 gradient factor ``tanh'(z)`` (or ``sigmoid'(z)``), which vanishes there. nnU-Net's SGD (learning rate
-1e-2, Nesterov momentum 0.99) drives the outputs of small regions deep into the saturated background
+1e-2, Nesterov momentum 0.99) drives SiNGR's outputs of small regions deep into the saturated background
 side within the first epochs, and they never come back: the measured collapse is in
-docs/results/quality_cpu.md (training-health column) and the guard of
+docs/results/training-health.md and the guard of
 :mod:`nnunet_ext.training.health` reports it while training. Adam normalises each parameter's step by
 its gradient's running magnitude, so a small (saturated) gradient still moves the weights.
 
 - :class:`AdamWithPolyDecay`: ``torch.optim.Adam`` at 1e-3 with weight decay 1e-5 and nnU-Net's poly
-  decay (exponent 0.9 over ``num_epochs``): the default of ``nnUNetTrainerSiNGR`` and ``nnUNetTrainerRRW``,
-  chosen by measurement (docs/results/quality_cpu.md);
+  decay (exponent 0.9 over ``num_epochs``): the default of ``nnUNetTrainerSiNGR`` (chosen by measurement,
+  docs/results/training-health.md) and of ``nnUNetTrainerRRW`` (where it does not yet make the small
+  regions learn: same record);
 - :class:`PaperAdam`: the SiNGR paper's optimiser (Dang, Nguyen, Tiulpin, MICCAI 2024, Sec. 4: "the Adam
   optimizer with an initial learning rate of 10^-4, a weight decay of 10^-5"). The paper names no
   schedule, so nnU-Net's poly decay is kept, as nnU-Net's own ``nnUNetTrainerVanillaAdam`` does;
