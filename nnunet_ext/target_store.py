@@ -195,7 +195,13 @@ def _process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A killed writer whose parent is gone too stays a zombie where PID 1 does not reap orphans (a
+    # container's shell): os.kill still finds it, but it will never finish its file.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):  # no /proc (macOS) or the process ended meanwhile
+        return not Path("/proc/self/stat").exists()
+    return state not in ("Z", "X")
 
 
 def open_case(config_folder: str | os.PathLike, spec: TargetSpec, case: str) -> blosc2.NDArray:

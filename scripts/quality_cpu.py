@@ -1,7 +1,7 @@
 """The converging quality benchmark on 2 CPU cores: every trainer of the plugin against nnU-Net's default.
 
-    .venv/bin/python scripts/quality_cpu.py [--datasets synthetic lgg] [--folds 0 1 2] [--lgg-source DIR]
-        [--out benchmark_output/quality_cpu] [--results docs/results] [--report-only] [--quick]
+    .venv/bin/python scripts/quality_cpu.py [--datasets synthetic lgg] [--folds 0 1 2] [--trainers T ...]
+        [--lgg-source DIR] [--out benchmark_output/quality_cpu] [--results docs/results] [--report-only] [--quick]
 
 Two datasets, each trained at a budget chosen for nnU-Net's default trainer to plateau (its EMA
 pseudo-Dice rising by less than 1 point over the last 20 % of the epochs; the record says per fold
@@ -85,6 +85,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", choices=sorted(SUITE), default=list(SUITE))
     parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--trainers", nargs="+", metavar="TRAINER",
+                        help="train only these of the suite's trainers now (to order a sitting); the results still "
+                             "cover every recorded trainer")
     parser.add_argument("--lgg-source", type=Path, default=sample_folder("lgg_kaggle_3m_sample/kaggle_3m"),
                         help=f"the kaggle_3m folder (default: ${DATA_VARIABLE}/lgg_kaggle_3m_sample/kaggle_3m)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmark_output" / "quality_cpu",
@@ -124,7 +127,8 @@ def trainers_of_fold(args: argparse.Namespace, dataset: str, fold: int) -> list[
 
 def run_fold(args: argparse.Namespace, dataset: str, fold: int) -> None:
     """Trains and records, one at a time, the trainers of (dataset, fold) that have no record yet."""
-    missing = [t for t in trainers_of_fold(args, dataset, fold) if not record_path(args, dataset, t, fold).is_file()]
+    missing = [t for t in trainers_of_fold(args, dataset, fold) if not record_path(args, dataset, t, fold).is_file()
+               and (not args.trainers or t in args.trainers)]
     if not missing:
         print(f"[quality_cpu] {dataset} fold {fold}: every trainer recorded in {args.results}", flush=True)
     for trainer in missing:

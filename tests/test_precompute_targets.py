@@ -331,11 +331,20 @@ def test_abandoned_temporary_maps_are_removed(preprocessed):
     killed = maps_folder / f".case_000.{host}-{dead_pid}.abc123.tmp.b2nd"  # a writer killed mid-write
     live = maps_folder / f".case_001.{host}-{os.getpid()}.def456.tmp.b2nd"  # a writer still at work
     old = maps_folder / ".case_002.x1y2z3.tmp.b2nd"  # an older name without owner, left hours ago
-    for path in (killed, live, old):
+    # a killed writer nobody reaped (a container whose PID 1 does not reap orphans): a zombie, which
+    # os.kill(pid, 0) still finds; CI's clean clone once kept such a file
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.time() + 30
+    while time.time() < deadline and Path("/proc/self/stat").exists() and _alive(zombie.pid):
+        time.sleep(0.02)
+    unreaped = maps_folder / f".case_000.{host}-{zombie.pid}.ghi789.tmp.b2nd"
+    for path in (killed, live, old, unreaped):
         path.write_bytes(b"partial")
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     precompute_targets(951, "3d_fullres", progress=False)
+    zombie.wait()
     assert not killed.exists() and not old.exists() and live.exists()
+    assert not unreaped.exists() or not Path("/proc/self/stat").exists()
     live.unlink()
 
 
