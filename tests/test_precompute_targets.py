@@ -415,7 +415,7 @@ def _alive(pid: int) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------
-# the trainers' checks before training (nnunet_ext/training/map_trainer.py, trainers/nnUNetTrainerLS.py)
+# the trainers' checks before training (nnunet_ext/training/health.py, nnunet_ext/training/map_trainer.py)
 # ------------------------------------------------------------------------------------------------
 class _FakeTrainer:
     """The attributes of an nnU-Net trainer that the checks before training use; the methods are the real ones."""
@@ -445,6 +445,7 @@ def _trainer_methods():
     from nnunet_ext.training.map_trainer import nnUNetTrainerWithTargetMaps
 
     _FakeTrainer.ensure_target_maps = nnUNetTrainerWithTargetMaps.ensure_target_maps
+    _FakeTrainer.check_before_training = nnUNetTrainerWithTargetMaps.check_before_training
     _FakeTrainer.on_train_start = nnUNetTrainerWithTargetMaps.on_train_start
     _FakeTrainer._stop = nnUNetTrainerWithHealthGuard._stop
     return _FakeTrainer
@@ -497,12 +498,11 @@ def test_trainers_stop_on_a_nan_channel_before_training(preprocessed, monkeypatc
         trainer.on_train_start()
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "case case_001" in error and "channel 1 (B)" in error
-    # the trainer without maps (LS + JML) runs the same check in its own on_train_start
+    # the trainer without maps (LS + JML) runs the guard's own check of the images
     spec = importlib.util.spec_from_file_location("_ls_trainers", Path(__file__).resolve().parents[1] / "trainers" /
                                                   "nnUNetTrainerLS.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     ls = _FakeTrainer(folder, None)
-    ls._stop = lambda message: (_ for _ in ()).throw(NnunetExtError(message))
     with pytest.raises(NnunetExtError, match="case case_001 .*channel 1 .*NaN or inf"):
-        module.nnUNetTrainerLS_JML.on_train_start(ls)
+        module.nnUNetTrainerLS_JML.check_before_training(ls)

@@ -10,8 +10,6 @@ Before training, every channel of every preprocessed case is checked for NaN / i
 
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 
-from nnunet_ext.errors import NnunetExtError
-from nnunet_ext.image_check import check_trainer_images
 from nnunet_ext.schedules import add_budget_variants
 from nnunet_ext.training.health import nnUNetTrainerWithHealthGuard
 from nnunet_ext.training.soft_label_loss import SoftLabelLoss
@@ -25,13 +23,6 @@ class nnUNetTrainerLS_JML(nnUNetTrainerWithHealthGuard):
     # training-health guard measures wrong-side saturation (nnunet_ext/training/health.py)
     saturating_activation = "probabilities"
     collapse_alternative = "nnUNetTrainer (Dice + cross-entropy)"
-
-    def on_train_start(self):
-        try:
-            check_trainer_images(self)  # once per case (recorded): a NaN / inf channel stops the run in one line
-        except NnunetExtError as error:
-            self._stop(str(error))
-        super().on_train_start()
 
     def _build_loss(self):
         loss = SoftLabelLoss("ls", "jml", self.label_manager.has_regions, self.smoothing_alpha,

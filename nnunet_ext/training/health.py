@@ -1,6 +1,9 @@
 """Training-health guard of every trainer of this plugin: a non-finite loss stops the run, a collapse is named.
 
-Two checks, from what nnU-Net computes anyway (no extra forward passes):
+Before training, :meth:`~nnUNetTrainerWithHealthGuard.check_before_training` (every channel of every
+preprocessed case finite; trainers with maps also compute and check them) stops a run that cannot
+train with one line. During training two checks, from what nnU-Net computes anyway (no extra forward
+passes):
 
 - **non-finite loss**: a training step whose loss is NaN or inf stops the run at once with one line
   (epoch, iteration, the cases of the batch, the likely cause and the fix); a non-finite validation
@@ -28,6 +31,9 @@ import sys
 import numpy as np
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_ext.errors import NnunetExtError
+from nnunet_ext.image_check import check_trainer_images
 
 from nnunet_ext.training.progress_logger import CurvesLocalLogger
 
@@ -92,8 +98,8 @@ class nnUNetTrainerWithHealthGuard(nnUNetTrainer):
 
     #: "tanh" or "probabilities" for losses linear in a saturating activation; None: only the non-finite check
     saturating_activation: str | None = None
-    #: the trainer to name when a region collapses
-    collapse_alternative: str = "nnUNetTrainer"
+    #: the trainer to name when a region collapses or the weights diverge (None: name none)
+    collapse_alternative: str | None = None
     collapse_epochs: int = 3
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -105,6 +111,19 @@ class nnUNetTrainerWithHealthGuard(nnUNetTrainer):
         self._iteration = 0
         self._health_history: list[tuple[list[float], list[float]]] = []
         self._collapse_warned: set[int] = set()
+
+    # ------------------------------------------------------------------------------ before training
+    def on_train_start(self):
+        try:
+            self.check_before_training()
+        except NnunetExtError as error:
+            self._stop(str(error))  # before any data loader starts: one line and exit 1
+        super().on_train_start()
+
+    def check_before_training(self) -> None:
+        """Raises a one-line :class:`NnunetExtError` when the preprocessed data cannot train: here a NaN /
+        inf channel (each case checked once, recorded; nnunet_ext/image_check.py)."""
+        check_trainer_images(self)
 
     # ------------------------------------------------------------------------------ non-finite loss
     def on_train_epoch_start(self):
@@ -121,8 +140,9 @@ class nnUNetTrainerWithHealthGuard(nnUNetTrainer):
                          "which nnU-Net's normalisation spreads over the whole channel; fix or remove those raw "
                          "images and re-run nnUNetv2_plan_and_preprocess")
             else:
+                alternative = f" (e.g. {self.collapse_alternative})" if self.collapse_alternative else ""
                 cause = (f"the inputs are finite (cases {cases}), so the optimisation diverged; lower the learning "
-                         f"rate (e.g. {self.collapse_alternative}) or restart from the last checkpoint with --c")
+                         f"rate{alternative} or restart from the last checkpoint with --c")
             self._stop(f"training loss {float(np.mean(result['loss']))} in epoch {self.current_epoch}, iteration "
                        f"{self._iteration}: {cause}")
         self._iteration += 1
@@ -162,9 +182,9 @@ class nnUNetTrainerWithHealthGuard(nnUNetTrainer):
         super().on_validation_epoch_end(val_outputs)
         val_loss = self.logger.get_value("val_losses", step=None)[-1]
         if not np.isfinite(val_loss):
+            alternative = f" (e.g. {self.collapse_alternative})" if self.collapse_alternative else ""
             self._stop(f"validation loss {val_loss} in epoch {self.current_epoch}: the network's outputs are not "
-                       f"finite; restart from the last checkpoint with --c at a lower learning rate "
-                       f"(e.g. {self.collapse_alternative})")
+                       f"finite; restart from the last checkpoint with --c at a lower learning rate{alternative}")
         if self.saturating_activation is None:
             return
         saturated = np.sum([o["saturated_foreground"] for o in val_outputs], 0)
@@ -184,7 +204,7 @@ class nnUNetTrainerWithHealthGuard(nnUNetTrainer):
                 f"WARNING: {self._region_name(k)} has collapsed: pseudo-Dice 0 for {self.collapse_epochs} epochs with "
                 f"{100 * fractions[k]:.0f} % of its foreground saturated on the background side, where this loss "
                 f"({self.saturating_activation}) has almost no gradient to pull it back; the optimiser drove it "
-                f"there. Train with {self.collapse_alternative} instead.")
+                f"there." + (f" Train with {self.collapse_alternative} instead." if self.collapse_alternative else ""))
 
     def _region_name(self, k: int) -> str:
         """'region tumour core (2, 3)' / 'label lesion (1)' for foreground channel ``k``."""

@@ -4,7 +4,7 @@ A subclass names its maps (:meth:`nnUNetTrainerWithTargetMaps.target_spec`) and 
 (:meth:`nnUNetTrainerWithTargetMaps.build_map_loss`, called as ``loss(output, seg, maps)``); this base
 does the rest without copying nnU-Net's training code:
 
-- **maps before training**: missing or stale maps are computed in ``on_train_start`` (logged, under a
+- **maps before training**: missing or stale maps are computed before training (``check_before_training``, logged, under a
   file lock so that five folds started together compute them once); ``nnUNetv2_precompute_targets``
   does the same ahead of time. The precompute first checks every channel of every case for NaN / inf
   (once per case, :mod:`nnunet_ext.image_check`). Afterwards every case's maps are checked again
@@ -87,12 +87,8 @@ class nnUNetTrainerWithTargetMaps(nnUNetTrainerWithHealthGuard):
         raise NotImplementedError
 
     # ------------------------------------------------------------------------------------- maps
-    def on_train_start(self):
-        try:
-            self.ensure_target_maps()
-        except NnunetExtError as error:
-            self._stop(str(error))  # one line and exit 1 (nnunet_ext/training/health.py)
-        super().on_train_start()
+    def check_before_training(self) -> None:
+        self.ensure_target_maps()  # which checks the images too (nnUNetv2_precompute_targets does)
 
     def ensure_target_maps(self) -> None:
         """Checks the images, computes the missing or stale maps of this configuration and checks that
