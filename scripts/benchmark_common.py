@@ -28,6 +28,7 @@ a folder holding ``brats2015_sample/`` and ``lgg_kaggle_3m_sample/``; the script
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -45,6 +46,14 @@ def sample_folder(relative: str, data: str | Path | None = None) -> Path | None:
     """``<data>/<relative>``, ``data`` from the argument or else ``$NNUNET_EXT_DATA``; None when neither is set."""
     root = data or os.environ.get(DATA_VARIABLE)
     return Path(root) / relative if root else None
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Writes ``data`` as JSON atomically (a temporary beside it, then renamed); NaN is refused."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
+    temporary.replace(path)
 
 
 def hardware_record() -> dict:

@@ -90,3 +90,28 @@ def test_lgg_shrink_bins_slices_in_plane(tmp_path, sample_data):
     blocks = reference.reshape(reference.shape[0], 64, 4, 64, 4).mean((2, 4))
     assert np.array_equal(label, (blocks >= 0.5).astype(label.dtype))
     assert json.loads((small / "dataset.json").read_text())["shrunk_in_plane"] == 4
+
+
+def test_batch_size_replaces_the_planned_one_and_remembers_it(tmp_path, monkeypatch):
+    """--batch-size N: the plans' configuration trains with N; the planned value is kept beside it, so a
+    second run (or another N) still reports what nnU-Net planned."""
+    import argparse
+
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    import benchmark_quality
+
+    dataset = tmp_path / "nnUNet_preprocessed" / "Dataset971_LGGFlairShrink4"
+    dataset.mkdir(parents=True)
+    plans = {"configurations": {"2d": {"batch_size": 25, "patch_size": [32, 64]}, "3d_fullres": {"batch_size": 2}}}
+    (dataset / "nnUNetPlans.json").write_text(json.dumps(plans))
+    monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path / "nnUNet_preprocessed"))
+    args = argparse.Namespace(configuration="2d", batch_size=8, out=tmp_path / "work")
+    args.out.mkdir()
+    for batch_size in (8, 8, 12):
+        args.batch_size = batch_size
+        record = benchmark_quality.set_batch_size(args, dataset.name)
+        written = json.loads((dataset / "nnUNetPlans.json").read_text())["configurations"]
+        assert written["2d"]["batch_size"] == batch_size and written["2d"]["planned_batch_size"] == 25
+        assert written["3d_fullres"] == {"batch_size": 2} and written["2d"]["patch_size"] == [32, 64]
+        assert record["planned"] == 25 and record["used"] == batch_size
+    assert not list(dataset.glob(".*"))  # no temporary left
