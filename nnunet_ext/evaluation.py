@@ -14,6 +14,10 @@ Empty masks follow the BraTS challenge convention:
 Regions are read from ``dataset.json`` through nnU-Net's LabelManager: for region datasets
 (BraTS-style, ``regions_class_order``) each declared region is evaluated as the union of its labels;
 for label datasets each foreground label is evaluated on its own.
+
+``--brats-config gli|mets|...`` adds the official BraTS challenge metrics (lesion-wise Dice and HD95,
+and the package's own whole-region Dice and HD95) computed by the organisers' package
+``brats-evaluation``: :mod:`nnunet_ext.brats_metrics`.
 """
 
 from __future__ import annotations
@@ -90,16 +94,13 @@ def _surface_distances(prediction: np.ndarray, reference: np.ndarray, spacing: t
     return float(hd95.item()), float(asd.item())
 
 
-def evaluate_folders(prediction_folder: str | Path, reference_folder: str | Path, dataset_json: dict,
-                     cases: list[str] | None = None) -> list[CaseMetrics]:
-    """Metrics for every reference case (or only ``cases``, given as case ids) against the prediction of the same file name.
+def case_files(prediction_folder: str | Path, reference_folder: str | Path, dataset_json: dict,
+               cases: list[str] | None = None) -> list[tuple[str, Path, Path]]:
+    """(case id, prediction file, reference file) of every reference case (or only ``cases``).
 
-    Files are read with the reader nnU-Net picks for the dataset's ``file_ending``; a folder that does
-    not exist is an error naming it, a reference case without a prediction is an error (a silently smaller test set would bias the table), and so is
-    a listed case without a reference.
+    A folder that does not exist is an error naming it, a reference case without a prediction is an
+    error (a silently smaller test set would bias the table), and so is a listed case without a reference.
     """
-    from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
-
     prediction_folder, reference_folder = Path(prediction_folder), Path(reference_folder)
     for what, folder, fix in (("prediction", prediction_folder, "pass the -o folder of nnUNetv2_predict"),
                               ("reference", reference_folder, "pass the folder with the reference segmentations")):
@@ -122,18 +123,75 @@ def evaluate_folders(prediction_folder: str | Path, reference_folder: str | Path
             f"{len(missing)} reference case(s) have no prediction in {prediction_folder} (first: {missing[0]}); "
             f"run nnUNetv2_predict on all of them first"
         )
-    reader = determine_reader_writer_from_dataset_json(dataset_json, str(references[0]))()
+    return [(r.name[: -len(ending)], prediction_folder / r.name, r) for r in references]
+
+
+def evaluate_folders(prediction_folder: str | Path, reference_folder: str | Path, dataset_json: dict,
+                     cases: list[str] | None = None) -> list[CaseMetrics]:
+    """Metrics for every reference case (or only ``cases``, given as case ids) against the prediction of the same file name.
+
+    Files are read with the reader nnU-Net picks for the dataset's ``file_ending``; which files, and
+    the errors for missing ones: :func:`case_files`.
+    """
+    from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
+
+    files = case_files(prediction_folder, reference_folder, dataset_json, cases)
+    reader = determine_reader_writer_from_dataset_json(dataset_json, str(files[0][2]))()
     regions = region_definitions(dataset_json)
     results = []
-    for reference_file in references:
+    for case, prediction_file, reference_file in files:
         reference, properties = reader.read_seg(str(reference_file))
-        prediction, _ = reader.read_seg(str(prediction_folder / reference_file.name))
+        prediction, _ = reader.read_seg(str(prediction_file))
         spacing = tuple(properties["spacing"])
-        case = reference_file.name[: -len(ending)]
         for name, labels in regions.items():
             values = binary_metrics(np.isin(prediction[0], labels), np.isin(reference[0], labels), spacing)
             results.append(CaseMetrics(case=case, region=name, **values))
     return results
+
+
+def official_folder_metrics(prediction_folder: str | Path, reference_folder: str | Path, dataset_json: dict,
+                            config: str, cases: list[str] | None = None) -> tuple[list[dict], dict]:
+    """The official BraTS metrics of the same cases as :func:`evaluate_folders`: (rows, package summary JSON).
+
+    Rows and labels: :func:`nnunet_ext.brats_metrics.official_metrics` and ``dataset_labels``.
+    """
+    from nnunet_ext import brats_metrics
+
+    labels = brats_metrics.dataset_labels(dataset_json, config)
+    if dataset_json["file_ending"] not in (".nii.gz", ".nii"):
+        raise NnunetExtError(f"--brats-config needs NIfTI label files; this dataset's are {dataset_json['file_ending']}")
+    files = case_files(prediction_folder, reference_folder, dataset_json, cases)
+    return brats_metrics.official_metrics(files, config, labels.lookup, labels)
+
+
+def merge_rows(rows: list[dict], official: list[dict] | None = None) -> list[dict]:
+    """``rows`` (dicts with ``case``, ``region`` and our metrics) with the official columns added.
+
+    Every row gets the columns of ``official`` (:func:`official_folder_metrics`), empty where it has
+    no such (case, region); its label groups that are none of our regions (``netc``, ``snfh`` of
+    ``gli``) become rows of their own, after the case's other rows, with our metrics empty.
+    """
+    from nnunet_ext.brats_metrics import COUNTS, OFFICIAL_METRICS
+
+    rows = [dict(r) for r in rows]
+    if official is None:
+        return rows
+    extra = OFFICIAL_METRICS + COUNTS
+    ours = [k for k in rows[0] if k not in ("case", "region")] if rows else list(METRICS)
+    by_key = {(r["case"], r["region"]): r for r in rows}
+    for row in rows:
+        row.update({k: None for k in extra})
+    own: dict[str, list[dict]] = {}
+    for o in official:
+        row = by_key.get((o["case"], o["region"]))
+        if row is None:
+            row = {"case": o["case"], "region": o["region"], **{k: None for k in ours}}
+            own.setdefault(o["case"], []).append(row)
+        row.update({k: o[k] for k in extra})
+    merged = []
+    for case in dict.fromkeys(r["case"] for r in rows + official):
+        merged += [r for r in rows if r["case"] == case] + own.get(case, [])
+    return merged
 
 
 def summarise(results: list[CaseMetrics]) -> dict[str, dict[str, tuple[float, float]]]:
@@ -166,14 +224,47 @@ def format_table(summaries: dict[str, dict[str, dict[str, tuple[float, float]]]]
     return "\n".join(lines)
 
 
-def write_csv(results: list[CaseMetrics], path: str | Path) -> None:
+def format_official_table(tables: dict[str, list[dict]], config: str) -> str:
+    """Markdown: mean ± SD over cases of the official metrics per (method, region).
+
+    NaN (no lesion in either file) is left out, and a cell says over how many cases when that is not
+    all; an infinite lesion-wise HD95 (lesions, none matched) makes the mean infinite.
+    """
+    from nnunet_ext.brats_metrics import OFFICIAL_LABELS, OFFICIAL_METRICS, without_nan
+
+    lines = [f"Official BraTS metrics (brats-evaluation, config {config}):", "",
+             "| method | region | cases | " + " | ".join(OFFICIAL_LABELS[m][0] for m in OFFICIAL_METRICS) + " |",
+             "|---|---|---|" + "---|" * len(OFFICIAL_METRICS)]
+    for method, rows in tables.items():
+        for region in dict.fromkeys(r["region"] for r in rows):
+            mine = [r for r in rows if r["region"] == region]
+            cells = []
+            for metric in OFFICIAL_METRICS:
+                values = np.asarray(without_nan(r[metric] for r in mine), float)
+                scale = OFFICIAL_LABELS[metric][1]
+                if not len(values):
+                    cell = "n/a"
+                elif not np.all(np.isfinite(values)):
+                    cell = f"inf ({int(np.sum(~np.isfinite(values)))} of {len(values)} infinite)"
+                else:
+                    cell = f"{scale * values.mean():.2f} ± {scale * values.std():.2f}"
+                cells.append(cell + ("" if len(values) in (0, len(mine)) else f" (n={len(values)})"))
+            lines.append(f"| {method} | {region} | {len(mine)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(results: list[CaseMetrics], path: str | Path, official: list[dict] | None = None) -> None:
+    """Per-case metrics; with ``official`` rows (:func:`official_folder_metrics`) their columns too (:func:`merge_rows`)."""
+    rows = merge_rows([asdict(r) for r in results], official)
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(CaseMetrics.__dataclass_fields__))
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
-        writer.writerows(asdict(r) for r in results)
+        writer.writerows(rows)
 
 
 def _main(argv=None) -> None:
+    from nnunet_ext.brats_metrics import CONFIGS
+
     parser = argparse.ArgumentParser(
         description="Dice, IoU, HD95 and ASD per region/class of predicted segmentations against references."
     )
@@ -181,15 +272,34 @@ def _main(argv=None) -> None:
     parser.add_argument("-r", "--references", required=True, help="folder with reference segmentations")
     parser.add_argument("-j", "--dataset-json", required=True, help="the dataset's dataset.json")
     parser.add_argument("-o", "--csv", help="also write per-case metrics to this CSV file")
+    parser.add_argument("--brats-config", choices=CONFIGS,
+                        help="also the official BraTS metrics (lesion-wise Dice and HD95) of this configuration of "
+                             "the package brats-evaluation; with -o, its per-case JSON goes beside the CSV")
     args = parser.parse_args(argv)
     if not Path(args.dataset_json).is_file():
         raise NnunetExtError(f"dataset.json not found: {args.dataset_json}")
     dataset_json = json.loads(Path(args.dataset_json).read_text())
+    if args.brats_config:
+        from nnunet_ext.brats_metrics import dataset_labels, require_package
+
+        require_package()
+        dataset_labels(dataset_json, args.brats_config)
     results = evaluate_folders(args.predictions, args.references, dataset_json)
-    print(format_table({Path(args.predictions).name: summarise(results)}))
+    name = Path(args.predictions).name
+    print(format_table({name: summarise(results)}))
+    official = None
+    if args.brats_config:
+        official, package_summary = official_folder_metrics(args.predictions, args.references, dataset_json,
+                                                            args.brats_config)
+        print()
+        print(format_official_table({name: official}, args.brats_config))
     if args.csv:
-        write_csv(results, args.csv)
+        write_csv(results, args.csv, official)
         print(f"per-case metrics: {args.csv}")
+        if official is not None:
+            summary_json = Path(args.csv).with_suffix(f".brats_{args.brats_config}.json")
+            summary_json.write_text(json.dumps(package_summary, indent=1))
+            print(f"the package's per-case results (the format of brats-evaluate --summary_json): {summary_json}")
 
 
 def main(argv=None) -> int:

@@ -102,7 +102,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.quick:
         args.datasets, args.folds = ["synthetic"], [0]
     args.datasets = [d for d in args.datasets if d in args.suite]
-    if "lgg" in args.datasets and (args.lgg_source is None or not Path(args.lgg_source).is_dir()):
+    # --report-only reads the committed records, not the data
+    if "lgg" in args.datasets and not args.report_only and (args.lgg_source is None or not Path(args.lgg_source).is_dir()):
         print(f"[quality_cpu] lgg skipped: no LGG folder (pass --lgg-source DIR, or set {DATA_VARIABLE} to the folder "
               f"holding lgg_kaggle_3m_sample/kaggle_3m); got {args.lgg_source}", flush=True)
         args.datasets.remove("lgg")

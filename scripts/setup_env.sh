@@ -61,7 +61,7 @@ echo "[setup] installing nnunet-ext (editable)"
     || fail "pip could not install nnunet-ext from $ROOT" "run 'git status' for a broken checkout, then re-run scripts/setup_env.sh"
 
 "$VENV/bin/python" -c "
-import torch, torchvision, FastGeodis, nnunetv2, nnunet_ext, nnunet_ext.preprocessing
+import torch, torchvision, FastGeodis, nnunetv2, nnunet_ext, nnunet_ext.preprocessing, brats_evaluation, panoptica
 FastGeodis.generalised_geodesic3d(torch.zeros(1, 1, 4, 4, 4), torch.ones(1, 1, 4, 4, 4), [1.0, 1.0, 1.0], 1e10, 0.5, 1)
 " \
     || fail "the environment does not import" "delete $VENV and re-run scripts/setup_env.sh"

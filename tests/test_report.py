@@ -157,3 +157,43 @@ def test_fixed_split_writes_nnunet_splits(fake_nnunet, capsys):
     split_file.write_text(json.dumps({"train": CASES[:3], "val": ["case_2"]}))
     with pytest.raises(NnunetExtError, match="case case_2 is in both 'train' and 'val'"):
         apply_split(paths, split_file, overwrite_split=True)
+
+
+def test_report_with_the_official_brats_metrics(fake_nnunet, capsys):
+    pytest.importorskip("brats_evaluation", reason="brats-evaluation is not installed (scripts/setup_env.sh installs it)")
+    out = fake_nnunet / "report_brats"
+    assert report_main(["-d", "777", "-tr", "A", "B", "-f", "0", "1", "-b", "A", "-o", str(out),
+                        "--brats-config", "gli"]) == 0
+    summary = _summary(out)
+    # B predicts every case exactly: one lesion per region, matched, Dice 1, HD95 0.
+    for region in ("whole tumor", "tumor core", "enhancing tumor", "netc", "snfh"):
+        exact = summary[("B", region, "lw_dice")]
+        assert float(exact["mean"]) == 1.0 and exact["n_cases"] == "6" and float(summary[("B", region, "lw_hd95")]["mean"]) == 0
+    shifted = summary[("A", "whole tumor", "lw_dice")]
+    assert 0.5 < float(shifted["mean"]) < 1 and float(shifted["se_cases"]) > 0
+    assert float(summary[("B", "whole tumor", "lw_dice")]["wilcoxon_p"]) == pytest.approx(2 / 64)  # better on all 6
+    assert summary[("B", "whole tumor", "global_dice")]["mean_over_folds"] == "1.0"
+    assert ("B", "netc", "dice") not in summary  # label groups of the package only: no per-region metrics
+    with open(out / "cases.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 * 6 * 5 and {r["region"] for r in rows if r["dice"] == ""} == {"netc", "snfh"}
+    report = (out / "report.md").read_text()
+    assert "## Official BraTS metrics" in report and "brats-parse-metrics seg" in report
+    assert "| B | enhancing tumor | 6 | 100.00 ± 0.00 | 0.00 ± 0.00 | 100.00 ± 0.00 | 0.00 ± 0.00 |" in report
+    assert "## Official: Paired comparison with A" in report
+    package_output = json.loads((out / "brats_gli.json").read_text())
+    assert sorted(package_output) == ["A fold 0", "A fold 1", "B fold 0", "B fold 1"]
+    assert [m["subject_name"] for m in package_output["B fold 1"]["metrics"]] == CASES[3:]
+
+
+def test_official_values_missing_or_infinite_in_the_statistics():
+    nan, inf = float("nan"), float("inf")
+    rows = [{"trainer": t, "fold": None, "case": c, "region": "et", "dice": 1.0, "iou": 1.0, "hd95": 0.0, "asd": 0.0,
+             "lw_dice": d, "lw_hd95": h, "global_dice": d, "global_hd95": h}
+            for t, c, d, h in (("A", "x", 0.5, 2.0), ("A", "y", nan, nan), ("A", "z", 0.0, inf),
+                               ("B", "x", 1.0, 0.0), ("B", "y", 1.0, 0.0), ("B", "z", 0.0, inf))]
+    summary = {(s["trainer"], s["metric"]): s for s in summarise_rows(rows, "B")}
+    assert summary[("A", "lw_dice")]["n_cases"] == 2 and summary[("A", "lw_dice")]["mean"] == 0.25  # y left out
+    assert summary[("A", "lw_hd95")]["mean"] == inf
+    # paired on x and z only; z is infinite for both: difference 0
+    assert summary[("A", "lw_hd95")]["mean_difference"] == 1.0 and summary[("A", "dice")]["n_cases"] == 3

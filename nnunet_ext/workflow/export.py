@@ -12,6 +12,10 @@ The convention is ``--convention``, or else the one ``nnunet_ext_convert_brats``
 dataset.json that nnU-Net copies into every prediction and ensemble folder. The header (spacing,
 origin, direction) of each file is kept; labels are written as uint8. The output folder appears
 complete or not at all.
+
+With ``--references`` (nnU-Net label files of the same cases, e.g. ``gt_segmentations`` of a
+validation fold) and ``--brats-config``, the exported files themselves are then scored by the official
+BraTS package (:mod:`nnunet_ext.brats_metrics`): what the leaderboard would compute for them.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nnunet_ext.brats_metrics import CONFIGS
 from nnunet_ext.raw_dataset import write_atomically
 from nnunet_ext.converters.brats import EXPORT_LABELS, REGION_LABELS
 from nnunet_ext.errors import NnunetExtError, run_cli
@@ -84,6 +89,39 @@ def export_brats(prediction_folder: str | Path, output_folder: str | Path, conve
     return [output_folder / f.name for f in files]
 
 
+def check_evaluation(references: str | Path, config: str) -> Path:
+    """The reference folder, once it exists and ``config`` takes the glioma labels an export holds."""
+    from nnunet_ext.brats_metrics import GLIOMA_LABEL_CONFIGS, OTHER_LABELS
+
+    references = Path(references)
+    if not references.is_dir():
+        raise NnunetExtError(f"reference folder {references} does not exist; pass nnU-Net label files of these cases "
+                             f"(e.g. gt_segmentations of the dataset)")
+    if config not in GLIOMA_LABEL_CONFIGS:
+        raise NnunetExtError(f"--brats-config {config} expects {OTHER_LABELS.get(config, 'other labels')}, not the "
+                             f"glioma labels of a BraTS export; use one of {', '.join(GLIOMA_LABEL_CONFIGS)}")
+    return references
+
+
+def evaluate_export(files: list[Path], references: str | Path, convention: str, config: str) -> tuple[list[dict], dict]:
+    """Official BraTS metrics of exported ``files`` (labels of ``convention``) against ``references``.
+
+    References are nnU-Net label files named like the exported ones; both reach the package in the
+    configuration's labels through :func:`nnunet_ext.brats_metrics.export_labels` (a ``2023`` export as it
+    was written). Returns (rows, package summary) as :func:`nnunet_ext.brats_metrics.official_metrics`.
+    """
+    from nnunet_ext.brats_metrics import export_labels, official_metrics
+
+    references = check_evaluation(references, config)
+    missing = [f.name for f in files if not (references / f.name).is_file()]
+    if missing:
+        raise NnunetExtError(f"{len(missing)} exported case(s) have no reference in {references} (first: {missing[0]}); "
+                             f"pass the folder with the reference segmentations of these cases")
+    prediction_lookup, reference_labels = export_labels(convention)
+    pairs = [(f.name[: -len(ENDING)], f, references / f.name) for f in files]
+    return official_metrics(pairs, config, prediction_lookup, reference_labels)
+
+
 def _main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         prog="nnunet_ext_export_brats",
@@ -95,9 +133,37 @@ def _main(argv=None) -> None:
     parser.add_argument("--convention", choices=sorted(EXPORT_LABELS),
                         help="label convention (default: the one recorded by nnunet_ext_convert_brats)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--references", help="then score the exported files with the official BraTS package against "
+                                             "these nnU-Net label files (e.g. gt_segmentations of a validation fold)")
+    parser.add_argument("--brats-config", choices=CONFIGS, help="the package's configuration for --references")
+    parser.add_argument("--evaluation-csv", help="with --references: per-case official metrics to this CSV, and the "
+                                                 "package's per-case output beside it (.brats_<config>.json)")
     args = parser.parse_args(argv)
+    if args.references or args.brats_config or args.evaluation_csv:
+        if not (args.references and args.brats_config):
+            raise NnunetExtError("the official evaluation needs both --references FOLDER and --brats-config CONFIG")
+        from nnunet_ext.brats_metrics import require_package
+
+        require_package()
+        check_evaluation(args.references, args.brats_config)
     files = export_brats(args.input, args.output, args.convention, args.overwrite)
-    print(f"wrote {len(files)} case(s) to {args.output} ({export_convention(Path(args.input), args.convention)} labels)")
+    convention = export_convention(Path(args.input), args.convention)
+    print(f"wrote {len(files)} case(s) to {args.output} ({convention} labels)")
+    if args.references:
+        from nnunet_ext.evaluation import format_official_table
+
+        rows, summary = evaluate_export(files, args.references, convention, args.brats_config)
+        print(format_official_table({Path(args.output).name: rows}, args.brats_config))
+        if args.evaluation_csv:
+            import csv
+
+            with open(args.evaluation_csv, "w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+            summary_json = Path(args.evaluation_csv).with_suffix(f".brats_{args.brats_config}.json")
+            summary_json.write_text(json.dumps(summary, indent=1))
+            print(f"per-case official metrics: {args.evaluation_csv}, the package's output: {summary_json}")
 
 
 def main(argv: list[str] | None = None) -> int:
