@@ -39,9 +39,10 @@ BraTS empty-mask convention). ``--quick`` runs a smoke version (10 synthetic cas
 
 Why 80 epochs: at ``_50epochs_20iters`` (measured 2026-12-01, synthetic fold 0) the default's raw pseudo-Dice
 was flat over the last 12 epochs but its EMA, which lags about 10 epochs, still rose 1.5 points over the
-last 20 %. Cost on 2 cores (the record names the CPU): a synthetic run about 8.5 min (0.22 s per iteration plus set-up and
-validation); the two nnU-Net-SGD variants, which only show the collapse, run in fold 0 only
-(``fold0_only``); the whole benchmark (29 + 12 runs) about 6 h, in several sittings.
+last 20 %. Cost on 2 cores (the record names the CPU; measured 2026-12-02): a synthetic run about 7.5 min
+(epochs of about 5 s, plus set-up and validation), an LGG run about 11 min (batches of 8 slices); the two
+nnU-Net-SGD variants, which only show the collapse, run in fold 0 only (``fold0_only``); the whole
+benchmark (29 synthetic + 12 LGG runs) about 6 h, in several sittings (``--trainers`` orders one).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ PLANS = "nnUNetPlans"
 BASELINE = "nnUNetTrainer"
 BUDGET = "_80epochs_20iters"
 PLATEAU_POINTS = 0.01  # EMA pseudo-Dice rise over the last 20 % of epochs below which the default has plateaued
+ONSET_DICE = 0.1  # a region has started to learn at the first epoch its pseudo-Dice exceeds this
 # dataset -> benchmark_quality.py arguments and trainers (the required ones first: an interrupted fold has them)
 SUITE = {
     "synthetic": {
@@ -214,6 +216,13 @@ def plateau(ema: list[float]) -> dict:
             "plateaued": rise < PLATEAU_POINTS, "ema_max_before": float(ema[best]), "epoch_of_max_before": best}
 
 
+def onset_epoch(log: dict, k: int) -> int | None:
+    """First epoch whose pseudo-Dice of foreground channel ``k`` exceeds :data:`ONSET_DICE` (None: never).
+
+    Shows how long a region sat at zero before it learned (RRW's small regions: a plateau of random length)."""
+    return next((e for e, dice in enumerate(log["dice_per_class_or_region"]) if dice[k] > ONSET_DICE), None)
+
+
 def _finite(value) -> float | None:
     """A JSON number: None for a missing or undefined value (one case has no standard error)."""
     return None if value is None or value != value else float(value)
@@ -251,6 +260,9 @@ def dataset_results(args: argparse.Namespace, dataset: str) -> dict:
                 "dice_difference_vs_default": _finite(dice["mean_difference"]),
                 "dice_wilcoxon_p": _finite(dice["wilcoxon_p"]),
                 "hd95_difference_vs_default": _finite(hd95["mean_difference"]),
+                # the training log's channels are in the region order of the cases (nnU-Net's regions_class_order)
+                "onset_epochs": {str(f): onset_epoch(runs[(trainer, f)]["log"], regions.index(region))
+                                 for f in folds if (trainer, f) in runs},
             })
     first = runs[(trainers[0], folds[0])]
     return {"dataset": dataset, "name": first["dataset"], "configuration": first["configuration"], "folds": folds,
@@ -317,18 +329,21 @@ def markdown(record: dict) -> str:
                          f"{p['ema_last']:.3f} over the last 20 % of epochs ({'plateaued' if p['plateaued'] else 'rose'} by "
                          f"the < 1 point criterion; its highest value before them: {p['ema_max_before']:.3f} at epoch "
                          f"{p['epoch_of_max_before']})")
-        lines += ["", "| trainer | region | folds | Dice % | HD95 mm | Δ Dice % (p) | collapsed folds |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["", "| trainer | region | folds | Dice % | HD95 mm | Δ Dice % (p) | collapsed folds | onset epoch per fold |",
+                  "|---|---|---|---|---|---|---|---|"]
         for r in data["records"]:
             delta = "baseline" if r["dice_difference_vs_default"] is None else \
                 f"{100 * r['dice_difference_vs_default']:+.1f} ({r['dice_wilcoxon_p']:.2g})"
             lines.append(f"| {r['trainer']} | {r['region']} | {', '.join(map(str, r['folds']))} "
                          f"| {_cell(r['dice_mean'], r['dice_se'], 100)} "
                          f"| {_cell(r['hd95_mean'], r['hd95_se'], 1)} | {delta} | "
-                         f"{', '.join(map(str, r['collapsed_folds'])) or 'none'} |")
+                         f"{', '.join(map(str, r['collapsed_folds'])) or 'none'} | "
+                         f"{', '.join('never' if e is None else str(e) for e in r['onset_epochs'].values())} |")
         lines.append("")
     lines += ["Training curves: `quality_cpu/curves_<trainer>.png` beside this file. A fold is *collapsed* on a "
-              "region when the trainer predicts that region on none of the fold's validation cases that have it."]
+              "region when the trainer predicts that region on none of the fold's validation cases that have it. "
+              f"*Onset epoch*: the first epoch whose online pseudo-Dice of the region exceeds {ONSET_DICE} (how long "
+              "it sat at zero before it learned)."]
     return "\n".join(lines) + "\n"
 
 
