@@ -60,6 +60,7 @@ from benchmark_common import DATA_VARIABLE, hardware_markdown, hardware_record, 
 REPO = Path(__file__).resolve().parents[1]
 PLANS = "nnUNetPlans"
 BASELINE = "nnUNetTrainer"
+FOLDS = (0, 1, 2)
 BUDGET = "_80epochs_20iters"
 PLATEAU_POINTS = 0.01  # EMA pseudo-Dice rise over the last 20 % of epochs below which the default has plateaued
 ONSET_DICE = 0.1  # a region has started to learn at the first epoch its pseudo-Dice exceeds this
@@ -87,7 +88,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", choices=sorted(SUITE), default=list(SUITE))
-    parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--folds", type=int, nargs="+", default=list(FOLDS),
+                        help="train these folds now (the results cover every recorded fold of the benchmark)")
     parser.add_argument("--trainers", nargs="+", metavar="TRAINER",
                         help="train only these of the suite's trainers now (to order a sitting); the results still "
                              "cover every recorded trainer")
@@ -103,8 +105,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.suite, args.budget = (QUICK, QUICK_BUDGET) if args.quick else (SUITE, BUDGET)
     if args.quick:
         args.datasets, args.folds = ["synthetic"], [0]
+    args.report_folds = list(args.folds) if args.quick else sorted(set(FOLDS) | set(args.folds))
     args.datasets = [d for d in args.datasets if d in args.suite]
-    # --report-only reads the committed records, not the data
     if "lgg" in args.datasets and not args.report_only and (args.lgg_source is None or not Path(args.lgg_source).is_dir()):
         print(f"[quality_cpu] lgg skipped: no LGG folder (pass --lgg-source DIR, or set {DATA_VARIABLE} to the folder "
               f"holding lgg_kaggle_3m_sample/kaggle_3m); got {args.lgg_source}", flush=True)
@@ -233,8 +235,9 @@ def dataset_results(args: argparse.Namespace, dataset: str) -> dict:
     from nnunet_ext.workflow.report import summarise_rows
 
     runs = {(t, f): json.loads(record_path(args, dataset, t, f).read_text())
-            for f in args.folds for t in trainers_of_fold(args, dataset, f) if record_path(args, dataset, t, f).is_file()}
-    folds = [f for f in args.folds if (BASELINE, f) in runs]
+            for f in args.report_folds for t in trainers_of_fold(args, dataset, f)
+            if record_path(args, dataset, t, f).is_file()}
+    folds = [f for f in args.report_folds if (BASELINE, f) in runs]
     runs = {(t, f): run for (t, f), run in runs.items() if f in folds}
     if not folds:
         return {"dataset": dataset, "folds": [], "records": [], "_runs": {}}
@@ -348,7 +351,7 @@ def markdown(record: dict) -> str:
 
 
 def write_results(args: argparse.Namespace) -> dict:
-    results = {d: dataset_results(args, d) for d in args.datasets}
+    results = {d: dataset_results(args, d) for d in args.suite}  # every dataset with records, whatever ran now
     figures = curves(results, args.results / "quality_cpu", args.budget)
     from nnunet_ext.schedules import BUDGETS
 
