@@ -134,10 +134,13 @@ def compute_case_maps(folder: Path, case: str, kind: str, options: Any, spacing:
     try:
         if len(spacing) == 3:
             return compute(data, masks, valid, tuple(spacing), options, ignored=ignored)
-        maps = np.empty(masks.shape, dtype=np.float32)
+        maps = None  # a kind may add channels (background, complements): sized by the first slice
         for z in range(seg.shape[0]):
-            maps[:, z] = compute(data[:, z], masks[:, z], valid[z], tuple(spacing), options,
+            slice_maps = compute(data[:, z], masks[:, z], valid[z], tuple(spacing), options,
                                  ignored=None if ignored is None else ignored[z])
+            if maps is None:
+                maps = np.empty((slice_maps.shape[0], *seg.shape), dtype=np.float32)
+            maps[:, z] = slice_maps
         return maps
     except ValueError as error:
         raise NnunetExtError(f"case {case} in {folder}: {error}") from None

@@ -156,6 +156,19 @@ def test_label_dataset_2d_configuration_is_slicewise(preprocessed):
     for z in range(4):
         expected = sing_maps(data[:, z], masks[:, z], seg[z] >= 0, (0.8, 0.8), SiNGOptions())
         np.testing.assert_allclose(stored[:, z], expected, atol=1e-3)
+    # kinds with more channels than masks (the background map of GSL's DTMs and RRW on label datasets):
+    # a 2d configuration once failed on them ("could not broadcast (2, ...) into (1, ...)")
+    from nnunet_ext.targets.dtm import DTMOptions, dtm_maps
+    from nnunet_ext.targets.rrw import RRWOptions, rrw_maps
+
+    for kind, options, function in (("dtm", DTMOptions(background=True), dtm_maps),
+                                    ("rrw", RRWOptions(background=True), rrw_maps)):
+        precompute_targets(951, "2d", kind=kind, params=options.as_params(), progress=False)
+        stored = np.asarray(open_case(folder, target_spec(kind, options), "case_000")[:], dtype=np.float32)
+        assert stored.shape == (3, 4, 24, 20)  # background + labels 1 and 2
+        for z in range(4):
+            expected = function(data[:, z], masks[:, z], seg[z] >= 0, (0.8, 0.8), options)
+            np.testing.assert_allclose(stored[:, z], expected, rtol=1e-3, atol=2e-3)  # float16 storage
 
 
 def test_cli_delta0_alongside_png_and_errors(preprocessed, tmp_path, capsys):
