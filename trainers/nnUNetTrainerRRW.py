@@ -10,8 +10,9 @@ precomputed on whole cases by ``nnUNetv2_precompute_targets --kind rrw`` (or on 
 
 Optimiser: Adam 1e-3 with poly decay (:class:`~nnunet_ext.training.optimizers.AdamWithPolyDecay`), as
 for SiNGR, whose loss is also linear in a saturating activation. Under nnU-Net's SGD RRW's small regions
-collapsed; with Adam they still did not learn in a first measurement, without saturating, so Adam is
-not a fix for RRW yet (docs/results/training-health.md). ``nnUNetTrainerRRW_AuthorsAdam`` is the
+collapsed. Under Adam they learn, but a small region can first sit at pseudo-Dice 0, unsaturated, for a
+number of epochs that varies from run to run (the RW gradient carries the probability itself, Eq. 5;
+docs/methods/distance-losses.md, docs/results/training-health.md). ``nnUNetTrainerRRW_AuthorsAdam`` is the
 authors' optimiser (Adam 1e-4), ``nnUNetTrainerRRW_nnUNetSGD`` nnU-Net's.
 """
 
