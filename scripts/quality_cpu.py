@@ -21,8 +21,8 @@ so that an interrupted benchmark has whole folds. Each trained (dataset, trainer
 ``<results>/quality_cpu/runs/<dataset>/<trainer><budget>_fold<k>.json`` (per-case metrics of the fold's
 validation, collapsed regions, the per-epoch training log): committed, these records are the benchmark's
 state, so re-running the command on any machine trains only what has no record (an interrupted training
-on the same machine resumes from its checkpoint). After every fold the results are rewritten from the
-folds that every trainer of the dataset has recorded:
+on the same machine resumes from its checkpoint). After every run the results are rewritten from all
+committed records (each trainer paired with the default over the folds both have), whatever a sitting trains:
 
 - ``<results>/quality_cpu.json``: one record per trainer, dataset and region with ``trainer``,
   ``dataset``, ``region``, ``dice_mean``, ``dice_se`` (over cases of all folds), ``hd95_mean``,

@@ -34,7 +34,6 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.image_check import check_trainer_images
-
 from nnunet_ext.training.progress_logger import CurvesLocalLogger
 
 #: activation values q (scaled to (0, 1)) below this are saturated on the background side: 4 q (1 - q) < 0.01

@@ -4,8 +4,8 @@ A subclass names its maps (:meth:`nnUNetTrainerWithTargetMaps.target_spec`) and 
 (:meth:`nnUNetTrainerWithTargetMaps.build_map_loss`, called as ``loss(output, seg, maps)``); this base
 does the rest without copying nnU-Net's training code:
 
-- **maps before training**: missing or stale maps are computed before training (``check_before_training``, logged, under a
-  file lock so that five folds started together compute them once); ``nnUNetv2_precompute_targets``
+- **maps before training**: missing or stale maps are computed in ``check_before_training`` (logged,
+  under a file lock so that five folds started together compute them once); ``nnUNetv2_precompute_targets``
   does the same ahead of time. The precompute first checks every channel of every case for NaN / inf
   (once per case, :mod:`nnunet_ext.image_check`). Afterwards every case's maps are checked again
   (maps removed or re-written while they were computed, e.g. by a concurrent ``nnUNetv2_preprocess``
