@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunet_ext.converters.brats import EXPORT_LABELS, REGION_LABELS
+from nnunet_ext.converters.brats import EXPORT_LABELS, REGION_LABELS, relabelled
 from nnunet_ext.errors import NnunetExtError
 
 # brats_evaluation.evaluation.BUNDLED_CONFIGS of brats-evaluation 0.0.10 (a test checks it).
@@ -151,18 +151,7 @@ def _converted(path: Path, lookup: dict[int, int] | None, target: Path):
 
     if lookup is None:
         return path
-    image = sitk.ReadImage(str(path))
-    labels = sitk.GetArrayFromImage(image)
-    unexpected = sorted(set(np.unique(labels).tolist()) - set(lookup))
-    if unexpected:
-        raise NnunetExtError(f"{path} has label values {unexpected}, expected only {sorted(lookup)}; "
-                             f"pass files with nnU-Net's labels of this dataset")
-    table = np.zeros(max(lookup) + 1, np.uint8)
-    for value, label in lookup.items():
-        table[value] = label
-    converted = sitk.GetImageFromArray(table[labels.astype(np.int64)])
-    converted.CopyInformation(image)
-    sitk.WriteImage(converted, str(target))
+    sitk.WriteImage(relabelled(path, lookup, "pass files with nnU-Net's labels of this dataset"), str(target))
     return target
 
 

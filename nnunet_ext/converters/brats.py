@@ -90,6 +90,24 @@ EXPORT_LABELS: dict[str, dict[int, int]] = {
 }
 
 
+def relabelled(path: Path, mapping: dict[int, int], expected: str):
+    """The label file ``path`` as a SimpleITK image with every value v replaced by ``mapping[v]`` (uint8),
+    header kept; a value outside ``mapping`` raises one line ending in ``expected`` (what to pass instead)."""
+    import SimpleITK as sitk
+
+    image = sitk.ReadImage(str(path))
+    labels = sitk.GetArrayFromImage(image)
+    unexpected = sorted(set(np.unique(labels).tolist()) - set(mapping))
+    if unexpected:
+        raise NnunetExtError(f"{path} has label values {unexpected}, expected only {sorted(mapping)}; {expected}")
+    table = np.zeros(max(mapping) + 1, np.uint8)
+    for value, label in mapping.items():
+        table[value] = label
+    converted = sitk.GetImageFromArray(table[labels.astype(np.int64)])
+    converted.CopyInformation(image)
+    return converted
+
+
 def detect_layout(case_dir: Path) -> str | None:
     """The layout whose first image file exists in ``case_dir``, or None."""
     for name, layout in LAYOUTS.items():

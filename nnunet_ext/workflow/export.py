@@ -24,11 +24,10 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 
 from nnunet_ext.brats_metrics import CONFIGS
 from nnunet_ext.raw_dataset import write_atomically
-from nnunet_ext.converters.brats import EXPORT_LABELS, REGION_LABELS
+from nnunet_ext.converters.brats import EXPORT_LABELS, REGION_LABELS, relabelled
 from nnunet_ext.errors import NnunetExtError, run_cli
 
 ENDING = ".nii.gz"
@@ -69,20 +68,9 @@ def export_brats(prediction_folder: str | Path, output_folder: str | Path, conve
     files = sorted(prediction_folder.glob(f"*{ENDING}"))
     if not files:
         raise NnunetExtError(f"no predictions (*{ENDING}) in {prediction_folder}; run nnUNetv2_predict first")
-    lookup = np.zeros(max(mapping) + 1, np.uint8)
-    for label, value in mapping.items():
-        lookup[label] = value
-
     def write(folder: Path) -> None:
         for path in files:
-            image = sitk.ReadImage(str(path))
-            labels = sitk.GetArrayFromImage(image)
-            unexpected = sorted(set(np.unique(labels).tolist()) - set(mapping))
-            if unexpected:
-                raise NnunetExtError(f"{path.name} has label values {unexpected}, expected nnU-Net's BraTS labels "
-                                     f"{sorted(mapping)}; pass the folder nnUNetv2_predict wrote")
-            exported = sitk.GetImageFromArray(lookup[labels.astype(np.int64)])
-            exported.CopyInformation(image)
+            exported = relabelled(path, mapping, "pass the folder nnUNetv2_predict wrote (nnU-Net's BraTS labels)")
             sitk.WriteImage(exported, str(folder / path.name), useCompression=True)
 
     write_atomically(output_folder, overwrite, write)
