@@ -12,12 +12,14 @@ Our maps see the case as nnU-Net does (voxels outside the brain mask are backgro
 recipes get the labels restricted to the brain mask too, so that the agreement measures the recipes,
 not that choice (the number of labelled voxels outside the brain is reported with the data).
 
-Measured, with ``--threads`` torch threads (scipy's EDT is single-threaded):
+Measured, with ``--threads`` torch threads (the edt package uses as many; SciPy's EDT is single-threaded):
 
 1. ours: every map setting the trainers use (``SETTINGS``), computed through the registry
    (``get_kind(kind).compute``, what ``nnUNetv2_precompute_targets`` runs per case, without the
    float16 write), on each case cropped to the brain box as nnU-Net stores it and on the full
    volume; median of ``--repeats``; and the largest |difference| between the two inside the box;
+   for the DTM and RRW settings also on the brain box with SciPy's EDT instead of the edt package
+   (:func:`~nnunet_ext.targets.euclidean.euclidean_backend`): the ratio and the largest |difference|;
 2. the authors' recipes (``RECIPES``: SiNG, DTM of the GSL code, RRW, GeoLS), written here from the
    papers and the authors' released code, on the full volume, timed once per case (DTM and RRW,
    seconds each, on every case; SiNG and GeoLS, a minute or more each, on the first
@@ -66,6 +68,7 @@ from skimage import feature
 from benchmark_common import DATA_VARIABLE, hardware_markdown, hardware_record, sample_folder  # sibling module
 from nnunet_ext.targets import get_kind, target_spec
 from nnunet_ext.targets.boundary import boundary_3d
+from nnunet_ext.targets.euclidean import euclidean_backend
 from nnunet_ext.targets.geols import GeoLSOptions, geols_maps
 from nnunet_ext.targets.sing import SiNGOptions, geodesic_device
 
@@ -73,6 +76,7 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = "brats2015_sample"  # inside the --data folder
 KINDS = ("sing", "dtm", "rrw", "geols")
 GEODESIC_KINDS = ("sing", "geols")  # the kinds that run FastGeodis, hence can run on the GPU
+EUCLIDEAN_KINDS = ("dtm", "rrw")  # the kinds that are Euclidean distance transforms only (edt package vs SciPy)
 REGIONS = {"WT": (1, 2, 3, 4), "TC": (1, 3, 4), "ET": (4,)}  # nnU-Net's BraTS order
 CHANNEL_SETS = {  # name -> {channel name: labels}: the masks a setting or recipe computes maps of
     "regions": REGIONS,
@@ -370,6 +374,15 @@ def measure_ours(case: dict, settings: dict, repeats: int, keep: set[str]) -> tu
                      "seconds_full": seconds["full"],
                      "box_vs_full_max_abs_diff": float(np.abs(maps["box"] - maps["full"][(slice(None), *box)]).max())})
         print(f"{case['name']:24s} {name:42s} brain box {seconds['box']:6.2f} s   full {seconds['full']:6.2f} s", flush=True)
+        if setting.kind in EUCLIDEAN_KINDS:  # the same arrays again with SciPy's EDT instead of the edt package
+            image, masks, valid = case_on_grid(case, setting.channels, "box")
+            with euclidean_backend("scipy"):
+                scipy_seconds, scipy_maps = timed(compute_ours, setting.kind, setting.params, image, masks, valid,
+                                                  case["spacing"], repeats=repeats)
+            rows[-1].update(seconds_box_scipy=scipy_seconds,
+                            edt_vs_scipy_max_abs_diff=float(np.abs(maps["box"] - scipy_maps).max()))
+            print(f"{case['name']:24s} {name:42s} brain box, SciPy EDT {scipy_seconds:6.2f} s "
+                  f"({scipy_seconds / seconds['box']:.1f}x the edt package)", flush=True)
         if name in keep:
             kept[name] = (maps["box"], maps["full"])
     return rows, kept
@@ -622,6 +635,17 @@ def markdown(report: dict) -> str:
         rows = [r for r in report["ours"] if r["setting"] == name]
         lines.append(f"| {name} | {rows[0]['kind']} | {median_of(rows, 'seconds_box'):.2f} | "
                      f"{median_of(rows, 'seconds_full'):.2f} | {max(r['box_vs_full_max_abs_diff'] for r in rows):.3g} |")
+
+    euclidean = [name for name in report["settings"] if report["settings"][name]["kind"] in EUCLIDEAN_KINDS]
+    if euclidean:
+        lines += ["", "## The edt package vs SciPy's EDT (our maps on the brain box, same arrays and threads)", "",
+                  "| setting | edt package, s | SciPy, s | SciPy / edt per case | max abs diff of the maps |",
+                  "|---|---|---|---|---|"]
+        for name in euclidean:
+            rows = [r for r in report["ours"] if r["setting"] == name]
+            lines.append(f"| {name} | {median_of(rows, 'seconds_box'):.2f} | {median_of(rows, 'seconds_box_scipy'):.2f} | "
+                         f"{listed((r['seconds_box_scipy'] / r['seconds_box'] for r in rows), 2)} | "
+                         f"{max(r['edt_vs_scipy_max_abs_diff'] for r in rows):.3g} |")
 
     lines += ["", "## Agreement with the authors' recipes (per channel, in channel order)", "",
               "| case | kind | channels | compared | mean abs diff | max abs diff | band Dice | sign agreement |",

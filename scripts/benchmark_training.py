@@ -20,11 +20,14 @@ for even r, backward for odd r) so that drift in the load of a shared machine hi
 2. data loader alone: batches/s of the augmenter with its workers, and seconds per batch of the
    loader + augmentation in this process with one thread (the CPU cost of one batch, as a worker
    pays it);
-3. ``train_step`` alone on one fixed batch: network + loss + backward, no data loading;
+3. ``train_step`` alone on one fixed batch: network + loss + backward, no data loading; and the
+   optimiser's ``step`` alone on that batch's gradients;
 4. ``nnUNetv2_predict`` as a subprocess on the test images, from the checkpoint each in-process
    trainer saves with nnU-Net's ``on_train_end``, and the trainer look-up alone in a fresh Python
    (the share of its start-up that differs between trainers);
-5. disk: the precomputed maps vs the preprocessed images.
+5. disk: the precomputed maps vs the preprocessed images;
+6. where the loader's time goes: each stage of the loader (crops, every transform of the pipeline) per
+   sample, every trainer on the same cases, crops and random augmentation parameters.
 
 Spreads: median and interquartile range per trainer; ratios are ratios of medians (of means for
 batches/s) with a 95 % percentile-bootstrap interval. Writes ``benchmark_training.json`` and
@@ -289,6 +292,80 @@ def time_loader_in_process(trainers: dict, args) -> dict:
     return samples
 
 
+def stage_name(transform) -> str:
+    """The transform a pipeline stage runs (RandomTransform and the maps' padding wrapper hold one)."""
+    inner = getattr(transform, "transform", None)
+    return stage_name(inner) if inner is not None else type(transform).__name__
+
+
+def time_pipeline_stages(trainers: dict, args) -> dict:
+    """Per trainer: milliseconds per sample of each stage of the loader (crop, then every transform), one thread.
+
+    Like for like: every trainer gets the same cases and crops (those of the first trainer with maps) and,
+    per sample, the same random seeds, so that its augmentation draws the same parameters.
+    """
+    import random
+
+    import torch
+    from acvl_utils.cropping_and_padding.bounding_boxes import crop_and_pad_nd
+    from threadpoolctl import threadpool_limits
+
+    from nnunet_ext.training.data_loader import nnUNetDataLoaderWithTargets
+
+    loaders = {name: trainer.dataloader_train.generator for name, trainer in trainers.items()}
+    source = next((l for l in loaders.values() if isinstance(l, nnUNetDataLoaderWithTargets)), None)
+    if source is None:
+        return {}
+    stages = {name: {} for name in trainers}
+    samples = args.loader_batches * loaders[BASELINE].batch_size
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            for index in range(args.warmup + samples):  # warm-up: e.g. the blur's first calls benchmark its kernels
+                key = source._data.identifiers[index % len(source._data.identifiers)]
+                data, seg, _, properties = source._data.load_case(key)
+                bbox = [list(b) for b in zip(*source.get_bbox(data.shape[1:], index % 3 == 0, properties["class_locations"]))]
+                for name in round_order(list(trainers), index):
+                    times, start = {}, time.perf_counter()
+                    batch = {"image": torch.from_numpy(crop_and_pad_nd(data, bbox, 0)).float(),
+                             "segmentation": torch.from_numpy(crop_and_pad_nd(seg, bbox, -1, cast_cropped_to=np.int16))}
+                    times["crop image and seg"] = time.perf_counter() - start
+                    if isinstance(loaders[name], nnUNetDataLoaderWithTargets):
+                        start = time.perf_counter()
+                        batch["regression_target"] = torch.from_numpy(crop_and_pad_nd(
+                            loaders[name]._data.load_targets(key), bbox, loaders[name].map_padding_value,
+                            cast_cropped_to=np.float32))
+                        times["crop maps"] = time.perf_counter() - start
+                    torch.manual_seed(index), np.random.seed(index), random.seed(index)
+                    seen = {}
+                    for transform in loaders[name].transforms.transforms:
+                        label = stage_name(transform)
+                        seen[label] = seen.get(label, 0) + 1
+                        label += f" ({seen[label]})" if seen[label] > 1 else ""
+                        start = time.perf_counter()
+                        batch = transform(**batch)
+                        times[label] = time.perf_counter() - start
+                    if index >= args.warmup:
+                        for label, seconds in times.items():
+                            stages[name][label] = stages[name].get(label, 0.0) + seconds
+    finally:
+        torch.set_num_threads(threads)
+    return {name: {stage: 1000 * seconds / samples for stage, seconds in times.items()} for name, times in stages.items()}
+
+
+def time_optimizer_step(trainers: dict, args) -> dict:
+    """Per trainer: seconds of ``optimizer.step()`` alone, on the gradients its last ``train_step`` left."""
+    samples = {name: [] for name in trainers}
+    for round_index in range(args.warmup + args.step_repeats):
+        for name in round_order(list(trainers), round_index):
+            start = time.perf_counter()
+            trainers[name].optimizer.step()
+            if round_index >= args.warmup:
+                samples[name].append(time.perf_counter() - start)
+    return samples
+
+
 def time_fixed_batch(trainers: dict, args) -> dict:
     """Per trainer: seconds of ``train_step`` on one batch drawn once from its own loader (no loading at all)."""
     batches = {name: next(trainer.dataloader_train.generator) for name, trainer in trainers.items()}
@@ -376,6 +453,7 @@ ROWS = (  # measurement key, label, unit
     ("loader_with_workers_interval", "data loader with workers, time per batch", "s"),
     ("loader_in_process", "data loader + augmentation, 1 process 1 thread", "s/batch"),
     ("train_step_fixed_batch", "train_step alone on a fixed batch", "s"),
+    ("optimizer_step", "  of which optimizer.step (on that batch's gradients)", "s"),
     ("predict", "nnUNetv2_predict on imagesTs", "s"),
     ("trainer_lookup", "  trainer look-up in a fresh Python (part of the above)", "s"),
 )
@@ -412,6 +490,20 @@ def markdown(record: dict) -> str:
     throughput = [f"{1 / results['loader_with_workers_interval']['per_trainer'][n]['mean']:.2f}" for n in names]
     ratios = [f"{1 / results['loader_with_workers_interval']['ratio_to_baseline'][n]['ratio']:.3f}" for n in others]
     lines.append("| data loader with workers, batches/s | " + " | ".join(throughput) + " | " + " | ".join(ratios) + " |")
+    stages = record["pipeline_stages_ms_per_sample"]
+    if stages:
+        lines += ["", "Where the loader's time goes: ms per sample of each stage, 1 process 1 thread, every trainer on the "
+                      "same cases, crops and augmentation parameters (`time_pipeline_stages`):", "",
+                  "| stage | " + " | ".join(names) + " | " + " | ".join(f"{n} - {BASELINE}" for n in others) + " |",
+                  "|---|" + "---|" * (len(names) + len(others))]
+        for stage in dict.fromkeys(key for name in sorted(names, key=lambda n: -len(stages[n])) for key in stages[name]):
+            values = [stages[name].get(stage, 0.0) for name in names]
+            extra = [stages[name].get(stage, 0.0) - stages[BASELINE].get(stage, 0.0) for name in others]
+            lines.append(f"| {stage} | " + " | ".join(f"{v:.2f}" for v in values) + " | "
+                         + " | ".join(f"{e:+.2f}" for e in extra) + " |")
+        totals = [sum(stages[name].values()) for name in names]
+        lines.append("| **total** | " + " | ".join(f"{t:.2f}" for t in totals) + " | "
+                     + " | ".join(f"{sum(stages[n].values()) - totals[0]:+.2f}" for n in others) + " |")
     disk = record["disk"]
     lines += ["", f"Disk: preprocessed images {disk['images_bytes'] / 1e6:.1f} MB ({disk['cases']} cases, "
                   f"segmentations {disk['segs_bytes'] / 1e6:.1f} MB)."]
@@ -460,6 +552,8 @@ def main(argv=None) -> int:
     samples["loader_with_workers_interval"] = time_loader_with_workers(trainers, args)
     samples["loader_in_process"] = time_loader_in_process(trainers, args)
     samples["train_step_fixed_batch"] = time_fixed_batch(trainers, args)
+    samples["optimizer_step"] = time_optimizer_step(trainers, args)
+    pipeline_stages = time_pipeline_stages(trainers, args)
 
     first = next(iter(trainers.values()))
     plans = {"patch_size": list(first.configuration_manager.patch_size), "batch_size": first.batch_size}
@@ -484,6 +578,7 @@ def main(argv=None) -> int:
         "setup": {**setup_timings, "maps": maps},
         "disk": disk_sizes(dataset, maps),
         "results": build_results(samples, args.trainers),
+        "pipeline_stages_ms_per_sample": pipeline_stages,
         "samples": samples,
         "total_seconds": time.perf_counter() - started,
     }

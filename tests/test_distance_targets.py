@@ -9,6 +9,7 @@ from scipy import ndimage
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import REGISTRY, make_options, target_spec
 from nnunet_ext.targets.dtm import DTMOptions, dtm_maps, signed_distance
+from nnunet_ext.targets.euclidean import distance_to_outside, euclidean_backend
 from nnunet_ext.targets.rrw import RRWOptions, rrw_maps
 
 
@@ -150,3 +151,43 @@ def test_dtm_and_rrw_3d_ignored_slab_matches_the_known_boundary():
     z = rrw_maps(np.zeros((1, *mask.shape), np.float32), mask[None], valid, spacing, RRWOptions(), ignored=ignored)[0]
     np.testing.assert_allclose(z[mask], -inside[mask] / inside[mask].max(), rtol=1e-6)
     assert (z[~mask] == 1).all()
+
+
+# ------------------------------------------------------------- the EDT library (nnunet_ext.targets.euclidean)
+@pytest.mark.parametrize("shape, spacing", [((20, 24, 18), (2.5, 1.0, 0.7)), ((1, 30, 26), (3.0, 1.0, 0.5)),
+                                            ((17, 23), (2.0, 0.7)), ((9, 11, 1), (1.0, 2.0, 3.0)), ((40,), (2.0,))])
+def test_edt_package_equals_scipy_exact_edt(shape, spacing):
+    rng = np.random.default_rng(3)
+    mask = rng.random(shape) > 0.3
+    expected = ndimage.distance_transform_edt(mask, sampling=spacing)
+    np.testing.assert_allclose(distance_to_outside(mask, spacing), expected, rtol=1e-6, atol=1e-5)
+    # spacing follows the array's axes whatever its memory order (edt's docs once said otherwise)
+    np.testing.assert_allclose(distance_to_outside(np.asfortranarray(mask), spacing), expected, rtol=1e-6, atol=1e-5)
+    with euclidean_backend("scipy"):
+        np.testing.assert_allclose(distance_to_outside(mask, spacing), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_edt_without_any_outside_voxel_is_an_error():
+    with pytest.raises(ValueError, match="no voxel outside"):
+        distance_to_outside(np.ones((4, 5), bool), (1.0, 1.0))
+    with pytest.raises(ValueError, match="spacing"):
+        distance_to_outside(np.zeros((4, 5), bool), (1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="unknown Euclidean"):
+        with euclidean_backend("cupy"):
+            pass
+
+
+@pytest.mark.parametrize("kind, params", [("dtm", {"background": True}), ("rrw", {"complements": True}),
+                                          ("sing", {})])
+def test_maps_are_the_same_with_either_edt_backend(kind, params):
+    rng = np.random.default_rng(4)
+    labels = ndimage.median_filter(rng.integers(0, 3, (14, 16, 12)), size=3)
+    masks = np.stack([labels > 0, labels == 2])
+    image = rng.random((1, *labels.shape)).astype(np.float32)
+    valid = np.ones(labels.shape, bool)
+    spacing = (2.0, 1.0, 0.8)
+    kind_entry, options = REGISTRY[kind], make_options(kind, params)
+    ours = kind_entry.compute(image, masks, valid, spacing, options)
+    with euclidean_backend("scipy"):
+        reference = kind_entry.compute(image, masks, valid, spacing, options)
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)

@@ -26,7 +26,7 @@ class _StandInTrainer:
 
     def __init__(self, plans, configuration, fold, dataset_json, device=torch.device("cuda")):
         self.initial_lr, self.weight_decay, self.num_epochs = 1e-2, 3e-5, 10
-        self.network = nn.Conv2d(1, 2, 3)
+        self.network, self.device = nn.Conv2d(1, 2, 3), device
 
 
 class _Trainer(ShortSchedule, PaperAdam, _StandInTrainer):
@@ -55,6 +55,26 @@ def test_other_adam_settings(mixin, lr, weight_decay):
     optimizer, _ = trainer.configure_optimizers()
     assert type(optimizer) is torch.optim.Adam and (trainer.initial_lr, trainer.weight_decay) == (lr, weight_decay)
     assert optimizer.param_groups[0]["lr"] == lr and optimizer.param_groups[0]["weight_decay"] == weight_decay
+
+
+def test_fused_adam_takes_the_steps_of_the_per_tensor_loop():
+    trainer = _Trainer({}, "2d", 0, {}, torch.device("cpu"))
+    fused, _ = trainer.configure_optimizers()
+    assert fused.param_groups[0]["fused"] is True
+    network = trainer.network
+    reference_network = nn.Conv2d(1, 2, 3)
+    reference_network.load_state_dict(network.state_dict())
+    loop = torch.optim.Adam(reference_network.parameters(), lr=trainer.initial_lr, weight_decay=trainer.weight_decay,
+                            foreach=False)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        image = torch.randn(2, 1, 8, 8, generator=generator)
+        for model, optimizer in ((network, fused), (reference_network, loop)):
+            optimizer.zero_grad()
+            model(image).square().mean().backward()
+            optimizer.step()
+    for ours, reference in zip(network.parameters(), reference_network.parameters()):
+        torch.testing.assert_close(ours, reference, rtol=1e-6, atol=1e-7)
 
 
 def test_nnunet_sgd_restores_nnunets_optimiser_and_values():

@@ -31,7 +31,7 @@ without any known voxel outside it has no boundary: all 0.
 Cost: the inside distance of a mask only needs the mask's bounding box grown by one voxel (the
 nearest outside voxel of a voxel in the box is never farther than the nearest voxel of that margin,
 by projection onto the box), so it runs on the box; the outside distance needs the whole array
-(scipy's exact EDT, ``sampling`` = spacing).
+(the exact EDT of :mod:`~nnunet_ext.targets.euclidean`).
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
-from scipy import ndimage
 
 from nnunet_ext.targets.common import TargetOptions, channel_masks_within, ignored_voxels
+from nnunet_ext.targets.euclidean import distance_to_outside
 
 
 @dataclass(frozen=True)
@@ -109,13 +109,13 @@ def signed_distance(mask: np.ndarray, spacing: Sequence[float], ignored: np.ndar
         if not mask.any() or not_known_outside.all():
             return np.zeros(mask.shape, dtype=np.float32)
         spacing = tuple(float(s) for s in spacing)
-        outside = ndimage.distance_transform_edt(~mask, sampling=spacing).astype(np.float32)
+        outside = distance_to_outside(~mask, spacing)
         inside = inside_distance(not_known_outside, spacing)  # to the nearest known voxel outside the mask
         return np.where(mask, -inside, np.where(ignored, np.float32(0.0), outside)).astype(np.float32)
     if not mask.any() or mask.all():
         return np.zeros(mask.shape, dtype=np.float32)
     spacing = tuple(float(s) for s in spacing)
-    outside = ndimage.distance_transform_edt(~mask, sampling=spacing).astype(np.float32)
+    outside = distance_to_outside(~mask, spacing)
     return outside - inside_distance(mask, spacing)
 
 
@@ -127,7 +127,7 @@ def inside_distance(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     """
     box = grown_bounding_box(mask, 1)
     out = np.zeros(mask.shape, dtype=np.float32)
-    out[box] = ndimage.distance_transform_edt(mask[box], sampling=tuple(float(s) for s in spacing))
+    out[box] = distance_to_outside(mask[box], spacing)
     return out
 
 

@@ -5,7 +5,7 @@ Segmentation*, Eq. 4::
     z_ik = 1                                               otherwise
 
 with b_ik the nearest boundary voxel of class k. As in the authors' code, |i - b_ik| is the
-distance from a voxel of the class to the nearest voxel outside it (scipy's EDT of the mask), here
+distance from a voxel of the class to the nearest voxel outside it (the exact EDT of the mask), here
 in mm (the authors used voxel units: identical for isotropic data). Voxels of the class therefore
 lie in [-1, 0), strictly below the 1 of every other class: each voxel has exactly one component
 below the others, the rectification principle of Sec. 3.3.

@@ -88,10 +88,10 @@ from typing import Any, Iterator, Sequence
 import FastGeodis
 import numpy as np
 import torch
-from scipy import ndimage
 
 from nnunet_ext.targets.boundary import BOUNDARY_MODES, boundary_seeds, seed_padding
 from nnunet_ext.targets.common import TargetOptions, channel_masks_within, gradient_channels, ignored_voxels
+from nnunet_ext.targets.euclidean import distance_to_outside
 
 IMAGE_MODES = ("channel", "mean_of_maps")
 BAND_DISTANCES = ("edt", "geodesic0")
@@ -334,7 +334,7 @@ def geodesic_distance(
 def _band_distance(seeds: np.ndarray, spacing: Sequence[float], options: SiNGOptions) -> np.ndarray:
     """G^0 of Eq. 3-4: exact Euclidean distance (``"edt"``) or FastGeodis with lambda 0."""
     if options.band_distance == "edt":
-        return ndimage.distance_transform_edt(~seeds, sampling=spacing).astype(np.float32)
+        return distance_to_outside(~seeds, spacing)
     return geodesic_distance(np.zeros(seeds.shape, np.float32), seeds, spacing, 0.0, options.v, options.iterations)
 
 

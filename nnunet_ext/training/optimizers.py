@@ -31,6 +31,12 @@ from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 
+#: devices on which Adam runs fused: the same update as the per-tensor loop in one kernel per step. The loop
+#: costs about twice nnU-Net's SGD step (measured by scripts/benchmark_training.py, docs/results/speed-cpu.md),
+#: enough to make a training step measurably dearer than the default trainer's
+FUSED_ADAM_DEVICES = ("cpu", "cuda")
+
+
 class AdamWithPolyDecay:
     """Mixin placed before an nnU-Net trainer: Adam at ``adam_lr`` with weight decay ``adam_weight_decay``.
 
@@ -47,7 +53,8 @@ class AdamWithPolyDecay:
         self.initial_lr, self.weight_decay = self.adam_lr, self.adam_weight_decay
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.network.parameters(), lr=self.initial_lr, weight_decay=self.weight_decay)
+        optimizer = torch.optim.Adam(self.network.parameters(), lr=self.initial_lr, weight_decay=self.weight_decay,
+                                     fused=self.device.type in FUSED_ADAM_DEVICES or None)
         return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
 
 
