@@ -211,7 +211,7 @@ def _peak_rss_mb() -> float:
 
 def versions() -> dict[str, str]:
     found = {}
-    for package in ("nnunet-ext", "nnunetv2", "FastGeodis", "torch", "numpy", "scipy", "scikit-image", "blosc2"):
+    for package in ("nnunet-ext", "nnunetv2", "FastGeodis", "torch", "numpy", "scipy", "edt", "scikit-image", "blosc2"):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -15,7 +15,7 @@
 - ``load_average``: 1, 5 and 15 minute load averages when called (timings on a shared machine
   mean little without it);
 - ``gpu``: ``{"name", "memory_gb", "cuda"}`` of CUDA device 0 as torch sees it, or None;
-- ``versions``: torch, FastGeodis, numpy, scipy, nnunetv2 (importlib.metadata; "not installed");
+- ``versions``: torch, FastGeodis, numpy, scipy, edt, nnunetv2 (importlib.metadata; "not installed");
 - ``python``, ``platform``;
 - ``git``: ``{"commit": short HEAD or None, "dirty": tracked files modified, or None}`` of the
   repository this file lives in (read-only git calls: no index refresh is written).
@@ -36,7 +36,7 @@ from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("torch", "FastGeodis", "numpy", "scipy", "nnunetv2")
+PACKAGES = ("torch", "FastGeodis", "numpy", "scipy", "edt", "nnunetv2")
 HARDWARE_KEYS = ("date_utc", "cpu_model", "logical_cpus", "affinity_cpus", "torch_threads", "ram_gb", "load_average",
                  "gpu", "versions", "python", "platform", "git")
 DATA_VARIABLE = "NNUNET_EXT_DATA"  # folder holding brats2015_sample/ and lgg_kaggle_3m_sample/

@@ -66,7 +66,7 @@ def test_hardware_record_has_the_documented_keys():
     record = hardware_record()
     assert tuple(record) == HARDWARE_KEYS
     assert record["logical_cpus"] >= record["affinity_cpus"] >= 1 and record["torch_threads"] >= 1
-    assert set(record["versions"]) == {"torch", "FastGeodis", "numpy", "scipy", "nnunetv2"}
+    assert set(record["versions"]) == {"torch", "FastGeodis", "numpy", "scipy", "edt", "nnunetv2"}
     assert set(record["git"]) == {"commit", "dirty"}
     assert record["gpu"] is None or set(record["gpu"]) == {"name", "memory_gb", "cuda"}
     text = hardware_markdown(record)
