@@ -12,6 +12,7 @@ from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 
 from nnunet_ext.schedules import add_budget_variants
 from nnunet_ext.training.health import nnUNetTrainerWithHealthGuard
+from nnunet_ext.training.optimizers import AdamWithPolyDecay
 from nnunet_ext.training.soft_label_loss import SoftLabelLoss
 
 
@@ -30,6 +31,15 @@ class nnUNetTrainerLS_JML(nnUNetTrainerWithHealthGuard):
         if not self.enable_deep_supervision:
             return loss
         return DeepSupervisionWrapper(loss, super()._build_loss().weight_factors)  # nnU-Net's scale weights
+
+
+class nnUNetTrainerLS_JML_Adam(AdamWithPolyDecay, nnUNetTrainerLS_JML):
+    """Adam 1e-3 with poly decay (``nnUNetTrainerSiNGR``'s optimiser) instead of nnU-Net's SGD.
+
+    Under nnU-Net's SGD the small regions' probabilities saturate on the wrong side within the first
+    epochs, as SiNGR's tanh did (docs/results/training-health.md); the SiNGR paper trained its
+    baselines with Adam (Sec. 4).
+    """
 
 
 add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/schedules.py
