@@ -39,6 +39,8 @@ import statistics
 import sys
 import threading
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from importlib import metadata
 from pathlib import Path
@@ -58,6 +60,8 @@ from nnunet_ext.targets import REGISTRY, get_kind, make_options, target_spec
 from nnunet_ext.targets.sing import geodesic_device
 
 COMMAND = "nnUNetv2_precompute_targets"
+#: devices that this process alone computes on, with -np reader / writer threads (_process_on_device)
+DEVICES_COMPUTED_IN_THIS_PROCESS = ("cuda",)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -121,12 +125,24 @@ def channel_masks(seg: np.ndarray, channels: Sequence[Sequence[int]]) -> np.ndar
     return np.stack([np.isin(seg, list(labels)) for labels in channels])
 
 
+def read_case(folder: Path, case: str) -> tuple[np.ndarray, np.ndarray]:
+    """The normalised image (C, *spatial) float32 and the seg (*spatial) of one preprocessed case."""
+    data = np.asarray(blosc2.open(str(folder / f"{case}.b2nd"), mode="r")[:], dtype=np.float32)
+    seg = np.asarray(blosc2.open(str(folder / f"{case}_seg.b2nd"), mode="r")[:])[0]
+    return data, seg
+
+
 def compute_case_maps(folder: Path, case: str, kind: str, options: Any, spacing: Sequence[float],
                       channels: Sequence[Sequence[int]], ignore_label: int | None = None) -> np.ndarray:
     """Maps (K, *spatial) of one preprocessed case; ``spacing`` of length 2 means slice-wise 2D;
     ``ignore_label``: nnU-Net's ignore label of the dataset (None: it has none)."""
-    data = np.asarray(blosc2.open(str(folder / f"{case}.b2nd"), mode="r")[:], dtype=np.float32)
-    seg = np.asarray(blosc2.open(str(folder / f"{case}_seg.b2nd"), mode="r")[:])[0]
+    data, seg = read_case(folder, case)
+    return case_maps(data, seg, folder, case, kind, options, spacing, channels, ignore_label)
+
+
+def case_maps(data: np.ndarray, seg: np.ndarray, folder: Path, case: str, kind: str, options: Any,
+              spacing: Sequence[float], channels: Sequence[Sequence[int]], ignore_label: int | None = None) -> np.ndarray:
+    """:func:`compute_case_maps` on a case already read (``folder`` and ``case`` name it in errors)."""
     masks = channel_masks(seg, channels)
     valid = seg >= 0  # nnU-Net writes -1 outside its nonzero mask
     ignored = None if ignore_label is None else seg == ignore_label
@@ -150,18 +166,82 @@ def _process_case(job: dict) -> dict:
     """Worker: computes and writes one case unless (meanwhile) up to date. Picklable for spawn."""
     if job["threads"]:
         torch.set_num_threads(job["threads"])
-    folder, case, spec = Path(job["folder"]), job["case"], TargetSpec(job["kind"], job["params"])
-    extra_meta = _extra_meta(job.get("ignore_label"))
-    if not job["overwrite"] and case_status(folder, spec, case, extra_meta) == "ok":  # another process finished it
-        return {"case": case, "computed": False, "seconds": 0.0, "peak_rss_mb": _peak_rss_mb()}
     start = time.perf_counter()
-    options = make_options(job["kind"], job["params"])
+    inputs = _read_job(job)
+    if inputs is None:  # another process finished it
+        return {"case": job["case"], "computed": False, "seconds": 0.0, "peak_rss_mb": _peak_rss_mb()}
+    return _write_job(job, _compute_job(job, *inputs), start)
+
+
+def _read_job(job: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """The case's (image, seg), or None when its maps are (meanwhile) up to date."""
+    spec = TargetSpec(job["kind"], job["params"])
+    if not job["overwrite"] and case_status(job["folder"], spec, job["case"], _extra_meta(job.get("ignore_label"))) == "ok":
+        return None
+    return read_case(Path(job["folder"]), job["case"])
+
+
+def _compute_job(job: dict, data: np.ndarray, seg: np.ndarray) -> np.ndarray:
     with geodesic_device(job["device"]):
-        maps = compute_case_maps(folder, case, job["kind"], options, job["spacing"], job["channels"],
-                                 job.get("ignore_label"))
+        return case_maps(data, seg, Path(job["folder"]), job["case"], job["kind"], make_options(job["kind"], job["params"]),
+                         job["spacing"], job["channels"], job.get("ignore_label"))
+
+
+def _write_job(job: dict, maps: np.ndarray, start: float, earlier_seconds: float = 0.0) -> dict:
+    """Writes the maps; ``seconds``: the time since ``start`` plus ``earlier_seconds`` (work on the case before)."""
     blocks, chunks = _chunking(maps.shape, job["patch_size"])
-    write_case(folder, spec, case, maps, chunks=chunks, blocks=blocks, extra_meta=extra_meta)
-    return {"case": case, "computed": True, "seconds": time.perf_counter() - start, "peak_rss_mb": _peak_rss_mb()}
+    write_case(job["folder"], TargetSpec(job["kind"], job["params"]), job["case"], maps, chunks=chunks, blocks=blocks,
+               extra_meta=_extra_meta(job.get("ignore_label")))
+    return {"case": job["case"], "computed": True, "seconds": earlier_seconds + time.perf_counter() - start,
+            "peak_rss_mb": _peak_rss_mb()}
+
+
+def _timed_read(job: dict) -> tuple[tuple[np.ndarray, np.ndarray] | None, float]:
+    start = time.perf_counter()
+    return _read_job(job), time.perf_counter() - start
+
+
+def _process_on_device(jobs: list[dict], io_threads: int, bar: tqdm) -> list[dict]:
+    """The GPU path: this process alone holds the device and computes the cases one after the other,
+    while ``io_threads`` threads read the next cases and write the finished ones (blosc2 releases the
+    GIL). Spawned workers would each create a CUDA context of their own, which made ``-np 8`` on a
+    GPU slower per case than one CPU process (docs/results/gpu.md). At most ``io_threads`` cases wait
+    to be computed and at most ``io_threads`` to be written, so memory stays bounded. A case's
+    ``seconds`` are its reading, computing and writing, without the time it waited in between."""
+    results: list[dict] = []
+    with ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="precompute-io") as pool:
+        reads: deque = deque()
+        writes: deque = deque()
+        upcoming = iter(jobs)
+
+        def read_next() -> None:
+            job = next(upcoming, None)
+            if job is not None:
+                reads.append((job, pool.submit(_timed_read, job)))
+
+        for _ in range(io_threads):
+            read_next()
+        while reads:
+            job, pending = reads.popleft()
+            inputs, read_seconds = pending.result()
+            read_next()
+            if inputs is None:
+                results.append({"case": job["case"], "computed": False, "seconds": 0.0, "peak_rss_mb": _peak_rss_mb()})
+                bar.update()
+                continue
+            start = time.perf_counter()
+            maps = _compute_job(job, *inputs)
+            compute_seconds = time.perf_counter() - start
+            if len(writes) >= io_threads:
+                results.append(writes.popleft().result())
+                bar.update()
+            # the write's own clock starts when a thread takes it: waiting in the queue is not the case's cost
+            writes.append(pool.submit(lambda j=job, m=maps, s=read_seconds + compute_seconds: _write_job(
+                j, m, time.perf_counter(), s)))
+        for pending in writes:
+            results.append(pending.result())
+            bar.update()
+    return results
 
 
 def _extra_meta(ignore_label: int | None) -> dict | None:
@@ -238,7 +318,9 @@ def precompute_targets(
     ``params`` override the kind's defaults (``None``: ``target_spec(kind)``, what trainers use).
     With ``num_processes`` 1 the cases run in this process with torch's thread count; with more,
     each of the spawned workers uses ``max(1, cpus // num_processes)`` threads. ``device="cuda"`` runs
-    FastGeodis (SiNG and GeoLS maps) on the GPU; the maps and their spec are the same as on the CPU.
+    FastGeodis (SiNG and GeoLS maps) on the GPU, in this process only, case after case, with
+    ``num_processes`` threads reading and writing cases meanwhile; the maps and their spec are the
+    same as on the CPU.
     """
     try:
         options = make_options(kind, params)
@@ -276,7 +358,9 @@ def precompute_targets(
     ]
     results = []
     bar = tqdm(total=len(jobs), desc=f"{spec.target_id} {configuration}", unit="case", disable=not progress or not jobs)
-    if num_processes == 1:
+    if device in DEVICES_COMPUTED_IN_THIS_PROCESS:
+        results = _process_on_device(jobs, num_processes, bar)
+    elif num_processes == 1:
         for job in jobs:
             results.append(_process_case(job))
             bar.update()
@@ -394,7 +478,9 @@ def _parser(kind: str) -> argparse.ArgumentParser:
     parser.add_argument("-d", "--dataset", required=True, help="dataset id or name, e.g. 501 or Dataset501_BraTS")
     parser.add_argument("-c", "--configuration", required=True, help="e.g. 2d, 3d_fullres, 3d_lowres")
     parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
-    parser.add_argument("-np", "--num-processes", type=int, default=1, help="parallel worker processes (default 1)")
+    parser.add_argument("-np", "--num-processes", type=int, default=1,
+                        help="parallel worker processes (default 1); with --device cuda: threads that read and write "
+                             "cases while this process computes on the GPU")
     parser.add_argument("--kind", default="sing", choices=sorted(REGISTRY), help="target kind (default sing)")
     parser.add_argument("--overwrite", action="store_true", help="recompute up-to-date cases too")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),

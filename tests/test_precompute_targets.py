@@ -214,6 +214,28 @@ def test_device_cuda_matches_cpu_or_fails_in_one_line(preprocessed, capsys):
         np.testing.assert_allclose(np.asarray(open_case(folder, spec, case)[:]), maps, atol=1e-2)
 
 
+@pytest.mark.parametrize("io_threads", [1, 2])
+def test_device_path_computes_in_this_process_with_reader_and_writer_threads(preprocessed, monkeypatch, io_threads):
+    """The GPU path (one process owns the device, -np threads read and write) run on the CPU: the same
+    maps as the process path, an up-to-date case skipped, no worker process started."""
+    from nnunet_ext.preprocessing import precompute_targets as module
+
+    folder = preprocessed(num_cases=5)
+    spec = target_spec("sing")
+    precompute_targets(951, "3d_fullres", progress=False, num_processes=2)
+    reference = {case: np.asarray(open_case(folder, spec, case)[:]) for case in case_identifiers(folder)}
+    target_file(folder, spec, "case_003").unlink()
+    monkeypatch.setattr(module, "DEVICES_COMPUTED_IN_THIS_PROCESS", ("cuda", "cpu"))
+    monkeypatch.setattr(module.multiprocessing, "get_context", lambda *a: pytest.fail("no worker process expected"))
+    summary = precompute_targets(951, "3d_fullres", progress=False, num_processes=io_threads)
+    assert (summary["computed"], summary["skipped"]) == (1, 4) and summary["median_seconds_per_case"] > 0
+    summary = precompute_targets(951, "3d_fullres", progress=False, num_processes=io_threads, overwrite=True)
+    assert summary["computed"] == 5
+    for case, maps in reference.items():
+        np.testing.assert_array_equal(np.asarray(open_case(folder, spec, case)[:]), maps)
+    assert precompute_targets(951, "3d_fullres", progress=False)["computed"] == 0
+
+
 def _cli(*args):
     return [sys.executable, "-m", "nnunet_ext.preprocessing.precompute_targets", "-d", "951", "-c", "3d_fullres", *args]
 
