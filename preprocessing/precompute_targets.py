@@ -170,7 +170,8 @@ def _process_case(job: dict) -> dict:
     inputs = _read_job(job)
     if inputs is None:  # another process finished it
         return {"case": job["case"], "computed": False, "seconds": 0.0, "peak_rss_mb": _peak_rss_mb()}
-    return _write_job(job, _compute_job(job, *inputs), start)
+    maps = _compute_job(job, *inputs)
+    return _write_job(job, maps, earlier_seconds=time.perf_counter() - start)
 
 
 def _read_job(job: dict) -> tuple[np.ndarray, np.ndarray] | None:
@@ -187,8 +188,9 @@ def _compute_job(job: dict, data: np.ndarray, seg: np.ndarray) -> np.ndarray:
                          job["spacing"], job["channels"], job.get("ignore_label"))
 
 
-def _write_job(job: dict, maps: np.ndarray, start: float, earlier_seconds: float = 0.0) -> dict:
-    """Writes the maps; ``seconds``: the time since ``start`` plus ``earlier_seconds`` (work on the case before)."""
+def _write_job(job: dict, maps: np.ndarray, earlier_seconds: float) -> dict:
+    """Writes the maps; ``seconds``: the write plus ``earlier_seconds`` (reading and computing the case)."""
+    start = time.perf_counter()
     blocks, chunks = _chunking(maps.shape, job["patch_size"])
     write_case(job["folder"], TargetSpec(job["kind"], job["params"]), job["case"], maps, chunks=chunks, blocks=blocks,
                extra_meta=_extra_meta(job.get("ignore_label")))
@@ -235,9 +237,7 @@ def _process_on_device(jobs: list[dict], io_threads: int, bar: tqdm) -> list[dic
             if len(writes) >= io_threads:
                 results.append(writes.popleft().result())
                 bar.update()
-            # the write's own clock starts when a thread takes it: waiting in the queue is not the case's cost
-            writes.append(pool.submit(lambda j=job, m=maps, s=read_seconds + compute_seconds: _write_job(
-                j, m, time.perf_counter(), s)))
+            writes.append(pool.submit(_write_job, job, maps, read_seconds + compute_seconds))
         for pending in writes:
             results.append(pending.result())
             bar.update()
