@@ -442,8 +442,7 @@ def plot_case(config_folder: str | os.PathLike, spec: TargetSpec, case: str, out
     from nnunet_ext.figures import save_figure
 
     folder = Path(config_folder)
-    image = np.asarray(blosc2.open(str(folder / f"{case}.b2nd"), mode="r")[:], dtype=np.float32)
-    seg = np.asarray(blosc2.open(str(folder / f"{case}_seg.b2nd"), mode="r")[:])[0]
+    image, seg = read_case(folder, case)
     maps = np.asarray(open_case(folder, spec, case)[:], dtype=np.float32)
     masks = channel_masks(seg, channels)
     areas = masks.reshape(masks.shape[0], masks.shape[1], -1).sum(-1)  # (K, slices)

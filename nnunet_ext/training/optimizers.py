@@ -31,9 +31,9 @@ from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 
-#: devices on which Adam runs fused: the same update as the per-tensor loop in one kernel per step. The loop
-#: costs about twice nnU-Net's SGD step (measured by scripts/benchmark_training.py, docs/results/speed-cpu.md),
-#: enough to make a training step measurably dearer than the default trainer's
+#: devices on which Adam runs fused: the same update as the per-tensor loop in one kernel per step. In one
+#: ad-hoc CPU measurement (2026-12-02, under load) the loop took about twice nnU-Net's SGD step and the fused
+#: step about as long as SGD; scripts/benchmark_training.py reports optimizer.step per trainer
 FUSED_ADAM_DEVICES = ("cpu", "cuda")
 
 
