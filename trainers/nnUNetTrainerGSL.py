@@ -12,7 +12,7 @@ Each variant is its own class, hence its own results folder.
 from torch import nn
 
 from nnunet_ext.losses.surface import GeneralizedSurfaceLoss, alpha_cosine, alpha_linear, alpha_step
-from nnunet_ext.preprocessing.precompute_targets import load_configuration
+from nnunet_ext.precompute import load_configuration
 from nnunet_ext.schedules import add_budget_variants
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import target_spec

@@ -24,7 +24,6 @@ class nnUNetTrainerGeoLS(nnUNetTrainerWithTargetMaps):
     geols_options = GeoLSOptions()
     smoothing_alpha = 0.1
     soft_label_criterion = "ce"
-    map_padding_value = 0.0  # outside the image: far from every class, g = 0
 
     def target_spec(self) -> TargetSpec:
         return target_spec("geols", self.geols_options)

@@ -30,8 +30,6 @@ from nnunet_ext.training.optimizers import AdamWithPolyDecay, NnUNetSGD, RRWAuth
 class nnUNetTrainerRRW(AdamWithPolyDecay, nnUNetTrainerWithTargetMaps):
     """RW loss (Eq. 1) with RRW maps (Eq. 4); Adam 1e-3."""
 
-    # every component 1 where a patch leaves the case: equal components give zero gradient (Eq. 2)
-    map_padding_value = 1.0
     saturating_activation = "probabilities"  # the training-health guard (nnunet_ext/training/health.py)
     collapse_alternative = "nnUNetTrainerRRW_AuthorsAdam (Adam at 1e-4)"
 

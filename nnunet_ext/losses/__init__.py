@@ -1,4 +1,6 @@
-"""Regression losses for signed target maps (SiNGR and its ablations). Pure torch, no nnU-Net imports."""
+"""Losses, pure torch, no nnU-Net imports: regression of signed maps (SiNGR and its ablations, :mod:`.regression`),
+distance and region-wise losses (GSL, RRW, Boundary, :mod:`.surface`), soft labels (LS, GeoLS, JML,
+:mod:`.soft_labels`); voxel masks for all of them in :mod:`.masking`."""
 
 from nnunet_ext.losses.regression import (
     FocalL1Loss,

@@ -1,17 +1,22 @@
 """batchgeneratorsv2 transforms for continuous target maps under the key ``regression_target``.
 
-nnU-Net's pipelines already move ``regression_target`` along with the image: ``SpatialTransform``
+(``regression_target`` is batchgeneratorsv2's name for any continuous per-voxel target, whatever the method.)
+
+The maps reach the pipeline stacked on the image (:mod:`nnunet_ext.training.dataset`: nnU-Net's loader
+carries only image and segmentation). :class:`SplitMapsFromImage`, first, moves them to ``regression_target``;
+:class:`AppendMapsToImage`, last, stacks the augmented maps back onto the image, the one array nnU-Net's
+loader keeps besides the segmentation; the trainer splits them off again before the network.
+
+In between, nnU-Net's pipelines already move ``regression_target`` along with the image: ``SpatialTransform``
 resamples it like the image (same grid, linear interpolation), ``MirrorTransform`` flips it, the pseudo-2D
-conversions reshape it, and image-only / seg-only transforms pass it through. Two things are missing:
+conversions reshape it, and image-only / seg-only transforms pass it through. One thing is missing:
+``SpatialTransform`` pads the regression target like the image, with 0. For a signed map 0 means "on the
+boundary", while outside the image is far background, -1. :class:`ConstantPaddedRegressionTarget` fixes this
+without touching the image. The maps stay at full resolution: their deep-supervision scales are pooled on
+the training device, in the loss (:class:`~nnunet_ext.training.map_trainer.SplitTargets`).
 
-- padding: ``SpatialTransform`` pads the regression target like the image, with 0. For a signed map 0 means
-  "on the boundary", while outside the image is far background, -1. :class:`ConstantPaddedRegressionTarget`
-  fixes this without touching the image.
-- deep supervision: ``DownsampleSegForDSTransform`` only handles the segmentation.
-  :class:`DownsampleRegressionTargetForDSTransform` produces the per-scale list for the maps.
-
-:func:`with_regression_target` applies both to any pipeline built by a trainer's
-``get_training_transforms`` / ``get_validation_transforms``; the seg path is left exactly as nnU-Net built it.
+:func:`with_target_maps` adapts any pipeline built by a trainer's ``get_training_transforms`` /
+``get_validation_transforms``; the seg path is left exactly as nnU-Net built it.
 """
 
 from __future__ import annotations
@@ -24,12 +29,41 @@ from batchgeneratorsv2.helpers.scalar_type import RandomScalar
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
 from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
-from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import DownsampleSegForDSTransform
 from batchgeneratorsv2.transforms.utils.random import RandomTransform
-from torch.nn.functional import interpolate
 
-#: value of a signed target map outside the image: far background (SiNG, normalised SDMs)
-FAR_BACKGROUND = -1.0
+
+class SplitMapsFromImage(BasicTransform):
+    """Moves the channels after the first ``image_channels`` of ``image`` to ``regression_target``, plus ``far_value``.
+
+    The inverse of the dataset's stacking (:class:`~nnunet_ext.training.dataset.ImageWithMaps`), where
+    zero padding by the loader stands for the far value.
+    """
+
+    def __init__(self, image_channels: int, far_value: float):
+        super().__init__()
+        self.image_channels = image_channels
+        self.far_value = far_value
+
+    def apply(self, data_dict: dict, **params) -> dict:
+        image = data_dict['image']
+        if image.shape[0] <= self.image_channels:
+            raise ValueError(f"expected {self.image_channels} image channels followed by target maps, got "
+                             f"{image.shape[0]} channels: the dataset was built without a target_spec")
+        data_dict['regression_target'] = image[self.image_channels:] + self.far_value
+        data_dict['image'] = image[:self.image_channels]
+        return data_dict
+
+
+class AppendMapsToImage(BasicTransform):
+    """Stacks ``regression_target`` (K, *patch) after the image's channels and removes the key."""
+
+    def apply(self, data_dict: dict, **params) -> dict:
+        maps = data_dict.pop('regression_target', None)
+        if maps is None:
+            raise ValueError("no 'regression_target' to append: the transforms dropped it; adapt the pipeline "
+                             "with nnunet_ext.training.with_target_maps")
+        data_dict['image'] = torch.cat((data_dict['image'], maps.to(data_dict['image'].dtype)))
+        return data_dict
 
 
 class ConstantPaddedRegressionTarget(BasicTransform):
@@ -44,7 +78,7 @@ class ConstantPaddedRegressionTarget(BasicTransform):
     ``transform`` samples its parameters once per call.
     """
 
-    def __init__(self, transform: BasicTransform, padding_value: float = FAR_BACKGROUND):
+    def __init__(self, transform: BasicTransform, padding_value: float):
         super().__init__()
         self.transform = transform
         self.padding_value = padding_value
@@ -57,42 +91,6 @@ class ConstantPaddedRegressionTarget(BasicTransform):
         if shifted:
             data_dict['regression_target'] = data_dict['regression_target'] + self.padding_value
         return data_dict
-
-
-class DownsampleRegressionTargetForDSTransform(BasicTransform):
-    """Turns ``regression_target`` (K, *spatial) into a list with one map per deep-supervision scale.
-
-    Same scales and output shapes as nnU-Net's ``DownsampleSegForDSTransform`` (``round(shape * scale)``),
-    so the lists line up with the segmentation's and the network's outputs. Interpolation is ``area``
-    (adaptive average pooling): a low-resolution output voxel covers a block of full-resolution voxels and
-    its target becomes the block's mean. That keeps values inside [-1, 1] (a convex combination, no
-    overshoot as with cubic), uses every voxel of the block (trilinear sampling at factor 4 would skip half
-    of them), and is the same operation at every scale. Image and segmentation are left untouched, which is
-    why ``apply`` is overridden: BasicTransform's default would set them to None.
-    """
-
-    def __init__(self, ds_scales: Union[List, Tuple]):
-        super().__init__()
-        self.ds_scales = ds_scales
-
-    def apply(self, data_dict: dict, **params) -> dict:
-        if data_dict.get('regression_target') is not None:
-            data_dict['regression_target'] = self._apply_to_regr_target(data_dict['regression_target'], **params)
-        return data_dict
-
-    def _apply_to_regr_target(self, regression_target: torch.Tensor, **params) -> List[torch.Tensor]:
-        results = []
-        for scale in self.ds_scales:
-            if not isinstance(scale, (tuple, list)):
-                scale = [scale] * (regression_target.ndim - 1)
-            elif len(scale) != regression_target.ndim - 1:
-                raise ValueError(f"scale {scale} does not match a map of shape {tuple(regression_target.shape)}")
-            if all(s == 1 for s in scale):
-                results.append(regression_target)
-            else:
-                new_shape = [round(size * s) for size, s in zip(regression_target.shape[1:], scale)]
-                results.append(interpolate(regression_target[None].float(), new_shape, mode='area')[0])
-        return results
 
 
 def _wrap_spatial_transforms(transform: BasicTransform, padding_value: float) -> BasicTransform:
@@ -114,29 +112,22 @@ def _wrap_spatial_transforms(transform: BasicTransform, padding_value: float) ->
     return transform
 
 
-def with_regression_target(pipeline: BasicTransform, padding_value: float = FAR_BACKGROUND) -> ComposeTransforms:
-    """Adapts an nnU-Net transform pipeline so that it also carries ``regression_target``.
+def with_target_maps(pipeline: BasicTransform, image_channels: int, far_value: float) -> ComposeTransforms:
+    """Adapts an nnU-Net transform pipeline so that it also carries the maps stacked on the image.
 
-    Returns a new pipeline (the input is not modified) in which every ``SpatialTransform`` (also inside
-    ``ComposeTransforms`` / ``RandomTransform``) pads the maps with ``padding_value`` and, right after each
-    ``DownsampleSegForDSTransform``, a :class:`DownsampleRegressionTargetForDSTransform` with the same scales
-    turns the maps into the per-scale list. Without deep supervision the maps stay a single tensor.
-    Adapting an adapted pipeline again returns an equivalent pipeline.
+    Returns a new pipeline (the input is not modified): :class:`SplitMapsFromImage` first, then ``pipeline``
+    with every ``SpatialTransform`` (also inside ``ComposeTransforms`` / ``RandomTransform``) padding the maps
+    with ``far_value``, then :class:`AppendMapsToImage`. ``image_channels`` is the number of the case's image
+    channels (the dataset's, before a cascade adds its one-hot channels). Adapting an adapted pipeline again
+    returns an equivalent pipeline.
     """
-    adapted = _wrap_spatial_transforms(pipeline, padding_value)
-    if not isinstance(adapted, ComposeTransforms):
-        adapted = ComposeTransforms([adapted])
-    transforms = []
-    for transform in adapted.transforms:
-        if isinstance(transform, DownsampleRegressionTargetForDSTransform):
-            continue  # from an earlier adaptation; re-added below, so adapting twice changes nothing
-        transforms.append(transform)
-        if isinstance(transform, DownsampleSegForDSTransform):
-            transforms.append(DownsampleRegressionTargetForDSTransform(transform.ds_scales))
-    return ComposeTransforms(transforms)
+    adapted = _wrap_spatial_transforms(pipeline, far_value)
+    inner = adapted.transforms if isinstance(adapted, ComposeTransforms) else [adapted]
+    inner = [t for t in inner if not isinstance(t, (SplitMapsFromImage, AppendMapsToImage))]
+    return ComposeTransforms([SplitMapsFromImage(image_channels, far_value), *inner, AppendMapsToImage()])
 
 
-def get_regression_training_transforms(
+def get_training_transforms_with_maps(
         patch_size: Union[np.ndarray, Tuple[int]],
         rotation_for_DA: RandomScalar,
         deep_supervision_scales: Union[List, Tuple, None],
@@ -147,30 +138,34 @@ def get_regression_training_transforms(
         foreground_labels: Union[Tuple[int, ...], List[int]] = None,
         regions: List[Union[List[int], Tuple[int, ...], int]] = None,
         ignore_label: int = None,
-        padding_value: float = FAR_BACKGROUND,
+        *,
+        image_channels: int,
+        far_value: float,
 ) -> ComposeTransforms:
     """nnU-Net's training pipeline (``nnUNetTrainer.get_training_transforms``, same arguments) plus the maps,
-    padded with ``padding_value`` by spatial augmentation."""
+    padded with ``far_value`` by spatial augmentation."""
     # imported here: augmentation workers unpickle this module and need none of the trainer's imports
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-    return with_regression_target(nnUNetTrainer.get_training_transforms(
+    return with_target_maps(nnUNetTrainer.get_training_transforms(
         patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
         use_mask_for_norm=use_mask_for_norm, is_cascaded=is_cascaded, foreground_labels=foreground_labels,
-        regions=regions, ignore_label=ignore_label), padding_value)
+        regions=regions, ignore_label=ignore_label), image_channels, far_value)
 
 
-def get_regression_validation_transforms(
+def get_validation_transforms_with_maps(
         deep_supervision_scales: Union[List, Tuple, None],
         is_cascaded: bool = False,
         foreground_labels: Union[Tuple[int, ...], List[int]] = None,
         regions: List[Union[List[int], Tuple[int, ...], int]] = None,
         ignore_label: int = None,
+        *,
+        image_channels: int,
+        far_value: float,
 ) -> ComposeTransforms:
     """nnU-Net's validation pipeline (``nnUNetTrainer.get_validation_transforms``, same arguments) plus the maps."""
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-    return with_regression_target(nnUNetTrainer.get_validation_transforms(
+    return with_target_maps(nnUNetTrainer.get_validation_transforms(
         deep_supervision_scales, is_cascaded=is_cascaded, foreground_labels=foreground_labels,
-        regions=regions, ignore_label=ignore_label))
-
+        regions=regions, ignore_label=ignore_label), image_channels, far_value)
