@@ -11,7 +11,7 @@ import torch
 from nnunet_ext.preprocessing.precompute_targets import _parser
 from nnunet_ext.targets import REGISTRY, get_kind, target_spec
 from nnunet_ext.targets.geols import GeoLSOptions, geols_distance, geols_maps, skeleton_seeds
-from nnunet_ext.training.transforms import (
+from nnunet_ext.training.data.transforms import (
     ConstantPaddedRegressionTarget,
     SplitMapsFromImage,
     get_training_transforms_with_maps,

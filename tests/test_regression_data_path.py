@@ -14,7 +14,7 @@ from nnunetv2.utilities.label_handling.label_handling import LabelManager
 from scipy.ndimage import distance_transform_edt
 
 from nnunet_ext import target_store
-from nnunet_ext.training import (
+from nnunet_ext.training.data import (
     AppendMapsToImage,
     ImageWithMaps,
     SplitMapsFromImage,

@@ -22,7 +22,7 @@ from nnunet_ext.schedules import add_budget_variants
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import target_spec
 from nnunet_ext.targets.rrw import RRWOptions
-from nnunet_ext.training.distance_losses import RRWTerm
+from nnunet_ext.training.loss_adapters.distance import RRWTerm
 from nnunet_ext.training.map_trainer import nnUNetTrainerWithTargetMaps
 from nnunet_ext.training.optimizers import AdamWithPolyDecay, NnUNetSGD, RRWAuthorsAdam
 

@@ -1,39 +1,8 @@
-"""nnU-Net adapters that carry per-case target maps (SiNG, distance, RRW, GeoLS maps) through nnU-Net's data path.
+"""nnU-Net adapters: everything that subclasses, feeds or wraps nnU-Net's trainer. Three rooms:
 
-These objects are pickled to nnU-Net's augmentation workers, so they live in this installed package
-(not in the ``nnUNet_extTrainer`` folder) and pickle under the spawn start method.
-
-nnU-Net's own ``nnUNetDataLoader`` (unchanged) with :class:`nnUNetDatasetBlosc2WithTargets` and the
-pipelines of :func:`get_training_transforms_with_maps` / :func:`get_validation_transforms_with_maps`
-gives batches::
-
-    batch['data']    float32 (B, C + K, *patch): the C network input channels as in nnU-Net, then the K
-                     maps at full resolution, the kind's far value wherever the patch leaves the image
-    batch['target']  nnU-Net's segmentation target, unchanged: a list with one int tensor
-                     (B, 1 or n_regions, *scale_shape) per deep-supervision scale
-    batch['keys']    case identifiers, as in nnU-Net
-
-The map trainer (:class:`~nnunet_ext.training.map_trainer.nnUNetTrainerWithTargetMaps`) splits the maps off
-before the network and its loss pools them to each deep-supervision scale on the training device.
+- :mod:`nnunet_ext.training.data`: the data path that carries the target maps (dataset, transforms);
+- :mod:`nnunet_ext.training.loss_adapters`: per-scale losses on nnU-Net's outputs and seg, each calling a
+  pure loss of :mod:`nnunet_ext.losses`;
+- this package's modules: the trainer bases and mixins (``map_trainer``, ``distance_trainer``, ``health``,
+  ``optimizers``, ``progress_logger``) and the GSL class weights (``gsl``).
 """
-
-from nnunet_ext.training.dataset import ImageWithMaps, nnUNetDatasetBlosc2WithTargets
-from nnunet_ext.training.transforms import (
-    AppendMapsToImage,
-    ConstantPaddedRegressionTarget,
-    SplitMapsFromImage,
-    get_training_transforms_with_maps,
-    get_validation_transforms_with_maps,
-    with_target_maps,
-)
-
-__all__ = [
-    "AppendMapsToImage",
-    "ConstantPaddedRegressionTarget",
-    "ImageWithMaps",
-    "SplitMapsFromImage",
-    "get_training_transforms_with_maps",
-    "get_validation_transforms_with_maps",
-    "nnUNetDatasetBlosc2WithTargets",
-    "with_target_maps",
-]

@@ -14,7 +14,7 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
 
-from nnunet_ext.training.distance_losses import RegionAndDistanceLoss
+from nnunet_ext.training.loss_adapters.distance import RegionAndDistanceLoss
 from nnunet_ext.training.map_trainer import nnUNetTrainerWithTargetMaps
 
 

@@ -12,7 +12,7 @@ does the rest without copying nnU-Net's training code:
   or a deleted ``nnunet_ext_targets`` folder). Any of these problems stops the run before training
   with one line naming the fix (the precompute command), not an augmentation worker's traceback.
 - **data path**: nnU-Net's own loader and augmentation pipelines; the maps ride on the image
-  (:mod:`nnunet_ext.training`): cropped with the same bbox, spatially transformed with the image,
+  (:mod:`nnunet_ext.training.data`): cropped with the same bbox, spatially transformed with the image,
   padded with the kind's far value (:attr:`nnunet_ext.targets.TargetKind.far_value`), at full resolution.
 - **steps**: nnU-Net's ``train_step`` / ``validation_step`` run unchanged on a batch whose ``'data'`` is
   the network input and whose ``'target'`` is the list ``[seg per scale..., maps]``; the loss splits it
@@ -38,9 +38,9 @@ from torch.nn.functional import interpolate
 from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.target_store import TargetSpec, targets_folder
 from nnunet_ext.targets import get_kind
-from nnunet_ext.training.dataset import nnUNetDatasetBlosc2WithTargets
+from nnunet_ext.training.data.dataset import nnUNetDatasetBlosc2WithTargets
 from nnunet_ext.training.health import nnUNetTrainerWithHealthGuard
-from nnunet_ext.training.transforms import get_training_transforms_with_maps, get_validation_transforms_with_maps
+from nnunet_ext.training.data.transforms import get_training_transforms_with_maps, get_validation_transforms_with_maps
 
 
 class SplitTargets(nn.Module):

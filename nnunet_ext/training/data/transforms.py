@@ -2,7 +2,7 @@
 
 (``regression_target`` is batchgeneratorsv2's name for any continuous per-voxel target, whatever the method.)
 
-The maps reach the pipeline stacked on the image (:mod:`nnunet_ext.training.dataset`: nnU-Net's loader
+The maps reach the pipeline stacked on the image (:mod:`nnunet_ext.training.data.dataset`: nnU-Net's loader
 carries only image and segmentation). :class:`SplitMapsFromImage`, first, moves them to ``regression_target``;
 :class:`AppendMapsToImage`, last, stacks the augmented maps back onto the image, the one array nnU-Net's
 loader keeps besides the segmentation; the trainer splits them off again before the network.
@@ -35,7 +35,7 @@ from batchgeneratorsv2.transforms.utils.random import RandomTransform
 class SplitMapsFromImage(BasicTransform):
     """Moves the channels after the first ``image_channels`` of ``image`` to ``regression_target``, plus ``far_value``.
 
-    The inverse of the dataset's stacking (:class:`~nnunet_ext.training.dataset.ImageWithMaps`), where
+    The inverse of the dataset's stacking (:class:`~nnunet_ext.training.data.dataset.ImageWithMaps`), where
     zero padding by the loader stands for the far value.
     """
 

@@ -5,7 +5,7 @@ hands both to the augmentation pipeline; it has no place for a third array. So t
 :meth:`nnUNetDatasetBlosc2WithTargets.load_case` returns an :class:`ImageWithMaps`, a lazy stack of the
 image channels and the maps shifted by their far value (``map - far``), so that the loader's zero padding
 becomes the far value once the pipeline's first step
-(:class:`~nnunet_ext.training.transforms.SplitMapsFromImage`) splits them off and shifts them back. The
+(:class:`~nnunet_ext.training.data.transforms.SplitMapsFromImage`) splits them off and shifts them back. The
 loader, its sampling and its random stream stay nnU-Net's, uncopied.
 """
 
