@@ -9,13 +9,8 @@ import pytest
 import torch
 
 from nnunet_ext.preprocessing.precompute_targets import _parser
-from nnunet_ext.targets import REGISTRY, get_kind, target_spec
+from nnunet_ext.targets import REGISTRY, target_spec
 from nnunet_ext.targets.geols import GeoLSOptions, geols_distance, geols_maps, skeleton_seeds
-from nnunet_ext.training.data.transforms import (
-    ConstantPaddedRegressionTarget,
-    SplitMapsFromImage,
-    get_training_transforms_with_maps,
-)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -25,14 +20,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def flatten(transform):
-    yield transform
-    for child in getattr(transform, "transforms", []):
-        yield from flatten(child)
-    if hasattr(transform, "transform"):
-        yield from flatten(transform.transform)
 
 
 def test_registered_with_options_as_cli_flags():
@@ -124,16 +111,6 @@ def test_2d_maps():
     image = np.random.default_rng(2).normal(size=(1, 24, 24)).astype(np.float32)
     maps = geols_maps(image, masks, np.ones((24, 24), bool), (1.0, 1.0), GeoLSOptions())
     assert maps.shape == (2, 24, 24) and maps[0].max() == 1.0 and np.all(maps[1] == 0)
-
-
-def test_geols_maps_are_padded_with_zero_by_the_training_pipeline():
-    far = get_kind("geols").far_value
-    assert far == 0.0  # far from every class, exp(-D) = 0
-    pipeline = get_training_transforms_with_maps(
-        patch_size=(16, 16, 16), rotation_for_DA=(-0.5, 0.5), deep_supervision_scales=[[1, 1, 1]],
-        mirror_axes=(0, 1, 2), do_dummy_2d_data_aug=False, image_channels=1, far_value=far)
-    padded = [t for t in flatten(pipeline) if isinstance(t, (ConstantPaddedRegressionTarget, SplitMapsFromImage))]
-    assert len(padded) == 2 and all(getattr(t, "padding_value", getattr(t, "far_value", None)) == 0.0 for t in padded)
 
 
 def test_cropping_is_exact_where_float16_can_tell():

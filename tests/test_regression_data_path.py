@@ -14,6 +14,7 @@ from nnunetv2.utilities.label_handling.label_handling import LabelManager
 from scipy.ndimage import distance_transform_edt
 
 from nnunet_ext import target_store
+from nnunet_ext.targets import REGISTRY
 from nnunet_ext.training.data import (
     AppendMapsToImage,
     ImageWithMaps,
@@ -79,7 +80,7 @@ def make_loader(folder, patch_size, final_patch_size, transforms, oversample=0.5
 
 
 def split(batch, scales=DS_SCALES):
-    """data, seg per scale and maps per scale, as the map trainer's loss sees them (pooled like SplitTargets)."""
+    """data, seg per scale and maps per scale, as the map trainer's loss sees them (far value added, pooled)."""
     seen = {}
 
     def loss(outputs, segs, maps):
@@ -88,14 +89,14 @@ def split(batch, scales=DS_SCALES):
 
     data, maps = batch["data"][:, :CHANNELS], batch["data"][:, CHANNELS:]
     segs = batch["target"] if isinstance(batch["target"], list) else [batch["target"]]
-    SplitTargets(loss)([None] * len(segs), [*segs, maps])
+    SplitTargets(loss, FAR)([None] * len(segs), [*segs, maps])
     return data, segs, seen["maps"]
 
 
 def training_transforms(dummy_2d=False):
     return get_training_transforms_with_maps(
         PATCH, rotation_for_DA=(-0.5, 0.5), deep_supervision_scales=DS_SCALES, mirror_axes=(0, 1, 2),
-        do_dummy_2d_data_aug=dummy_2d, image_channels=CHANNELS, far_value=FAR)
+        do_dummy_2d_data_aug=dummy_2d, image_channels=CHANNELS)
 
 
 def test_dataset_stacks_maps_on_the_image_and_reads_only_the_patch(preprocessed):
@@ -118,11 +119,11 @@ def test_dataset_stacks_maps_on_the_image_and_reads_only_the_patch(preprocessed)
 def test_loader_crops_maps_with_the_seg_bbox_and_pads_with_the_far_value(preprocessed):
     # patch larger than the case along x and z: every patch is padded; only the split and the append run
     np.random.seed(1)
-    transforms = ComposeTransforms([SplitMapsFromImage(CHANNELS, FAR), AppendMapsToImage()])
+    transforms = ComposeTransforms([SplitMapsFromImage(CHANNELS), AppendMapsToImage()])
     loader = make_loader(preprocessed, (28, 16, 24), (28, 16, 24), transforms=transforms, oversample=1.0, batch_size=3)
     for _ in range(3):
         batch = next(loader)
-        data, seg, maps = batch["data"][:, :CHANNELS], batch["target"], batch["data"][:, CHANNELS:]
+        data, seg, maps = batch["data"][:, :CHANNELS], batch["target"], batch["data"][:, CHANNELS:] + FAR
         assert maps.shape == (3, 2, 28, 16, 24) and maps.dtype == torch.float32
         padded = data[:, 0] == 0
         assert padded.any()
@@ -158,7 +159,7 @@ def test_training_pipeline_shapes_and_sign_agreement(preprocessed, dummy_2d):
 
 
 def test_validation_pipeline_passes_maps_per_scale(preprocessed):
-    transforms = get_validation_transforms_with_maps(DS_SCALES, image_channels=CHANNELS, far_value=FAR)
+    transforms = get_validation_transforms_with_maps(DS_SCALES, image_channels=CHANNELS)
     _, segs, maps = split(next(make_loader(preprocessed, PATCH, PATCH, transforms)))
     assert [m.shape[2:] for m in maps] == [s.shape[2:] for s in segs]
     assert torch.equal(maps[0][:, 0] > 0, segs[0][:, 0] > 0)
@@ -179,16 +180,17 @@ def test_spatial_augmentation_pads_maps_with_the_far_value(rotate):
     plain = ComposeTransforms([_zoomed_out_spatial(rotate)])(**{k: v.clone() for k, v in sample.items()},
                                                             regression_target=maps.clone())
     torch.manual_seed(3)
-    adapted = with_target_maps(ComposeTransforms([_zoomed_out_spatial(rotate)]), 1, FAR)(
+    adapted = with_target_maps(ComposeTransforms([_zoomed_out_spatial(rotate)]), 1)(
         image=torch.cat([sample["image"], maps - FAR]), segmentation=sample["segmentation"].clone())
 
     outside = adapted["segmentation"][0] == -1
     assert torch.equal(outside, plain["segmentation"][0] == -1) and outside.float().mean() > 0.2
     # batchgeneratorsv2 alone pads the regression target with 0 ...
     assert (plain["regression_target"][0][outside] == 0).float().mean() > 0.5
-    # ... the adapted pipeline with -1, and the map's sign follows the seg
+    # ... so the maps, shifted by the far value, come out padded with it once it is added back (as the loss does);
+    # the map's sign follows the seg
     assert "regression_target" not in adapted and adapted["image"].shape == (2, *PATCH)
-    adapted_maps = adapted["image"][1]
+    adapted_maps = adapted["image"][1] + FAR
     assert (adapted_maps[outside] == -1).float().mean() > 0.5 and adapted_maps.min() == -1
     assert ((adapted_maps > 0) == ~outside).float().mean() >= 0.99
     torch.testing.assert_close(adapted["image"][:1], plain["image"])
@@ -196,35 +198,47 @@ def test_spatial_augmentation_pads_maps_with_the_far_value(rotate):
 
 def test_adapting_twice_changes_nothing():
     transforms = training_transforms()
-    again = with_target_maps(transforms, CHANNELS, FAR)
+    again = with_target_maps(transforms, CHANNELS)
     assert [type(t) for t in again.transforms] == [type(t) for t in transforms.transforms]
     assert isinstance(again.transforms[0], SplitMapsFromImage) and isinstance(again.transforms[-1], AppendMapsToImage)
-    assert isinstance(again.transforms[1].transform, SpatialTransform)  # wrapped once, not twice
+    assert sum(isinstance(t, SplitMapsFromImage) for t in again.transforms) == 1
+
+
+def test_every_kind_names_the_value_of_its_maps_outside_the_case():
+    # SiNG: the saturated far background; DTM: 0, no distance information; RRW: equal components, zero
+    # gradient (RRW Eq. 2); GeoLS: exp(-D) = 0 far from every class
+    assert {name: kind.far_value for name, kind in REGISTRY.items()} == {"sing": -1.0, "dtm": 0.0, "rrw": 1.0,
+                                                                        "geols": 0.0}
+
+
+def test_a_spatial_transform_that_does_not_pad_with_zeros_is_refused():
+    spatial = SpatialTransform(PATCH, patch_center_dist_from_border=0, random_crop=False, padding_mode_image="border")
+    with pytest.raises(ValueError, match="needs zero padding"):
+        with_target_maps(ComposeTransforms([spatial]), CHANNELS)
 
 
 def test_split_and_append_are_inverse_and_reject_a_dataset_without_maps():
     image = torch.randn(3, 4, 4, 4)
-    out = SplitMapsFromImage(2, 1.0)(image=image.clone())
-    torch.testing.assert_close(out["regression_target"], image[2:] + 1.0)
-    torch.testing.assert_close(AppendMapsToImage()(image=out["image"], regression_target=out["regression_target"] - 1.0)
-                               ["image"], image)
+    out = SplitMapsFromImage(2)(image=image.clone())
+    torch.testing.assert_close(out["regression_target"], image[2:])
+    torch.testing.assert_close(AppendMapsToImage()(**out)["image"], image)
     with pytest.raises(ValueError, match="without a target_spec"):
-        SplitMapsFromImage(3, -1.0)(image=image)
+        SplitMapsFromImage(3)(image=image)
     with pytest.raises(ValueError, match="dropped it"):
         AppendMapsToImage()(image=image, regression_target=None)
 
 
-def test_loss_pools_the_maps_per_scale_by_area_mean():
+def test_loss_adds_the_far_value_and_pools_the_maps_per_scale_by_area_mean():
     maps = torch.arange(2 * 2 * 4 * 4 * 4, dtype=torch.float32).reshape(2, 2, 4, 4, 4)
     segs = [torch.ones(2, 1, 4, 4, 4), torch.ones(2, 1, 2, 2, 2), torch.ones(2, 1, 2, 4, 4)]
-    _, _, (full, half, mixed) = split({"data": torch.cat([torch.zeros(2, CHANNELS, 4, 4, 4), maps], 1),
+    _, _, (full, half, mixed) = split({"data": torch.cat([torch.zeros(2, CHANNELS, 4, 4, 4), maps - FAR], 1),
                                        "target": segs})
     assert full is not None and torch.equal(full, maps)
     assert half.shape == (2, 2, 2, 2, 2)
     assert half[1, 1, 0, 1, 1].item() == pytest.approx(maps[1, 1, 0:2, 2:4, 2:4].mean().item())
     torch.testing.assert_close(mixed, maps.reshape(2, 2, 2, 2, 4, 4).mean(3))
     with pytest.raises(ValueError, match="expected 4 targets"):
-        SplitTargets(lambda *a: None)([None] * 3, [*segs])
+        SplitTargets(lambda *a: None, FAR)([None] * 3, [*segs])
 
 
 def test_loader_and_transforms_pickle_and_run_under_spawn(preprocessed):

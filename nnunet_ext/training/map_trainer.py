@@ -46,21 +46,23 @@ from nnunet_ext.training.data.transforms import get_training_transforms_with_map
 class SplitTargets(nn.Module):
     """Calls a deep-supervised ``loss(outputs, segs, maps)`` on nnU-Net's ``loss(outputs, targets)``.
 
-    ``targets`` is ``[seg_0, ..., seg_n-1, maps]`` for ``n`` network outputs, ``maps`` (B, K, *patch) at full
-    resolution. The maps of scale i are their area means on the grid of ``seg_i`` (adaptive average pooling:
-    each coarse voxel's target is the mean of the block it covers, so values stay in the maps' range), computed
-    here on the training device rather than in the augmentation workers.
+    ``targets`` is ``[seg_0, ..., seg_n-1, maps - far_value]`` for ``n`` network outputs, the maps (B, K, *patch)
+    at full resolution as the data path carries them (:mod:`nnunet_ext.training.data`). Here, on the training
+    device rather than in the augmentation workers, the far value is added back and the maps of scale i become
+    their area means on the grid of ``seg_i`` (adaptive average pooling: each coarse voxel's target is the mean
+    of the block it covers, so values stay in the maps' range).
     """
 
-    def __init__(self, deep_supervised_loss: DeepSupervisionWrapper):
+    def __init__(self, deep_supervised_loss: DeepSupervisionWrapper, far_value: float):
         super().__init__()
         self.loss = deep_supervised_loss
+        self.far_value = far_value
 
     def forward(self, outputs: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
         n = len(outputs)
         if len(targets) != n + 1:
             raise ValueError(f"expected {n + 1} targets (seg per scale, then the maps) for {n} outputs, got {len(targets)}")
-        segs, maps = targets[:n], targets[n]
+        segs, maps = targets[:n], (targets[n] + self.far_value if self.far_value else targets[n])
         scaled = [maps if seg.shape[2:] == maps.shape[2:] else interpolate(maps, seg.shape[2:], mode="area")
                   for seg in segs]
         return self.loss(outputs, segs, scaled)
@@ -81,12 +83,10 @@ class nnUNetTrainerWithTargetMaps(nnUNetTrainerWithHealthGuard):
 
     # nnU-Net's augmentation pipelines with the maps added (same arguments as nnU-Net's static methods)
     def get_training_transforms(self, *args, **kwargs):
-        return get_training_transforms_with_maps(*args, image_channels=self.image_channels,
-                                                 far_value=self.far_value, **kwargs)
+        return get_training_transforms_with_maps(*args, image_channels=self.image_channels, **kwargs)
 
     def get_validation_transforms(self, *args, **kwargs):
-        return get_validation_transforms_with_maps(*args, image_channels=self.image_channels,
-                                                   far_value=self.far_value, **kwargs)
+        return get_validation_transforms_with_maps(*args, image_channels=self.image_channels, **kwargs)
 
     def target_spec(self) -> TargetSpec:
         """The maps this trainer trains on."""
@@ -165,4 +165,4 @@ class nnUNetTrainerWithTargetMaps(nnUNetTrainerWithHealthGuard):
             # nnU-Net's validation_step reads target[0] as the seg only when deep supervision is on
             raise NnunetExtError(f"{self.__class__.__name__} needs deep supervision enabled (nnU-Net's default)")
         nnunet_loss = super()._build_loss()  # only for nnU-Net's deep-supervision weights
-        return SplitTargets(DeepSupervisionWrapper(self.build_map_loss(), nnunet_loss.weight_factors))
+        return SplitTargets(DeepSupervisionWrapper(self.build_map_loss(), nnunet_loss.weight_factors), self.far_value)

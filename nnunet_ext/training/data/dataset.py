@@ -4,9 +4,9 @@ nnU-Net's own data loader crops ``data`` and ``seg`` of a case with one bbox, pa
 hands both to the augmentation pipeline; it has no place for a third array. So the maps ride in the image:
 :meth:`nnUNetDatasetBlosc2WithTargets.load_case` returns an :class:`ImageWithMaps`, a lazy stack of the
 image channels and the maps shifted by their far value (``map - far``), so that the loader's zero padding
-becomes the far value once the pipeline's first step
-(:class:`~nnunet_ext.training.data.transforms.SplitMapsFromImage`) splits them off and shifts them back. The
-loader, its sampling and its random stream stay nnU-Net's, uncopied.
+is the far value once the loss adds it back (:mod:`nnunet_ext.training.data.transforms` says how the
+shifted maps go through augmentation). The loader, its sampling and its random stream stay nnU-Net's,
+uncopied.
 """
 
 from __future__ import annotations
