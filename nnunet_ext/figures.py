@@ -80,3 +80,41 @@ def save_figure(figure, path: str | Path, dpi: int = 110) -> Path:
     figure.savefig(path, dpi=dpi)
     plt.close(figure)
     return path
+
+
+def plot_case(config_folder: str | os.PathLike, spec: TargetSpec, case: str, output: str | os.PathLike,
+              channels: Sequence[Sequence[int]]) -> Path:
+    """PNG of one case: per map channel, the image, the mask and the map (diverging colormap, colorbar).
+
+    3D cases show the slice along axis 0 where the first non-empty mask is largest.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nnunet_ext.precompute import channel_masks, read_case
+    from nnunet_ext.target_store import open_case
+
+    folder = Path(config_folder)
+    image, seg = read_case(folder, case)
+    maps = np.asarray(open_case(folder, spec, case)[:], dtype=np.float32)
+    masks = channel_masks(seg, channels)
+    areas = masks.reshape(masks.shape[0], masks.shape[1], -1).sum(-1)  # (K, slices)
+    nonempty = np.flatnonzero(areas.sum(1))
+    z = int(np.argmax(areas[nonempty[0]])) if nonempty.size else seg.shape[0] // 2
+    image_channel = int(spec.params.get("image_channel", 0)) if spec.params.get("image", "channel") == "channel" else 0
+    rows = maps.shape[0]
+    figure, axes = plt.subplots(rows, 3, figsize=(10, 3.2 * rows), squeeze=False)
+    for k in range(rows):
+        axes[k, 0].imshow(image[image_channel, z], cmap="gray")
+        axes[k, 0].set_title(f"image channel {image_channel}, slice {z}")
+        axes[k, 1].imshow(masks[k, z], cmap="gray", vmin=0, vmax=1)
+        axes[k, 1].set_title(f"mask, labels {list(channels[k])}")
+        shown = axes[k, 2].imshow(maps[k, z], cmap="RdBu_r", vmin=-1, vmax=1)
+        axes[k, 2].set_title(f"{spec.kind} map {k}")
+        figure.colorbar(shown, ax=axes[k, 2], fraction=0.046)
+        for axis in axes[k]:
+            axis.set_axis_off()
+    figure.suptitle(f"{case}  ({spec.target_id})")
+    return save_figure(figure, output, dpi=100)

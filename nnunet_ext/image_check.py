@@ -27,7 +27,7 @@ import blosc2
 import numpy as np
 
 from nnunet_ext.errors import NnunetExtError
-from nnunet_ext.target_store import _atomic_write_bytes, case_identifiers
+from nnunet_ext.target_store import atomic_write_bytes, case_identifiers
 
 RECORD_VERSION = 1
 
@@ -82,7 +82,7 @@ def check_finite_images(config_folder: str | os.PathLike, cases: Iterable[str] |
     finally:  # the cases found finite are remembered even when a later one is bad
         content = {"version": RECORD_VERSION, "cases": dict(sorted(checked.items()))}
         try:
-            _atomic_write_bytes(path, json.dumps(content, indent=1).encode())
+            atomic_write_bytes(path, json.dumps(content, indent=1).encode())
         except OSError:
             pass  # a read-only dataset folder: the check still ran, it is just not remembered
     return len(todo)

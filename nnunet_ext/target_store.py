@@ -101,7 +101,7 @@ def write_spec(config_folder: str | os.PathLike, spec: TargetSpec, extra: Mappin
     folder = targets_folder(config_folder, spec)
     folder.mkdir(parents=True, exist_ok=True)
     content = {**spec.to_json(), **(dict(extra) if extra else {})}
-    _atomic_write_bytes(folder / "spec.json", json.dumps(content, indent=2, sort_keys=True).encode())
+    atomic_write_bytes(folder / "spec.json", json.dumps(content, indent=2, sort_keys=True).encode())
 
 
 def write_case(
@@ -210,7 +210,9 @@ def open_case(config_folder: str | os.PathLike, spec: TargetSpec, case: str) -> 
     return blosc2.open(str(target_file(config_folder, spec, case)), mode="r", dparams={"nthreads": 1}, **kwargs)
 
 
-def _atomic_write_bytes(path: Path, content: bytes) -> None:
+def atomic_write_bytes(path: Path, content: bytes) -> None:
+    """Writes ``content`` to ``path`` through a temporary file in the same folder and a rename: a reader
+    sees the old file or the new one, never a partial write."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

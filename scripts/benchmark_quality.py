@@ -337,7 +337,7 @@ def trainer_details(args: argparse.Namespace, dataset_name: str) -> dict:
     import torch
     from nnunetv2.run.run_training import get_trainer_from_args
 
-    from nnunet_ext.preprocessing.precompute_targets import precompute_command
+    from nnunet_ext.precompute import precompute_command
 
     details = {}
     saved = os.environ["nnUNet_results"]

@@ -70,7 +70,8 @@ from nnunet_ext.targets import get_kind, target_spec
 from nnunet_ext.targets.boundary import boundary_3d
 from nnunet_ext.targets.euclidean import euclidean_backend
 from nnunet_ext.targets.geols import GeoLSOptions, geols_maps
-from nnunet_ext.targets.sing import SiNGOptions, geodesic_device
+from nnunet_ext.targets.geodesic import geodesic_device
+from nnunet_ext.targets.sing import SiNGOptions
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = "brats2015_sample"  # inside the --data folder
@@ -458,7 +459,7 @@ def write_nnunet_layout(cases: list[dict], root: Path) -> Path:
 def hook_benchmark(cases: list[dict], kinds: list[str], device: str, root: Path) -> dict:
     """``precompute_targets`` per kind (its BraTS trainer's maps) with -np 1, SiNG also -np 2, the
     geodesic kinds also on the GPU; maps vs image file size per case and kind."""
-    from nnunet_ext.preprocessing.precompute_targets import precompute_targets
+    from nnunet_ext.precompute import precompute_targets
     from nnunet_ext.target_store import target_file
 
     os.environ["nnUNet_preprocessed"] = str(root)

@@ -207,7 +207,7 @@ def make_trainer(name: str, dataset: str, device):
 
 def precompute_maps(trainers: dict, device: str) -> dict:
     """Computes the maps of every trainer that trains on them, ahead of timing; per trainer: folder and seconds."""
-    from nnunet_ext.preprocessing.precompute_targets import precompute_targets
+    from nnunet_ext.precompute import precompute_targets
     from nnunet_ext.training.map_trainer import nnUNetTrainerWithTargetMaps
 
     result = {}
@@ -301,8 +301,9 @@ def stage_name(transform) -> str:
 def time_pipeline_stages(trainers: dict, args) -> dict:
     """Per trainer: milliseconds per sample of each stage of the loader (crop, then every transform), one thread.
 
-    Like for like: every trainer gets the same cases and crops (those of the first trainer with maps) and,
-    per sample, the same random seeds, so that its augmentation draws the same parameters.
+    Like for like: every trainer gets the same cases and crops (those of nnU-Net's default) and, per sample,
+    the same random seeds, so that its augmentation draws the same parameters. Each trainer crops its own
+    dataset's case, so a map trainer's crop includes its maps (they ride on the image).
     """
     import random
 
@@ -310,33 +311,25 @@ def time_pipeline_stages(trainers: dict, args) -> dict:
     from acvl_utils.cropping_and_padding.bounding_boxes import crop_and_pad_nd
     from threadpoolctl import threadpool_limits
 
-    from nnunet_ext.training.data_loader import nnUNetDataLoaderWithTargets
-
     loaders = {name: trainer.dataloader_train.generator for name, trainer in trainers.items()}
-    source = next((l for l in loaders.values() if isinstance(l, nnUNetDataLoaderWithTargets)), None)
-    if source is None:
-        return {}
+    source = loaders[BASELINE]
     stages = {name: {} for name in trainers}
-    samples = args.loader_batches * loaders[BASELINE].batch_size
+    samples = args.loader_batches * source.batch_size
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with threadpool_limits(1):
             for index in range(args.warmup + samples):  # warm-up: e.g. the blur's first calls benchmark its kernels
                 key = source._data.identifiers[index % len(source._data.identifiers)]
-                data, seg, _, properties = source._data.load_case(key)
-                bbox = [list(b) for b in zip(*source.get_bbox(data.shape[1:], index % 3 == 0, properties["class_locations"]))]
+                data, _, _, properties = source._data.load_case(key)
+                bbox = [list(b) for b in zip(*source.get_bbox(data.shape[1:], index % 3 == 0,
+                                                              properties["class_locations"]))]
                 for name in round_order(list(trainers), index):
                     times, start = {}, time.perf_counter()
+                    data, seg, _, _ = loaders[name]._data.load_case(key)
                     batch = {"image": torch.from_numpy(crop_and_pad_nd(data, bbox, 0)).float(),
                              "segmentation": torch.from_numpy(crop_and_pad_nd(seg, bbox, -1, cast_cropped_to=np.int16))}
-                    times["crop image and seg"] = time.perf_counter() - start
-                    if isinstance(loaders[name], nnUNetDataLoaderWithTargets):
-                        start = time.perf_counter()
-                        batch["regression_target"] = torch.from_numpy(crop_and_pad_nd(
-                            loaders[name]._data.load_targets(key), bbox, loaders[name].map_padding_value,
-                            cast_cropped_to=np.float32))
-                        times["crop maps"] = time.perf_counter() - start
+                    times["crop image (and maps) and seg"] = time.perf_counter() - start
                     torch.manual_seed(index), np.random.seed(index), random.seed(index)
                     seen = {}
                     for transform in loaders[name].transforms.transforms:

@@ -4,7 +4,7 @@
         [-p nnUNetPlans] [--checkpoint checkpoint_final.pth] [--cases N] [--json FILE] [-device cpu|cuda]
 
 The network regresses the SiNG map S through tanh (regions: v = z_k; labels: v = z_k - z_0, see
-nnunet_ext/training/signed_map_loss.py). The loss's gradient carries the factor tanh'(v) = 1 - tanh(v)^2,
+nnunet_ext/training/loss_adapters/signed_map.py). The loss's gradient carries the factor tanh'(v) = 1 - tanh(v)^2,
 which is below 0.01 for |v| > atanh(sqrt(0.99)) = 2.99: a voxel there is *saturated* and barely trained.
 If the reference foreground sits saturated below 0, the 0-threshold predicts nothing there and the
 loss cannot pull it back: the collapse of SiNGR under nnU-Net's SGD (``nnUNetTrainerSiNGR_nnUNetSGD``).
@@ -53,7 +53,7 @@ def regressed_maps(logits: np.ndarray, seg: np.ndarray, label_manager) -> list[t
     """(name, v, reference mask) per regressed map, restricted to the crop mask ``seg >= 0``."""
     import torch
 
-    from nnunet_ext.training.signed_map_loss import regressed_outputs
+    from nnunet_ext.training.loss_adapters.signed_map import regressed_outputs
 
     values = regressed_outputs(torch.from_numpy(logits)[None], label_manager.has_regions)[0].numpy()
     valid = seg[0] >= 0

@@ -11,7 +11,6 @@ import torch
 from nnunet_ext.preprocessing.precompute_targets import _parser
 from nnunet_ext.targets import REGISTRY, target_spec
 from nnunet_ext.targets.geols import GeoLSOptions, geols_distance, geols_maps, skeleton_seeds
-from nnunet_ext.training.transforms import ConstantPaddedRegressionTarget, get_regression_training_transforms
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -21,14 +20,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def flatten(transform):
-    yield transform
-    for child in getattr(transform, "transforms", []):
-        yield from flatten(child)
-    if hasattr(transform, "transform"):
-        yield from flatten(transform.transform)
 
 
 def test_registered_with_options_as_cli_flags():
@@ -120,17 +111,6 @@ def test_2d_maps():
     image = np.random.default_rng(2).normal(size=(1, 24, 24)).astype(np.float32)
     maps = geols_maps(image, masks, np.ones((24, 24), bool), (1.0, 1.0), GeoLSOptions())
     assert maps.shape == (2, 24, 24) and maps[0].max() == 1.0 and np.all(maps[1] == 0)
-
-
-def test_training_pipeline_pads_maps_with_the_given_value():
-    kwargs = dict(patch_size=(16, 16, 16), rotation_for_DA=(-0.5, 0.5), deep_supervision_scales=[[1, 1, 1]],
-                  mirror_axes=(0, 1, 2), do_dummy_2d_data_aug=False)
-    padded = [t for t in flatten(get_regression_training_transforms(**kwargs, padding_value=0.0))
-              if isinstance(t, ConstantPaddedRegressionTarget)]
-    assert padded and all(t.padding_value == 0.0 for t in padded)
-    default = [t for t in flatten(get_regression_training_transforms(**kwargs))
-               if isinstance(t, ConstantPaddedRegressionTarget)]
-    assert default and all(t.padding_value == -1.0 for t in default)
 
 
 def test_cropping_is_exact_where_float16_can_tell():

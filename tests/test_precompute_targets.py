@@ -20,14 +20,14 @@ import pytest
 import torch
 
 from nnunet_ext.errors import NnunetExtError
-from nnunet_ext.preprocessing.precompute_targets import (
+from nnunet_ext.precompute import (
     channel_masks,
     load_configuration,
-    main,
     precompute_command,
     precompute_targets,
     require_targets,
 )
+from nnunet_ext.preprocessing.precompute_targets import main
 from nnunet_ext.target_store import case_identifiers, case_status, open_case, target_file, targets_folder
 from nnunet_ext.targets import SiNGOptions, sing_maps, target_spec
 
@@ -218,7 +218,7 @@ def test_device_cuda_matches_cpu_or_fails_in_one_line(preprocessed, capsys):
 def test_device_path_computes_in_this_process_with_reader_and_writer_threads(preprocessed, monkeypatch, io_threads):
     """The GPU path (one process owns the device, -np threads read and write) run on the CPU: the same
     maps as the process path, an up-to-date case skipped, no worker process started."""
-    from nnunet_ext.preprocessing import precompute_targets as module
+    from nnunet_ext import precompute as module
 
     folder = preprocessed(num_cases=5)
     spec = target_spec("sing")
@@ -487,7 +487,7 @@ def _trainer_methods():
 
 
 def test_trainer_stops_in_one_line_when_maps_vanish_while_it_computes_them(preprocessed, monkeypatch, capsys):
-    import nnunet_ext.preprocessing.precompute_targets as hook
+    import nnunet_ext.precompute as hook
     import nnunet_ext.training.map_trainer as map_trainer
 
     folder = preprocessed()

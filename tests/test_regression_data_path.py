@@ -1,4 +1,4 @@
-"""Target maps through nnU-Net's data path: dataset, loader crop, augmentation, deep supervision, spawn pickling."""
+"""Target maps through nnU-Net's data path: dataset, nnU-Net's loader crop, augmentation, deep supervision, spawn pickling."""
 
 import multiprocessing
 import pickle
@@ -8,25 +8,31 @@ import pytest
 import torch
 from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
 from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
+from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params, nnUNetDatasetBlosc2
 from nnunetv2.utilities.label_handling.label_handling import LabelManager
 from scipy.ndimage import distance_transform_edt
 
 from nnunet_ext import target_store
-from nnunet_ext.training import (
-    DownsampleRegressionTargetForDSTransform,
-    get_regression_training_transforms,
-    get_regression_validation_transforms,
-    nnUNetDataLoaderWithTargets,
+from nnunet_ext.targets import REGISTRY
+from nnunet_ext.training.data import (
+    AppendMapsToImage,
+    ImageWithMaps,
+    SplitMapsFromImage,
+    get_training_transforms_with_maps,
+    get_validation_transforms_with_maps,
     nnUNetDatasetBlosc2WithTargets,
-    with_regression_target,
+    with_target_maps,
 )
+from nnunet_ext.training.map_trainer import SplitTargets
 
 SPEC = target_store.TargetSpec("test_signed", {"delta": 0.5})
 SHAPE = (20, 24, 18)
 PATCH = (16, 16, 16)
 DS_SCALES = [[1.0, 1.0, 1.0], [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]]
 LABELS = LabelManager({"background": 0, "lesion": 1}, regions_class_order=None)
+CHANNELS = 2  # image channels of the test cases
+FAR = -1.0
 
 
 def signed_map(foreground: np.ndarray, tau: float = 4.0) -> np.ndarray:
@@ -67,28 +73,57 @@ def preprocessed(tmp_path_factory):
 
 
 def make_loader(folder, patch_size, final_patch_size, transforms, oversample=0.5, batch_size=2):
-    dataset = nnUNetDatasetBlosc2WithTargets(str(folder), target_spec=SPEC)
-    return nnUNetDataLoaderWithTargets(dataset, batch_size, patch_size, final_patch_size, LABELS,
-                                       oversample_foreground_percent=oversample, transforms=transforms)
+    """nnU-Net's own loader on the dataset with maps."""
+    dataset = nnUNetDatasetBlosc2WithTargets(str(folder), target_spec=SPEC, far_value=FAR)
+    return nnUNetDataLoader(dataset, batch_size, patch_size, final_patch_size, LABELS,
+                            oversample_foreground_percent=oversample, transforms=transforms)
 
 
-def test_dataset_keeps_nnunet_interface_and_memory_maps_targets(preprocessed):
-    dataset = nnUNetDatasetBlosc2WithTargets(str(preprocessed), target_spec=SPEC)
+def split(batch, scales=DS_SCALES):
+    """data, seg per scale and maps per scale, as the map trainer's loss sees them (far value added, pooled)."""
+    seen = {}
+
+    def loss(outputs, segs, maps):
+        seen["maps"] = maps
+        return torch.zeros(())
+
+    data, maps = batch["data"][:, :CHANNELS], batch["data"][:, CHANNELS:]
+    segs = batch["target"] if isinstance(batch["target"], list) else [batch["target"]]
+    SplitTargets(loss, FAR)([None] * len(segs), [*segs, maps])
+    return data, segs, seen["maps"]
+
+
+def training_transforms(dummy_2d=False):
+    return get_training_transforms_with_maps(
+        PATCH, rotation_for_DA=(-0.5, 0.5), deep_supervision_scales=DS_SCALES, mirror_axes=(0, 1, 2),
+        do_dummy_2d_data_aug=dummy_2d, image_channels=CHANNELS)
+
+
+def test_dataset_stacks_maps_on_the_image_and_reads_only_the_patch(preprocessed):
+    dataset = nnUNetDatasetBlosc2WithTargets(str(preprocessed), target_spec=SPEC, far_value=FAR)
     assert dataset.identifiers == ["case_000", "case_001", "case_002"]
     data, seg, seg_prev, properties = dataset.load_case("case_000")
     maps = dataset.load_targets("case_000")
     assert seg_prev is None and "class_locations" in properties
     assert maps.shape == (2, *SHAPE) and maps.dtype == np.float16
     assert not isinstance(maps, np.ndarray)  # a blosc2 array: slicing decompresses only the patch
+    assert isinstance(data, ImageWithMaps) and data.shape == (4, *SHAPE) and data.dtype == np.float32
+    block = data[:, 2:5, :, 7:9]
+    image = nnUNetDatasetBlosc2(str(preprocessed)).load_case("case_000")[0]
+    np.testing.assert_array_equal(block[:2], image[:, 2:5, :, 7:9])
+    np.testing.assert_array_equal(block[2:], maps[:, 2:5, :, 7:9].astype(np.float32) - FAR)
+    # nnU-Net's own uses (final validation, cascade) build the class with three arguments: nnU-Net's case
+    assert not isinstance(nnUNetDatasetBlosc2WithTargets(str(preprocessed)).load_case("case_000")[0], ImageWithMaps)
 
 
-def test_loader_crops_maps_with_the_seg_bbox_and_pads_with_minus_one(preprocessed):
-    # patch larger than the case along x and z: every patch is padded
+def test_loader_crops_maps_with_the_seg_bbox_and_pads_with_the_far_value(preprocessed):
+    # patch larger than the case along x and z: every patch is padded; only the split and the append run
     np.random.seed(1)
-    loader = make_loader(preprocessed, (28, 16, 24), (28, 16, 24), transforms=None, oversample=1.0, batch_size=3)
+    transforms = ComposeTransforms([SplitMapsFromImage(CHANNELS), AppendMapsToImage()])
+    loader = make_loader(preprocessed, (28, 16, 24), (28, 16, 24), transforms=transforms, oversample=1.0, batch_size=3)
     for _ in range(3):
         batch = next(loader)
-        data, seg, maps = batch["data"], batch["target"], batch["regression_target"]
+        data, seg, maps = batch["data"][:, :CHANNELS], batch["target"], batch["data"][:, CHANNELS:] + FAR
         assert maps.shape == (3, 2, 28, 16, 24) and maps.dtype == torch.float32
         padded = data[:, 0] == 0
         assert padded.any()
@@ -103,17 +138,15 @@ def test_loader_crops_maps_with_the_seg_bbox_and_pads_with_minus_one(preprocesse
 def test_training_pipeline_shapes_and_sign_agreement(preprocessed, dummy_2d):
     np.random.seed(2)
     torch.manual_seed(2)
-    transforms = get_regression_training_transforms(
-        PATCH, rotation_for_DA=(-0.5, 0.5), deep_supervision_scales=DS_SCALES, mirror_axes=(0, 1, 2),
-        do_dummy_2d_data_aug=dummy_2d)
     # as nnU-Net does, dummy 2D augmentation keeps the first axis of the initial patch at its final size
-    loader = make_loader(preprocessed, (16, 24, 24) if dummy_2d else (24, 24, 24), PATCH, transforms)
+    loader = make_loader(preprocessed, (16, 24, 24) if dummy_2d else (24, 24, 24), PATCH, training_transforms(dummy_2d))
     agreement = {0: [], 1: [], 2: []}
     for _ in range(4):
         batch = next(loader)
-        assert batch["data"].shape == (2, 2, *PATCH)
-        assert isinstance(batch["target"], list) and isinstance(batch["regression_target"], list)
-        for scale, (seg, maps) in enumerate(zip(batch["target"], batch["regression_target"])):
+        assert batch["data"].shape == (2, 2 + 2, *PATCH)  # image channels, then the maps
+        data, segs, scaled_maps = split(batch)
+        assert isinstance(batch["target"], list)
+        for scale, (seg, maps) in enumerate(zip(segs, scaled_maps)):
             expected = tuple(round(p * s) for p, s in zip(PATCH, DS_SCALES[scale]))
             assert seg.shape == (2, 1, *expected)
             assert maps.shape == (2, 2, *expected) and maps.dtype == torch.float32
@@ -126,10 +159,10 @@ def test_training_pipeline_shapes_and_sign_agreement(preprocessed, dummy_2d):
 
 
 def test_validation_pipeline_passes_maps_per_scale(preprocessed):
-    transforms = get_regression_validation_transforms(DS_SCALES)
-    batch = next(make_loader(preprocessed, PATCH, PATCH, transforms))
-    assert [m.shape[2:] for m in batch["regression_target"]] == [s.shape[2:] for s in batch["target"]]
-    assert torch.equal(batch["regression_target"][0][:, 0] > 0, batch["target"][0][:, 0] > 0)
+    transforms = get_validation_transforms_with_maps(DS_SCALES, image_channels=CHANNELS)
+    _, segs, maps = split(next(make_loader(preprocessed, PATCH, PATCH, transforms)))
+    assert [m.shape[2:] for m in maps] == [s.shape[2:] for s in segs]
+    assert torch.equal(maps[0][:, 0] > 0, segs[0][:, 0] > 0)
 
 
 def _zoomed_out_spatial(rotate: bool) -> SpatialTransform:
@@ -139,61 +172,80 @@ def _zoomed_out_spatial(rotate: bool) -> SpatialTransform:
 
 
 @pytest.mark.parametrize("rotate", [False, True])
-def test_spatial_augmentation_pads_maps_with_minus_one(rotate):
+def test_spatial_augmentation_pads_maps_with_the_far_value(rotate):
     # an all-foreground input: whatever is -1 after zooming out came from padding
-    sample = {"image": torch.ones(1, *PATCH), "segmentation": torch.ones(1, *PATCH, dtype=torch.int16),
-              "regression_target": torch.ones(1, *PATCH)}
+    maps = torch.ones(1, *PATCH)
+    sample = {"image": torch.ones(1, *PATCH), "segmentation": torch.ones(1, *PATCH, dtype=torch.int16)}
     torch.manual_seed(3)
-    plain = ComposeTransforms([_zoomed_out_spatial(rotate)])(**{k: v.clone() for k, v in sample.items()})
+    plain = ComposeTransforms([_zoomed_out_spatial(rotate)])(**{k: v.clone() for k, v in sample.items()},
+                                                            regression_target=maps.clone())
     torch.manual_seed(3)
-    adapted = with_regression_target(ComposeTransforms([_zoomed_out_spatial(rotate)]))(
-        **{k: v.clone() for k, v in sample.items()})
+    adapted = with_target_maps(ComposeTransforms([_zoomed_out_spatial(rotate)]), 1)(
+        image=torch.cat([sample["image"], maps - FAR]), segmentation=sample["segmentation"].clone())
 
     outside = adapted["segmentation"][0] == -1
     assert torch.equal(outside, plain["segmentation"][0] == -1) and outside.float().mean() > 0.2
     # batchgeneratorsv2 alone pads the regression target with 0 ...
     assert (plain["regression_target"][0][outside] == 0).float().mean() > 0.5
-    # ... the adapted pipeline with -1, and the map's sign follows the seg
-    maps = adapted["regression_target"][0]
-    assert (maps[outside] == -1).float().mean() > 0.5 and maps.min() == -1
-    assert ((maps > 0) == ~outside).float().mean() >= 0.99
-    torch.testing.assert_close(adapted["image"], plain["image"])
+    # ... so the maps, shifted by the far value, come out padded with it once it is added back (as the loss does);
+    # the map's sign follows the seg
+    assert "regression_target" not in adapted and adapted["image"].shape == (2, *PATCH)
+    adapted_maps = adapted["image"][1] + FAR
+    assert (adapted_maps[outside] == -1).float().mean() > 0.5 and adapted_maps.min() == -1
+    assert ((adapted_maps > 0) == ~outside).float().mean() >= 0.99
+    torch.testing.assert_close(adapted["image"][:1], plain["image"])
 
 
 def test_adapting_twice_changes_nothing():
-    transforms = get_regression_training_transforms(
-        PATCH, rotation_for_DA=(-0.5, 0.5), deep_supervision_scales=DS_SCALES, mirror_axes=(0, 1, 2),
-        do_dummy_2d_data_aug=False)
-    again = with_regression_target(transforms)
+    transforms = training_transforms()
+    again = with_target_maps(transforms, CHANNELS)
     assert [type(t) for t in again.transforms] == [type(t) for t in transforms.transforms]
-    assert sum(isinstance(t, DownsampleRegressionTargetForDSTransform) for t in again.transforms) == 1
-    assert isinstance(again.transforms[0].transform, SpatialTransform)  # wrapped once, not twice
+    assert isinstance(again.transforms[0], SplitMapsFromImage) and isinstance(again.transforms[-1], AppendMapsToImage)
+    assert sum(isinstance(t, SplitMapsFromImage) for t in again.transforms) == 1
 
 
-def test_ds_transform_area_averages_and_leaves_image_and_seg_alone():
-    maps = torch.arange(2 * 4 * 4 * 4, dtype=torch.float32).reshape(2, 4, 4, 4)
-    image, seg = torch.randn(1, 4, 4, 4), torch.ones(1, 4, 4, 4, dtype=torch.int16)
-    out = DownsampleRegressionTargetForDSTransform([[1, 1, 1], [0.5, 0.5, 0.5], [0.5, 1, 1]])(
-        image=image, segmentation=seg, regression_target=maps)
-    assert out["image"] is image and out["segmentation"] is seg
-    full, half, mixed = out["regression_target"]
-    assert full is maps
-    assert half.shape == (2, 2, 2, 2)
-    assert half[1, 1, 0, 1].item() == pytest.approx(maps[1, 2:4, 0:2, 2:4].mean().item())
-    assert mixed.shape == (2, 2, 4, 4)
-    torch.testing.assert_close(mixed, maps.reshape(2, 2, 2, 4, 4).mean(2))
-    # no regression target: nothing added
-    assert "regression_target" not in DownsampleRegressionTargetForDSTransform([[0.5, 0.5, 0.5]])(image=image)
+def test_every_kind_names_the_value_of_its_maps_outside_the_case():
+    # SiNG: the saturated far background; DTM: 0, no distance information; RRW: equal components, zero
+    # gradient (RRW Eq. 2); GeoLS: exp(-D) = 0 far from every class
+    assert {name: kind.far_value for name, kind in REGISTRY.items()} == {"sing": -1.0, "dtm": 0.0, "rrw": 1.0,
+                                                                        "geols": 0.0}
+
+
+def test_a_spatial_transform_that_does_not_pad_with_zeros_is_refused():
+    spatial = SpatialTransform(PATCH, patch_center_dist_from_border=0, random_crop=False, padding_mode_image="border")
+    with pytest.raises(ValueError, match="needs zero padding"):
+        with_target_maps(ComposeTransforms([spatial]), CHANNELS)
+
+
+def test_split_and_append_are_inverse_and_reject_a_dataset_without_maps():
+    image = torch.randn(3, 4, 4, 4)
+    out = SplitMapsFromImage(2)(image=image.clone())
+    torch.testing.assert_close(out["regression_target"], image[2:])
+    torch.testing.assert_close(AppendMapsToImage()(**out)["image"], image)
+    with pytest.raises(ValueError, match="without a target_spec"):
+        SplitMapsFromImage(3)(image=image)
+    with pytest.raises(ValueError, match="dropped it"):
+        AppendMapsToImage()(image=image, regression_target=None)
+
+
+def test_loss_adds_the_far_value_and_pools_the_maps_per_scale_by_area_mean():
+    maps = torch.arange(2 * 2 * 4 * 4 * 4, dtype=torch.float32).reshape(2, 2, 4, 4, 4)
+    segs = [torch.ones(2, 1, 4, 4, 4), torch.ones(2, 1, 2, 2, 2), torch.ones(2, 1, 2, 4, 4)]
+    _, _, (full, half, mixed) = split({"data": torch.cat([torch.zeros(2, CHANNELS, 4, 4, 4), maps - FAR], 1),
+                                       "target": segs})
+    assert full is not None and torch.equal(full, maps)
+    assert half.shape == (2, 2, 2, 2, 2)
+    assert half[1, 1, 0, 1, 1].item() == pytest.approx(maps[1, 1, 0:2, 2:4, 2:4].mean().item())
+    torch.testing.assert_close(mixed, maps.reshape(2, 2, 2, 2, 4, 4).mean(3))
+    with pytest.raises(ValueError, match="expected 4 targets"):
+        SplitTargets(lambda *a: None, FAR)([None] * 3, [*segs])
 
 
 def test_loader_and_transforms_pickle_and_run_under_spawn(preprocessed):
-    transforms = get_regression_training_transforms(
-        PATCH, rotation_for_DA=(-0.5, 0.5), deep_supervision_scales=DS_SCALES, mirror_axes=(0, 1, 2),
-        do_dummy_2d_data_aug=False)
-    loader = make_loader(preprocessed, (24, 24, 24), PATCH, transforms)
-    assert isinstance(pickle.loads(pickle.dumps(loader)), nnUNetDataLoaderWithTargets)
+    loader = make_loader(preprocessed, (24, 24, 24), PATCH, training_transforms())
+    assert isinstance(pickle.loads(pickle.dumps(loader))._data, nnUNetDatasetBlosc2WithTargets)
     # a fresh interpreter must import every class of the loader and its transforms by module path
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         batch = pool.apply(next, (loader,))
-    assert [tuple(m.shape) for m in batch["regression_target"]] == [(2, 2, 16, 16, 16), (2, 2, 8, 8, 8),
-                                                                    (2, 2, 4, 4, 4)]
+    assert tuple(batch["data"].shape) == (2, 4, 16, 16, 16)
+    assert [tuple(s.shape) for s in batch["target"]] == [(2, 1, 16, 16, 16), (2, 1, 8, 8, 8), (2, 1, 4, 4, 4)]

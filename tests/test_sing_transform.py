@@ -9,7 +9,7 @@ from scipy import ndimage
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import REGISTRY, SiNGOptions, get_kind, sing_maps, target_spec
 from nnunet_ext.targets.boundary import boundary_3d, boundary_canny2d, slice_axis
-from nnunet_ext.targets.sing import geodesic_distance
+from nnunet_ext.targets.geodesic import geodesic_distance
 
 
 def _run(image, mask, spacing=None, valid=None, **options):

@@ -14,7 +14,7 @@ from conftest import run_command
 from nnunet_ext.losses import L1Loss
 from nnunet_ext.target_store import targets_folder
 from nnunet_ext.targets import target_spec
-from nnunet_ext.training.signed_map_loss import SignedMapRegression
+from nnunet_ext.training.loss_adapters.signed_map import SignedMapRegression
 
 SMOKE = "nnUNetTrainerSiNGR_1epoch_2iters"
 

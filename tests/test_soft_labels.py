@@ -13,7 +13,7 @@ from nnunet_ext.losses.soft_labels import (
     geols_soft_labels,
     label_smoothing,
 )
-from nnunet_ext.training.soft_label_loss import SoftLabelLoss
+from nnunet_ext.training.loss_adapters.soft_label import SoftLabelLoss
 
 
 def one_hot(labels: torch.Tensor, classes: int) -> torch.Tensor:

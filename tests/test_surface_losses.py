@@ -12,10 +12,10 @@ import torch
 from scipy import ndimage
 
 from nnunet_ext.losses import BoundaryLoss, GeneralizedSurfaceLoss, RegionWiseLoss
-from nnunet_ext.losses.surface import alpha_cosine, alpha_linear, alpha_rebalance, alpha_step, gsl_class_weights
+from nnunet_ext.losses.distance import alpha_cosine, alpha_linear, alpha_rebalance, alpha_step, gsl_class_weights
 from nnunet_ext.targets.dtm import DTMOptions, dtm_maps
 from nnunet_ext.targets.rrw import RRWOptions, rrw_maps
-from nnunet_ext.training.distance_losses import BoundaryTerm, GSLTerm, RegionAndDistanceLoss, RRWTerm
+from nnunet_ext.training.loss_adapters.distance import BoundaryTerm, GSLTerm, RegionAndDistanceLoss, RRWTerm
 from nnunet_ext.training.gsl import class_weights, counts_file
 
 

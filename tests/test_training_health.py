@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import math
 from pathlib import Path
@@ -126,8 +128,23 @@ def test_healthy_outputs_print_no_warning(guarded_trainer):
     assert "wrong-side saturated foreground" in log  # the measure is logged every epoch
     assert "WARNING" not in log and "STOPPED" not in log
     assert guarded_trainer.logger.local_logger.my_fantastic_logging["wrong_side_saturated"][-1][0] < 0.01
+    import matplotlib.pyplot as plt
+
+    tight_layout = plt.tight_layout
     guarded_trainer.logger.plot_progress_png(guarded_trainer.output_folder)  # draws the measure without error
     assert (Path(guarded_trainer.output_folder) / "progress.png").is_file()
+    assert plt.tight_layout is tight_layout  # pyplot's function is back
+
+
+def test_progress_png_curves_rely_on_nnunet_2_8_1s_plot_progress_png():
+    """CurvesLocalLogger draws into nnU-Net's figure just before its one tight_layout call: a changed
+    plot_progress_png (an nnU-Net upgrade) must be re-read before this hash is updated."""
+    from nnunetv2.training.logging.nnunet_logger import LocalLogger
+
+    source = inspect.getsource(LocalLogger.plot_progress_png)
+    assert hashlib.sha256(source.encode()).hexdigest()[:16] == "2263f9df8da44479", (
+        "nnU-Net's LocalLogger.plot_progress_png differs from 2.8.1's: check that it still calls "
+        "plt.tight_layout once, after drawing an axis labelled 'learning rate' (nnunet_ext/training/progress_logger.py)")
 
 
 def test_nan_input_stops_the_run_with_one_line(guarded_trainer, capsys):

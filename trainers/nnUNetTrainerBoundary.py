@@ -9,12 +9,12 @@ authors' rebalancing: 1 in the first epoch, 0.01 less each epoch, at least 0.01.
 
 from torch import nn
 
-from nnunet_ext.losses.surface import alpha_rebalance
+from nnunet_ext.losses.distance import alpha_rebalance
 from nnunet_ext.schedules import add_budget_variants
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import target_spec
 from nnunet_ext.targets.dtm import DTMOptions
-from nnunet_ext.training.distance_losses import BoundaryTerm
+from nnunet_ext.training.loss_adapters.distance import BoundaryTerm
 from nnunet_ext.training.distance_trainer import nnUNetTrainerRegionAndDistance
 
 

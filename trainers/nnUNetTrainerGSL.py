@@ -11,13 +11,13 @@ Each variant is its own class, hence its own results folder.
 
 from torch import nn
 
-from nnunet_ext.losses.surface import GeneralizedSurfaceLoss, alpha_cosine, alpha_linear, alpha_step
-from nnunet_ext.preprocessing.precompute_targets import load_configuration
+from nnunet_ext.losses.distance import GeneralizedSurfaceLoss, alpha_cosine, alpha_linear, alpha_step
+from nnunet_ext.precompute import load_configuration
 from nnunet_ext.schedules import add_budget_variants
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import target_spec
 from nnunet_ext.targets.dtm import DTMOptions
-from nnunet_ext.training.distance_losses import GSLTerm
+from nnunet_ext.training.loss_adapters.distance import GSLTerm
 from nnunet_ext.training.distance_trainer import nnUNetTrainerRegionAndDistance
 from nnunet_ext.training.gsl import class_weights
 

@@ -5,7 +5,7 @@ soft-label baseline (Dang, Nguyen, Tiulpin, MICCAI 2024, Table 3).
 (1 - alpha) y + alpha g~ (Eq. 6, alpha 0.1) built from the GeoLS maps g_c (Eq. 5, precomputed by
 ``nnUNetv2_precompute_targets --kind geols``, or on first use) with cross-entropy (Eq. 1); region
 datasets (BraTS) use the per-region (sigmoid) version. nnU-Net's network and inference are unchanged.
-See nnunet_ext/training/soft_label_loss.py and nnunet_ext/targets/geols.py.
+See nnunet_ext/training/loss_adapters/soft_label.py and nnunet_ext/targets/geols.py.
 """
 
 from torch import nn
@@ -15,7 +15,7 @@ from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import target_spec
 from nnunet_ext.targets.geols import GeoLSOptions
 from nnunet_ext.training.map_trainer import nnUNetTrainerWithTargetMaps
-from nnunet_ext.training.soft_label_loss import SoftLabelLoss
+from nnunet_ext.training.loss_adapters.soft_label import SoftLabelLoss
 
 
 class nnUNetTrainerGeoLS(nnUNetTrainerWithTargetMaps):
@@ -24,7 +24,6 @@ class nnUNetTrainerGeoLS(nnUNetTrainerWithTargetMaps):
     geols_options = GeoLSOptions()
     smoothing_alpha = 0.1
     soft_label_criterion = "ce"
-    map_padding_value = 0.0  # outside the image: far from every class, g = 0
 
     def target_spec(self) -> TargetSpec:
         return target_spec("geols", self.geols_options)

@@ -13,7 +13,7 @@ from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunet_ext.schedules import add_budget_variants
 from nnunet_ext.training.health import nnUNetTrainerWithHealthGuard
 from nnunet_ext.training.optimizers import AdamWithPolyDecay
-from nnunet_ext.training.soft_label_loss import SoftLabelLoss
+from nnunet_ext.training.loss_adapters.soft_label import SoftLabelLoss
 
 
 class nnUNetTrainerLS_JML(nnUNetTrainerWithHealthGuard):

@@ -22,7 +22,7 @@ from nnunet_ext.schedules import add_budget_variants
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import target_spec
 from nnunet_ext.targets.rrw import RRWOptions
-from nnunet_ext.training.distance_losses import RRWTerm
+from nnunet_ext.training.loss_adapters.distance import RRWTerm
 from nnunet_ext.training.map_trainer import nnUNetTrainerWithTargetMaps
 from nnunet_ext.training.optimizers import AdamWithPolyDecay, NnUNetSGD, RRWAuthorsAdam
 
@@ -30,8 +30,6 @@ from nnunet_ext.training.optimizers import AdamWithPolyDecay, NnUNetSGD, RRWAuth
 class nnUNetTrainerRRW(AdamWithPolyDecay, nnUNetTrainerWithTargetMaps):
     """RW loss (Eq. 1) with RRW maps (Eq. 4); Adam 1e-3."""
 
-    # every component 1 where a patch leaves the case: equal components give zero gradient (Eq. 2)
-    map_padding_value = 1.0
     saturating_activation = "probabilities"  # the training-health guard (nnunet_ext/training/health.py)
     collapse_alternative = "nnUNetTrainerRRW_AuthorsAdam (Adam at 1e-4)"
 

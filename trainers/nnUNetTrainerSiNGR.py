@@ -3,7 +3,7 @@
 ``nnUNetv2_train 501 3d_fullres 0 -tr nnUNetTrainerSiNGR`` regresses the SiNG maps (Eqs. 1-5,
 precomputed by ``nnUNetv2_precompute_targets``, or on first use) through tanh with the Focal-L1 loss
 (Eq. 6, gamma 1, eps 0). ``nnUNetv2_predict -tr nnUNetTrainerSiNGR`` writes the 0-thresholded masks
-(see nnunet_ext/training/signed_map_loss.py for why nnU-Net's own inference does exactly that).
+(see nnunet_ext/training/loss_adapters/signed_map.py for why nnU-Net's own inference does exactly that).
 Each variant is its own class, hence its own results folder.
 
 Optimiser: Adam 1e-3 with poly decay (:class:`~nnunet_ext.training.optimizers.AdamWithPolyDecay`), not
@@ -21,7 +21,7 @@ from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import SiNGOptions, target_spec
 from nnunet_ext.training.map_trainer import nnUNetTrainerWithTargetMaps
 from nnunet_ext.training.optimizers import AdamWithPolyDecay, NnUNetSGD, PaperAdam
-from nnunet_ext.training.signed_map_loss import SignedMapRegression
+from nnunet_ext.training.loss_adapters.signed_map import SignedMapRegression
 
 
 class nnUNetTrainerSiNGR(AdamWithPolyDecay, nnUNetTrainerWithTargetMaps):

@@ -1,4 +1,6 @@
-"""Regression losses for signed target maps (SiNGR and its ablations). Pure torch, no nnU-Net imports."""
+"""Losses, pure torch, no nnU-Net imports: regression of signed maps (SiNGR and its ablations, :mod:`.regression`),
+distance and region-wise losses (GSL, RRW, Boundary, :mod:`.distance`), soft labels (LS, GeoLS, JML,
+:mod:`.soft_labels`); voxel masks for all of them in :mod:`.masking`."""
 
 from nnunet_ext.losses.regression import (
     FocalL1Loss,
@@ -8,7 +10,7 @@ from nnunet_ext.losses.regression import (
     OfficialSiNGRLoss,
     ProductLoss,
 )
-from nnunet_ext.losses.surface import BoundaryLoss, GeneralizedSurfaceLoss, RegionWiseLoss
+from nnunet_ext.losses.distance import BoundaryLoss, GeneralizedSurfaceLoss, RegionWiseLoss
 from nnunet_ext.losses.soft_labels import JaccardMetricLoss, SoftBinaryCrossEntropyLoss, SoftCrossEntropyLoss
 
 __all__ = ["FocalL1Loss", "FocalL1SimpleLoss", "L1Loss", "L2Loss", "OfficialSiNGRLoss", "ProductLoss"]

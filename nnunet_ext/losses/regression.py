@@ -35,6 +35,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nnunet_ext.losses.masking import mask_weights, masked_mean
+
 __all__ = ["FocalL1Loss", "FocalL1SimpleLoss", "L1Loss", "L2Loss", "OfficialSiNGRLoss", "ProductLoss"]
 
 
@@ -46,33 +48,12 @@ def _prepare(z: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch
     return torch.tanh(z.float()), target.float()
 
 
-def _mask_weights(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
-    """The mask as float weights broadcast to ``like`` (B, K, *spatial), or None for 'all voxels'."""
-    if mask is None:
-        return None
-    if mask.ndim != like.ndim or mask.shape[0] != like.shape[0] or mask.shape[2:] != like.shape[2:] \
-            or mask.shape[1] not in (1, like.shape[1]):
-        raise ValueError(f"mask of shape {tuple(mask.shape)} does not fit (B, 1 or K, *spatial) = {tuple(like.shape)}")
-    return mask.to(like.dtype).expand_as(like)
-
-
-def _masked_mean(per_voxel: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    if weights is None:
-        return per_voxel.mean()
-    # where() first, so that whatever sits in excluded voxels (e.g. an inf from padding) cannot leak
-    # into the sum as inf * 0 = nan
-    numerator = (torch.where(weights > 0, per_voxel, 0.0) * weights).sum()
-    denominator = weights.sum()
-    # an all-excluded batch has numerator 0; returning it keeps the graph without dividing by 0
-    return torch.where(denominator > 0, numerator / denominator.clamp_min(torch.finfo(denominator.dtype).tiny), numerator)
-
-
 class _TanhRegressionLoss(nn.Module):
     """Base class: ``Z = tanh(z)``, a per-voxel loss from ``_per_voxel(S, Z)``, then the masked mean."""
 
     def forward(self, z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         prediction, target = _prepare(z, target)
-        return _masked_mean(self._per_voxel(target, prediction), _mask_weights(mask, prediction))
+        return masked_mean(self._per_voxel(target, prediction), mask)
 
     def _per_voxel(self, target: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -236,8 +217,8 @@ class ProductLoss(nn.Module):
 
     def forward(self, z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         prediction, target = _prepare(z, target)
-        weights = _mask_weights(mask, prediction)
-        l1 = _masked_mean((target - prediction).abs(), weights)
+        weights = mask_weights(mask, prediction)
+        l1 = masked_mean((target - prediction).abs(), weights)
 
         spatial = tuple(range(2, prediction.ndim))
         product = target * prediction

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from nnunet_ext.losses.regression import _mask_weights, _masked_mean
+from nnunet_ext.losses.masking import mask_weights, masked_mean
 
 __all__ = [
     "JaccardMetricLoss",
@@ -126,7 +126,7 @@ class SoftCrossEntropyLoss(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         _check_shapes(logits, target)
         per_voxel = -(target.float() * F.log_softmax(logits.float(), 1)).sum(1, keepdim=True)
-        return _masked_mean(per_voxel, _mask_weights(mask, per_voxel))
+        return masked_mean(per_voxel, mask)
 
 
 class SoftBinaryCrossEntropyLoss(nn.Module):
@@ -139,7 +139,7 @@ class SoftBinaryCrossEntropyLoss(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         _check_shapes(logits, target)
         per_voxel = F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="none")
-        return _masked_mean(per_voxel, _mask_weights(mask, per_voxel))
+        return masked_mean(per_voxel, mask)
 
 
 class JaccardMetricLoss(nn.Module):
@@ -184,7 +184,7 @@ class JaccardMetricLoss(nn.Module):
         logits = logits.float()
         x = torch.softmax(logits, 1) if self.activation == "softmax" else torch.sigmoid(logits)
         y = target.float()
-        weights = _mask_weights(mask, x)
+        weights = mask_weights(mask, x)
         if weights is not None:
             x, y = x * weights, y * weights
         if self.activation == "softmax" and not self.include_background:

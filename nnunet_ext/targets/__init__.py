@@ -34,13 +34,23 @@ class TargetKind:
     options_type: type  # frozen dataclass with as_params() and from_params(params)
     compute: Callable[..., Any]
     description: str
+    #: value of the maps outside the case, where nnU-Net's crop or spatial augmentation leaves the image
+    far_value: float
 
 
 REGISTRY: dict[str, TargetKind] = {
-    "sing": TargetKind("sing", SiNGOptions, sing_maps, "SiNGR signed normalised geodesic maps (Eqs. 1-5)"),
-    "dtm": TargetKind("dtm", DTMOptions, dtm_maps, "signed distance maps in mm, negative inside (GSL Eq. 12, Boundary loss)"),
-    "rrw": TargetKind("rrw", RRWOptions, rrw_maps, "rectified region-wise maps (Valverde and Tohka, Eq. 4)"),
-    "geols": TargetKind("geols", GeoLSOptions, geols_maps, "GeoLS geodesic maps exp(-D) in [0, 1] (MIDL 2024, Eqs. 3-5)"),
+    # far background: -1 is the saturated outside of a signed normalised map
+    "sing": TargetKind("sing", SiNGOptions, sing_maps, "SiNGR signed normalised geodesic maps (Eqs. 1-5)", -1.0),
+    # 0 carries no distance information, so voxels outside the case drop out of the GSL and Boundary terms
+    # (D^2 and P * D are 0 there) while nnU-Net's region loss still trains them as background; no constant is
+    # "the" distance outside the case, whose true value grows with the distance to the object
+    "dtm": TargetKind("dtm", DTMOptions, dtm_maps,
+                      "signed distance maps in mm, negative inside (GSL Eq. 12, Boundary loss)", 0.0),
+    # every component 1: equal components give the RW loss zero gradient there (Eq. 2)
+    "rrw": TargetKind("rrw", RRWOptions, rrw_maps, "rectified region-wise maps (Valverde and Tohka, Eq. 4)", 1.0),
+    # far from every class: exp(-D) = 0
+    "geols": TargetKind("geols", GeoLSOptions, geols_maps,
+                        "GeoLS geodesic maps exp(-D) in [0, 1] (MIDL 2024, Eqs. 3-5)", 0.0),
 }
 
 
@@ -64,4 +74,5 @@ def target_spec(kind: str = "sing", options: Any = None) -> TargetSpec:
     return TargetSpec(kind, options.as_params())
 
 
-__all__ = ["REGISTRY", "SiNGOptions", "TargetKind", "get_kind", "make_options", "sing_maps", "target_spec"]
+__all__ = ["REGISTRY", "DTMOptions", "GeoLSOptions", "RRWOptions", "SiNGOptions", "TargetKind", "dtm_maps", "geols_maps",
+           "get_kind", "make_options", "rrw_maps", "sing_maps", "target_spec"]

@@ -62,6 +62,10 @@ def ignored_voxels(ignored: np.ndarray | None, spatial: Sequence[int]) -> np.nda
     return ignored if ignored.any() else None
 
 
+#: how a geodesic cost term uses the image (:func:`gradient_channels`): one channel, or every channel's map averaged
+IMAGE_MODES = ("channel", "mean_of_maps")
+
+
 def gradient_channels(image: np.ndarray, mode: str, channel: int) -> np.ndarray:
     """The image channels of a geodesic cost term, float32 (C', *spatial): ``mode="channel"`` keeps
     channel ``channel``; ``"mean_of_maps"`` keeps all of them (one map each, averaged by the caller)."""

@@ -62,8 +62,8 @@ from typing import Any, Sequence
 import numpy as np
 from skimage.morphology import skeletonize
 
-from nnunet_ext.targets.common import TargetOptions, channel_masks_within, gradient_channels, ignored_voxels
-from nnunet_ext.targets.sing import IMAGE_MODES, geodesic_distance
+from nnunet_ext.targets.common import IMAGE_MODES, TargetOptions, channel_masks_within, gradient_channels, ignored_voxels
+from nnunet_ext.targets.geodesic import geodesic_distance
 
 SCALINGS = ("eq5", "mean")
 #: distance beyond which exp(-D) (< 1.6e-8) is 0 in float16, the dtype of the stored maps

@@ -14,7 +14,7 @@ Channels (:class:`RRWOptions`): one map per channel mask (region or foreground l
 ``background`` the map of the background (voxels in no mask, or outside nnU-Net's nonzero mask
 ``valid``) comes first: the 1 + K classes of a softmax network. With ``complements`` the maps of
 each mask's complement follow, for the two-class (complement, region) reading of a sigmoid output
-(see :class:`nnunet_ext.losses.surface.RegionWiseLoss`).
+(see :class:`nnunet_ext.losses.distance.RegionWiseLoss`).
 
 Degenerate masks: an empty mask gives all 1 (the class is pushed to 0 everywhere, as in the
 authors' code); a mask with no voxel outside it in the array has no boundary there and gives all -1

@@ -4,10 +4,8 @@
   every deep-supervision scale, alpha from a per-epoch schedule (:meth:`alpha`), set at the start of
   each epoch, written to the training log and logged under ``'alpha'``, which ``progress.png`` draws
   (:class:`~nnunet_ext.training.progress_logger.CurvesLocalLogger`).
-- map padding: distance maps are padded with 0 where a patch leaves the case. 0 carries no
-  distance information, so padded voxels drop out of the GSL and Boundary terms (D^2 and P * D are 0
-  there) while nnU-Net's region loss still trains them as background, as nnU-Net does. (No constant
-  is "the" distance outside the case: the true value grows with the distance to the object.)
+- map padding: distance maps are padded with 0 where a patch leaves the case (the ``dtm`` kind's far
+  value, :data:`nnunet_ext.targets.REGISTRY` says why).
 """
 
 from __future__ import annotations
@@ -16,14 +14,12 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
 
-from nnunet_ext.training.distance_losses import RegionAndDistanceLoss
+from nnunet_ext.training.loss_adapters.distance import RegionAndDistanceLoss
 from nnunet_ext.training.map_trainer import nnUNetTrainerWithTargetMaps
 
 
 class nnUNetTrainerRegionAndDistance(nnUNetTrainerWithTargetMaps):
     """Base: ``alpha(epoch) * nnU-Net's region loss + (1 - alpha(epoch)) * distance_term()`` per scale."""
-
-    map_padding_value = 0.0
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):

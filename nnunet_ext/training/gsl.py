@@ -29,8 +29,8 @@ import blosc2
 import numpy as np
 import torch
 
-from nnunet_ext.losses.surface import gsl_class_weights
-from nnunet_ext.target_store import _atomic_write_bytes, case_identifiers
+from nnunet_ext.losses.distance import gsl_class_weights
+from nnunet_ext.target_store import atomic_write_bytes, case_identifiers
 
 COUNTS_VERSION = 1
 
@@ -74,7 +74,7 @@ def load_or_count(config_folder: str | Path, plans_identifier: str, configuratio
             return stored["counts"], False
     counted = voxel_counts(config_folder, channels, background, ignore_label)
     content = {**key, **counted, "weights": gsl_class_weights(counted["counts"]).tolist()}
-    _atomic_write_bytes(path, json.dumps(content, indent=1, sort_keys=True).encode())
+    atomic_write_bytes(path, json.dumps(content, indent=1, sort_keys=True).encode())
     return counted["counts"], True
 
 

@@ -11,72 +11,82 @@ does the rest without copying nnU-Net's training code:
   (maps removed or re-written while they were computed, e.g. by a concurrent ``nnUNetv2_preprocess``
   or a deleted ``nnunet_ext_targets`` folder). Any of these problems stops the run before training
   with one line naming the fix (the precompute command), not an augmentation worker's traceback.
-- **data path**: nnU-Net's dataset, loader and augmentation pipelines with the maps added
-  (:mod:`nnunet_ext.training`): cropped with the same bbox, spatially transformed with the image,
-  padded with ``map_padding_value`` (-1 by default), one map per deep-supervision scale.
-- **steps**: nnU-Net's ``train_step`` / ``validation_step`` run unchanged on a batch whose
-  ``'target'`` is the list ``[seg per scale..., maps per scale...]``; the loss splits it again. nnU-Net's
-  validation step reads ``target[0]``, the full-resolution seg, for its online pseudo-Dice, so the
-  checkpoint choice still works on masks.
-- **deep supervision**: nnU-Net's own scale weights (taken from the loss it would build).
+- **data path**: nnU-Net's own loader and augmentation pipelines; the maps ride on the image
+  (:mod:`nnunet_ext.training.data`): cropped with the same bbox, spatially transformed with the image,
+  padded with the kind's far value (:attr:`nnunet_ext.targets.TargetKind.far_value`), at full resolution.
+- **steps**: nnU-Net's ``train_step`` / ``validation_step`` run unchanged on a batch whose ``'data'`` is
+  the network input and whose ``'target'`` is the list ``[seg per scale..., maps]``; the loss splits it
+  again. nnU-Net's validation step reads ``target[0]``, the full-resolution seg, for its online
+  pseudo-Dice, so the checkpoint choice still works on masks.
+- **deep supervision**: nnU-Net's own scale weights (taken from the loss it would build); the maps of
+  each scale are pooled on the training device (area mean, as the seg's scales are nnU-Net's).
 - **training health**: the guard of :mod:`nnunet_ext.training.health` (non-finite loss, wrong-side saturation).
 """
 
 from __future__ import annotations
 
 import os
-from functools import partial
-from unittest import mock
 
 import torch
 from filelock import FileLock
 from nnunetv2.configuration import default_num_processes
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
-from nnunetv2.training.nnUNetTrainer import nnUNetTrainer as nnunet_trainer_module
 from torch import nn
+from torch.nn.functional import interpolate
 
 from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.target_store import TargetSpec, targets_folder
-from nnunet_ext.training.data_loader import nnUNetDataLoaderWithTargets
-from nnunet_ext.training.dataset import nnUNetDatasetBlosc2WithTargets
+from nnunet_ext.targets import get_kind
+from nnunet_ext.training.data.dataset import nnUNetDatasetBlosc2WithTargets
 from nnunet_ext.training.health import nnUNetTrainerWithHealthGuard
-from nnunet_ext.training.transforms import (
-    FAR_BACKGROUND,
-    get_regression_training_transforms,
-    get_regression_validation_transforms,
-)
+from nnunet_ext.training.data.transforms import get_training_transforms_with_maps, get_validation_transforms_with_maps
 
 
 class SplitTargets(nn.Module):
     """Calls a deep-supervised ``loss(outputs, segs, maps)`` on nnU-Net's ``loss(outputs, targets)``.
 
-    ``targets`` is ``[seg_0, ..., seg_n-1, maps_0, ..., maps_n-1]`` for ``n`` network outputs.
+    ``targets`` is ``[seg_0, ..., seg_n-1, maps - far_value]`` for ``n`` network outputs, the maps (B, K, *patch)
+    at full resolution as the data path carries them (:mod:`nnunet_ext.training.data`). Here, on the training
+    device rather than in the augmentation workers, the far value is added back and the maps of scale i become
+    their area means on the grid of ``seg_i`` (adaptive average pooling: each coarse voxel's target is the mean
+    of the block it covers, so values stay in the maps' range).
     """
 
-    def __init__(self, deep_supervised_loss: DeepSupervisionWrapper):
+    def __init__(self, deep_supervised_loss: DeepSupervisionWrapper, far_value: float):
         super().__init__()
         self.loss = deep_supervised_loss
+        self.far_value = far_value
 
     def forward(self, outputs: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
         n = len(outputs)
-        if len(targets) != 2 * n:
-            raise ValueError(f"expected {2 * n} targets (seg and maps per scale) for {n} outputs, got {len(targets)}")
-        return self.loss(outputs, targets[:n], targets[n:])
+        if len(targets) != n + 1:
+            raise ValueError(f"expected {n + 1} targets (seg per scale, then the maps) for {n} outputs, got {len(targets)}")
+        segs, maps = targets[:n], (targets[n] + self.far_value if self.far_value else targets[n])
+        scaled = [maps if seg.shape[2:] == maps.shape[2:] else interpolate(maps, seg.shape[2:], mode="area")
+                  for seg in segs]
+        return self.loss(outputs, segs, scaled)
 
 
 class nnUNetTrainerWithTargetMaps(nnUNetTrainerWithHealthGuard):
     """Base trainer: precomputed maps through nnU-Net's data path into a ``loss(output, seg, maps)``."""
 
-    #: value of the maps outside the case (loader crop and spatial augmentation): -1, the far background
-    #: of signed maps; maps whose far value is 0 (GeoLS) set 0
-    map_padding_value: float = FAR_BACKGROUND
+    @property
+    def far_value(self) -> float:
+        """The maps' value outside the case (loader crop and spatial augmentation), their kind's."""
+        return get_kind(self.target_spec().kind).far_value
+
+    @property
+    def image_channels(self) -> int:
+        """The case's image channels as stored (nnU-Net's count without a cascade's one-hot channels)."""
+        return len(self.dataset_json.get("channel_names", self.dataset_json.get("modality", {})))
 
     # nnU-Net's augmentation pipelines with the maps added (same arguments as nnU-Net's static methods)
-    get_validation_transforms = staticmethod(get_regression_validation_transforms)
-
     def get_training_transforms(self, *args, **kwargs):
-        return get_regression_training_transforms(*args, padding_value=self.map_padding_value, **kwargs)
+        return get_training_transforms_with_maps(*args, image_channels=self.image_channels, **kwargs)
+
+    def get_validation_transforms(self, *args, **kwargs):
+        return get_validation_transforms_with_maps(*args, image_channels=self.image_channels, **kwargs)
 
     def target_spec(self) -> TargetSpec:
         """The maps this trainer trains on."""
@@ -93,7 +103,7 @@ class nnUNetTrainerWithTargetMaps(nnUNetTrainerWithHealthGuard):
     def ensure_target_maps(self) -> None:
         """Checks the images, computes the missing or stale maps of this configuration and checks that
         every case has up-to-date maps afterwards; raises a one-line :class:`NnunetExtError` otherwise."""
-        from nnunet_ext.preprocessing.precompute_targets import precompute_command, precompute_targets, require_targets
+        from nnunet_ext.precompute import precompute_command, precompute_targets, require_targets
         from nnunet_ext.target_store import case_identifiers
 
         spec = self.target_spec()
@@ -129,31 +139,30 @@ class nnUNetTrainerWithTargetMaps(nnUNetTrainerWithHealthGuard):
         def dataset(keys):
             return nnUNetDatasetBlosc2WithTargets(
                 self.preprocessed_dataset_folder, keys,
-                folder_with_segs_from_previous_stage=self.folder_with_segs_from_previous_stage, target_spec=spec)
+                folder_with_segs_from_previous_stage=self.folder_with_segs_from_previous_stage, target_spec=spec,
+                far_value=self.far_value)
 
         return dataset(tr_keys), dataset(val_keys)
 
-    def get_dataloaders(self):
-        # nnU-Net's get_dataloaders hard-codes its loader class; swapping the name it looks up for the
-        # duration of the call keeps the rest of nnU-Net's method (DA worker set-up included) in use.
-        loader = partial(nnUNetDataLoaderWithTargets, map_padding_value=self.map_padding_value)
-        with mock.patch.object(nnunet_trainer_module, "nnUNetDataLoader", loader):
-            return super().get_dataloaders()
-
     # ------------------------------------------------------------------------------------- steps
     def train_step(self, batch: dict) -> dict:
-        return super().train_step(self._seg_and_maps_as_target(batch))
+        return super().train_step(self._maps_as_target(batch))
 
     def validation_step(self, batch: dict) -> dict:
-        return super().validation_step(self._seg_and_maps_as_target(batch))
+        return super().validation_step(self._maps_as_target(batch))
 
-    @staticmethod
-    def _seg_and_maps_as_target(batch: dict) -> dict:
-        return {**batch, "target": [*batch["target"], *batch["regression_target"]]}
+    def _maps_as_target(self, batch: dict) -> dict:
+        """The batch with the network input as ``'data'`` and the maps appended to ``'target'``."""
+        data, channels = batch["data"], self.num_input_channels
+        if data.shape[1] <= channels:
+            raise NnunetExtError(f"{self.__class__.__name__}: the batch has {data.shape[1]} channels, no target "
+                                 f"maps after the {channels} input channels; its loader must use this trainer's "
+                                 "dataset and transforms")
+        return {**batch, "data": data[:, :channels], "target": [*batch["target"], data[:, channels:]]}
 
     def _build_loss(self):
         if not self.enable_deep_supervision:
             # nnU-Net's validation_step reads target[0] as the seg only when deep supervision is on
             raise NnunetExtError(f"{self.__class__.__name__} needs deep supervision enabled (nnU-Net's default)")
         nnunet_loss = super()._build_loss()  # only for nnU-Net's deep-supervision weights
-        return SplitTargets(DeepSupervisionWrapper(self.build_map_loss(), nnunet_loss.weight_factors))
+        return SplitTargets(DeepSupervisionWrapper(self.build_map_loss(), nnunet_loss.weight_factors), self.far_value)

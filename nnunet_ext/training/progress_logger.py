@@ -3,13 +3,14 @@
 nnU-Net's :class:`LocalLogger` asserts on unknown keys and draws a fixed figure. This subclass takes
 extra keys with :meth:`CurvesLocalLogger.add_curve`; each is logged once per epoch like nnU-Net's own
 (a float, or a list of floats, one line each) and drawn on a second axis, 0 to 1, of the figure's
-learning-rate panel. nnU-Net's figure has no hook for that, so the drawing runs just before its
-``tight_layout`` call (the one patch, in :meth:`plot_progress_png`); everything else is nnU-Net's.
+learning-rate panel. nnU-Net's figure has no hook for that, so the drawing runs just before its one
+``tight_layout`` call: :meth:`plot_progress_png` swaps pyplot's ``tight_layout`` for the duration of
+nnU-Net's method (the one tie to its code, written against nnU-Net 2.8.1's ``plot_progress_png``;
+``tests/test_training_health.py`` fails when the installed method's source differs). Everything else is
+nnU-Net's.
 """
 
 from __future__ import annotations
-
-from unittest import mock
 
 from nnunetv2.training.logging import nnunet_logger
 from nnunetv2.training.logging.nnunet_logger import LocalLogger
@@ -58,5 +59,8 @@ class CurvesLocalLogger(LocalLogger):
             axis.legend(loc=(0.3, 1))
             return tight_layout(*args, **kwargs)
 
-        with mock.patch.object(nnunet_logger.plt, "tight_layout", draw_curves_then_layout):
+        nnunet_logger.plt.tight_layout = draw_curves_then_layout
+        try:
             super().plot_progress_png(output_folder)
+        finally:
+            nnunet_logger.plt.tight_layout = tight_layout

@@ -1,4 +1,4 @@
-"""Per-scale nnU-Net adapters of the distance losses (:mod:`nnunet_ext.losses.surface`), called by
+"""Per-scale nnU-Net adapters of the distance losses (:mod:`nnunet_ext.losses.distance`), called by
 :class:`~nnunet_ext.training.map_trainer.nnUNetTrainerWithTargetMaps` as ``loss(output, seg, maps)``.
 
 What the network's outputs and nnU-Net's seg become, per dataset type:
@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nnunet_ext.losses.surface import BoundaryLoss, GeneralizedSurfaceLoss, RegionWiseLoss
-from nnunet_ext.training.nnunet_targets import ignore_mask, one_hot_target
+from nnunet_ext.losses.distance import BoundaryLoss, GeneralizedSurfaceLoss, RegionWiseLoss
+from nnunet_ext.training.loss_adapters.seg_targets import ignore_mask, one_hot_target
 
 
 def probabilities(output: torch.Tensor, has_regions: bool) -> torch.Tensor:

@@ -23,6 +23,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from nnunet_ext.losses.masking import masked_mean
+
 
 # ------------------------------------------------------------------------------------------------
 # alpha schedules: the weight of the region loss in alpha * region + (1 - alpha) * distance
@@ -136,10 +138,7 @@ class RegionWiseLoss(nn.Module):
                 mask: torch.Tensor | None = None) -> torch.Tensor:
         _check_shapes(probabilities, rw_maps)
         product = probabilities.float() * rw_maps.float()
-        if mask is None:
-            return product.mean()
-        mask = mask.float().expand_as(product)
-        return (product * mask).sum() / mask.sum().clamp_min(1.0)
+        return masked_mean(product, mask)
 
     @staticmethod
     def two_class_probabilities(region_probabilities: torch.Tensor) -> torch.Tensor:
@@ -160,10 +159,7 @@ class BoundaryLoss(nn.Module):
                 mask: torch.Tensor | None = None) -> torch.Tensor:
         _check_shapes(probabilities, dtm)
         product = probabilities.float() * dtm.float()
-        if mask is None:
-            return product.mean()
-        mask = mask.float().expand_as(product)
-        return (product * mask).sum() / mask.sum().clamp_min(1.0)
+        return masked_mean(product, mask)
 
 
 def _check_shapes(probabilities: torch.Tensor, *others: torch.Tensor) -> None:

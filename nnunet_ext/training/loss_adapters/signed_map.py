@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nnunet_ext.training.nnunet_targets import ignore_mask
+from nnunet_ext.training.loss_adapters.seg_targets import ignore_mask
 
 
 def regressed_outputs(output: torch.Tensor, has_regions: bool) -> torch.Tensor:

@@ -30,7 +30,7 @@ from nnunet_ext.losses.soft_labels import (
     geols_soft_labels,
     label_smoothing,
 )
-from nnunet_ext.training.nnunet_targets import one_hot_target
+from nnunet_ext.training.loss_adapters.seg_targets import one_hot_target
 
 SOFT_LABELS = ("ls", "geols")
 CRITERIA = ("ce", "jml")

@@ -1,0 +1,419 @@
+"""Precomputing the target maps of a preprocessed nnU-Net configuration: the library behind
+``nnUNetv2_precompute_targets`` (its command line is :mod:`nnunet_ext.preprocessing.precompute_targets`).
+
+For every case of ``$nnUNet_preprocessed/DatasetXXX/<plans>_<cfg>/`` it reads the normalised image,
+the seg (-1 outside nnU-Net's nonzero mask) and the configuration's spacing, turns the seg into one
+mask per region (region datasets) or per foreground label (label datasets) with nnU-Net's
+LabelManager, computes the maps of the target kind (:data:`nnunet_ext.targets.REGISTRY`) and writes
+them with :mod:`nnunet_ext.target_store` (sub-folder nnU-Net ignores, float16 blosc2 with
+patch-sized chunks, atomic writes, freshness metadata). Up-to-date cases are skipped, so a second
+run, a run after an interruption, or five runs started together by five folds only compute what
+is missing or stale (concurrent writers of one case write identical files atomically).
+
+2d configurations hold 3D stacks of slices that nnU-Net trains on one slice at a time: their maps
+are computed slice by slice in 2D (the configuration's spacing has two entries), so a slice's
+target depends only on what the 2D network sees.
+
+Before computing, every channel of every case is checked for NaN / inf once
+(:mod:`nnunet_ext.image_check`): a bad case stops the run with one line naming it, its channel and
+the fix. Datasets with nnU-Net's ignore label pass the ignored voxels to the kind (no boundary there,
+see :mod:`nnunet_ext.targets`) and record the label in each map, so older maps of such a dataset are
+stale. Workers (``-np`` > 1) exit when this process dies (killed, not only interrupted), and the
+temporary files of killed writers are removed by the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import multiprocessing.connection
+import os
+import resource
+import shlex
+import statistics
+import sys
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import blosc2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from nnunet_ext.errors import NnunetExtError
+from nnunet_ext.nnunet_env import nnunet_folder, resolve_dataset_name
+from nnunet_ext.image_check import check_finite_images, preprocess_command
+from nnunet_ext.target_store import (TargetSpec, case_identifiers, case_status, remove_abandoned_temporaries,
+                                     targets_folder, write_case, write_spec)
+from nnunet_ext.targets import get_kind, make_options, target_spec
+from nnunet_ext.targets.geodesic import geodesic_device
+
+COMMAND = "nnUNetv2_precompute_targets"
+#: devices that this process alone computes on, with -np reader / writer threads (_process_on_device)
+DEVICES_COMPUTED_IN_THIS_PROCESS = ("cuda",)
+
+
+# ------------------------------------------------------------------------------------------------
+# the configuration: folder, spacing, channels
+# ------------------------------------------------------------------------------------------------
+def load_configuration(dataset: int | str, configuration: str, plans_identifier: str = "nnUNetPlans") -> dict:
+    """Folder, spacing, patch size and channel definitions of a preprocessed configuration.
+
+    Channels: ``foreground_regions`` of nnU-Net's LabelManager for region datasets
+    (``regions_class_order`` in dataset.json), else ``foreground_labels``; their order is the order
+    of the maps' channels and of nnU-Net's network outputs.
+    """
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    dataset_name = resolve_dataset_name(dataset)
+    dataset_dir = nnunet_folder("nnUNet_preprocessed") / dataset_name
+    plans_file = dataset_dir / f"{plans_identifier}.json"
+    if not plans_file.is_file():
+        raise NnunetExtError(
+            f"no plans {plans_file}; run: nnUNetv2_plan_and_preprocess -d {dataset_name} -c {configuration}"
+            + ("" if plans_identifier == "nnUNetPlans" else f" (with the planner that writes {plans_identifier})")
+        )
+    plans_manager = PlansManager(str(plans_file))
+    if configuration not in plans_manager.available_configurations:
+        raise NnunetExtError(
+            f"configuration {configuration!r} is not in {plans_file.name}; available: "
+            f"{', '.join(plans_manager.available_configurations)}"
+        )
+    configuration_manager = plans_manager.get_configuration(configuration)
+    dataset_json = json.loads((dataset_dir / "dataset.json").read_text())
+    label_manager = plans_manager.get_label_manager(dataset_json)
+    folder = dataset_dir / configuration_manager.data_identifier
+    cases = case_identifiers(folder) if folder.is_dir() else []
+    if not cases:
+        raise NnunetExtError(
+            f"no preprocessed cases in {folder}; run: nnUNetv2_preprocess -d {dataset_name} -c {configuration}"
+            f" -p {plans_identifier}"
+        )
+    if label_manager.has_regions:
+        channels = [list(r) if isinstance(r, (tuple, list)) else [r] for r in label_manager.foreground_regions]
+    else:
+        channels = [[int(label)] for label in label_manager.foreground_labels]
+    return {
+        "dataset_name": dataset_name,
+        "configuration": configuration,
+        "plans_identifier": plans_identifier,
+        "folder": folder,
+        "cases": cases,
+        "spacing": [float(s) for s in configuration_manager.spacing],
+        "patch_size": [int(p) for p in configuration_manager.patch_size],
+        "channels": [[int(v) for v in c] for c in channels],
+        "has_regions": bool(label_manager.has_regions),
+        "ignore_label": None if label_manager.ignore_label is None else int(label_manager.ignore_label),
+        "channel_names": dataset_json.get("channel_names", {}),
+        "file_ending": dataset_json.get("file_ending"),
+    }
+
+
+def channel_masks(seg: np.ndarray, channels: Sequence[Sequence[int]]) -> np.ndarray:
+    """bool (K, *spatial): voxel in any label of channel k (a region, or a single label)."""
+    return np.stack([np.isin(seg, list(labels)) for labels in channels])
+
+
+def read_case(folder: Path, case: str) -> tuple[np.ndarray, np.ndarray]:
+    """The normalised image (C, *spatial) float32 and the seg (*spatial) of one preprocessed case."""
+    data = np.asarray(blosc2.open(str(folder / f"{case}.b2nd"), mode="r")[:], dtype=np.float32)
+    seg = np.asarray(blosc2.open(str(folder / f"{case}_seg.b2nd"), mode="r")[:])[0]
+    return data, seg
+
+
+def compute_case_maps(folder: Path, case: str, kind: str, options: Any, spacing: Sequence[float],
+                      channels: Sequence[Sequence[int]], ignore_label: int | None = None) -> np.ndarray:
+    """Maps (K, *spatial) of one preprocessed case; ``spacing`` of length 2 means slice-wise 2D;
+    ``ignore_label``: nnU-Net's ignore label of the dataset (None: it has none)."""
+    data, seg = read_case(folder, case)
+    return case_maps(data, seg, folder, case, kind, options, spacing, channels, ignore_label)
+
+
+def case_maps(data: np.ndarray, seg: np.ndarray, folder: Path, case: str, kind: str, options: Any,
+              spacing: Sequence[float], channels: Sequence[Sequence[int]], ignore_label: int | None = None) -> np.ndarray:
+    """:func:`compute_case_maps` on a case already read (``folder`` and ``case`` name it in errors)."""
+    masks = channel_masks(seg, channels)
+    valid = seg >= 0  # nnU-Net writes -1 outside its nonzero mask
+    ignored = None if ignore_label is None else seg == ignore_label
+    compute = get_kind(kind).compute
+    try:
+        if len(spacing) == 3:
+            return compute(data, masks, valid, tuple(spacing), options, ignored=ignored)
+        maps = None  # a kind may add channels (background, complements): sized by the first slice
+        for z in range(seg.shape[0]):
+            slice_maps = compute(data[:, z], masks[:, z], valid[z], tuple(spacing), options,
+                                 ignored=None if ignored is None else ignored[z])
+            if maps is None:
+                maps = np.empty((slice_maps.shape[0], *seg.shape), dtype=np.float32)
+            maps[:, z] = slice_maps
+        return maps
+    except ValueError as error:
+        raise NnunetExtError(f"case {case} in {folder}: {error}") from None
+
+
+def _process_case(job: dict) -> dict:
+    """Worker: computes and writes one case unless (meanwhile) up to date. Picklable for spawn."""
+    if job["threads"]:
+        torch.set_num_threads(job["threads"])
+    start = time.perf_counter()
+    inputs = _read_job(job)
+    if inputs is None:  # another process finished it
+        return {"case": job["case"], "computed": False, "seconds": 0.0, "peak_rss_mb": _peak_rss_mb()}
+    maps = _compute_job(job, *inputs)
+    return _write_job(job, maps, earlier_seconds=time.perf_counter() - start)
+
+
+def _read_job(job: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """The case's (image, seg), or None when its maps are (meanwhile) up to date."""
+    spec = TargetSpec(job["kind"], job["params"])
+    if not job["overwrite"] and case_status(job["folder"], spec, job["case"], _extra_meta(job.get("ignore_label"))) == "ok":
+        return None
+    return read_case(Path(job["folder"]), job["case"])
+
+
+def _compute_job(job: dict, data: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    with geodesic_device(job["device"]):
+        return case_maps(data, seg, Path(job["folder"]), job["case"], job["kind"], make_options(job["kind"], job["params"]),
+                         job["spacing"], job["channels"], job.get("ignore_label"))
+
+
+def _write_job(job: dict, maps: np.ndarray, earlier_seconds: float) -> dict:
+    """Writes the maps; ``seconds``: the write plus ``earlier_seconds`` (reading and computing the case)."""
+    start = time.perf_counter()
+    blocks, chunks = _chunking(maps.shape, job["patch_size"])
+    write_case(job["folder"], TargetSpec(job["kind"], job["params"]), job["case"], maps, chunks=chunks, blocks=blocks,
+               extra_meta=_extra_meta(job.get("ignore_label")))
+    return {"case": job["case"], "computed": True, "seconds": earlier_seconds + time.perf_counter() - start,
+            "peak_rss_mb": _peak_rss_mb()}
+
+
+def _timed_read(job: dict) -> tuple[tuple[np.ndarray, np.ndarray] | None, float]:
+    start = time.perf_counter()
+    return _read_job(job), time.perf_counter() - start
+
+
+def _process_on_device(jobs: list[dict], io_threads: int, bar: tqdm) -> list[dict]:
+    """The GPU path: this process alone holds the device and computes the cases one after the other,
+    while ``io_threads`` threads read the next cases and write the finished ones (blosc2 releases the
+    GIL). Spawned workers would each create a CUDA context of their own, which made ``-np 8`` on a
+    GPU slower per case than one CPU process (docs/results/gpu.md). At most ``io_threads`` cases wait
+    to be computed and at most ``io_threads`` to be written, so memory stays bounded. A case's
+    ``seconds`` are its reading, computing and writing, without the time it waited in between."""
+    results: list[dict] = []
+    with ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="precompute-io") as pool:
+        reads: deque = deque()
+        writes: deque = deque()
+        upcoming = iter(jobs)
+
+        def read_next() -> None:
+            job = next(upcoming, None)
+            if job is not None:
+                reads.append((job, pool.submit(_timed_read, job)))
+
+        for _ in range(io_threads):
+            read_next()
+        while reads:
+            job, pending = reads.popleft()
+            inputs, read_seconds = pending.result()
+            read_next()
+            if inputs is None:
+                results.append({"case": job["case"], "computed": False, "seconds": 0.0, "peak_rss_mb": _peak_rss_mb()})
+                bar.update()
+                continue
+            start = time.perf_counter()
+            maps = _compute_job(job, *inputs)
+            compute_seconds = time.perf_counter() - start
+            if len(writes) >= io_threads:
+                results.append(writes.popleft().result())
+                bar.update()
+            writes.append(pool.submit(_write_job, job, maps, read_seconds + compute_seconds))
+        for pending in writes:
+            results.append(pending.result())
+            bar.update()
+    return results
+
+
+def _extra_meta(ignore_label: int | None) -> dict | None:
+    """Freshness entries beyond spec and source: the ignore label, for datasets that have one."""
+    return None if ignore_label is None else {"ignore_label": int(ignore_label)}
+
+
+def _exit_with_parent() -> None:
+    """Pool initializer: the worker exits as soon as the process that started it is gone.
+
+    A spawn pool's workers hold both ends of their task pipe, so a parent killed outright (SIGKILL,
+    SIGTERM) would leave them computing and then waiting forever; the parent's sentinel becomes
+    readable when it dies, whatever killed it.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _chunking(shape: Sequence[int], patch_size: Sequence[int]):
+    """nnU-Net's own blosc2 (blocks, chunks) for the maps' shape and the configuration's patch."""
+    from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params
+
+    return comp_blosc2_params(tuple(shape), tuple(patch_size), 2)  # float16
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process (MB).
+
+    Linux: ``VmHWM`` of /proc/self/status, because ``ru_maxrss`` survives exec and would report a
+    spawned worker's parent's peak; elsewhere ``ru_maxrss`` (kB on Linux/BSD, bytes on macOS).
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024.0
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for package in ("nnunet-ext", "nnunetv2", "FastGeodis", "torch", "numpy", "scipy", "edt", "scikit-image", "blosc2"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+# ------------------------------------------------------------------------------------------------
+# public entry points
+# ------------------------------------------------------------------------------------------------
+def precompute_targets(
+    dataset: int | str,
+    configuration: str,
+    plans_identifier: str = "nnUNetPlans",
+    kind: str = "sing",
+    params: Mapping[str, Any] | None = None,
+    num_processes: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+    device: str = "cpu",
+) -> dict:
+    """Computes the missing or stale maps of every case; returns a summary dict.
+
+    ``params`` override the kind's defaults (``None``: ``target_spec(kind)``, what trainers use).
+    With ``num_processes`` 1 the cases run in this process with torch's thread count; with more,
+    each of the spawned workers uses ``max(1, cpus // num_processes)`` threads. ``device="cuda"`` runs
+    FastGeodis (SiNG and GeoLS maps) on the GPU, in this process only, case after case, with
+    ``num_processes`` threads reading and writing cases meanwhile; the maps and their spec are the
+    same as on the CPU.
+    """
+    try:
+        options = make_options(kind, params)
+        with geodesic_device(device):  # checks the device once, before any worker starts
+            pass
+    except ValueError as error:
+        raise NnunetExtError(str(error)) from None
+    spec = target_spec(kind, options)
+    config = load_configuration(dataset, configuration, plans_identifier)
+    folder = config["folder"]
+    check_finite_images(folder, config["cases"], fix=preprocess_command(config["dataset_name"], configuration,
+                                                                        plans_identifier),
+                        channel_names=config["channel_names"], file_ending=config["file_ending"])
+    write_spec(folder, spec, extra={
+        "configuration": configuration,
+        "plans_identifier": plans_identifier,
+        "spacing": config["spacing"],
+        "slicewise_2d": len(config["spacing"]) == 2,
+        "channels": config["channels"],
+        "has_regions": config["has_regions"],
+        **({} if config["ignore_label"] is None else {"ignore_label": config["ignore_label"]}),
+        "versions": versions(),
+    })
+    remove_abandoned_temporaries(targets_folder(folder, spec))
+    extra_meta = _extra_meta(config["ignore_label"])
+    statuses = {case: case_status(folder, spec, case, extra_meta) for case in config["cases"]}
+    todo = [case for case, status in statuses.items() if overwrite or status != "ok"]
+    num_processes = max(1, min(int(num_processes), len(todo) or 1))
+    threads = 0 if num_processes == 1 else max(1, (os.cpu_count() or 1) // num_processes)
+    jobs = [
+        {"folder": str(folder), "case": case, "kind": kind, "params": options.as_params(), "spacing": config["spacing"],
+         "channels": config["channels"], "patch_size": config["patch_size"], "overwrite": overwrite, "threads": threads,
+         "device": device, "ignore_label": config["ignore_label"]}
+        for case in todo
+    ]
+    results = []
+    bar = tqdm(total=len(jobs), desc=f"{spec.target_id} {configuration}", unit="case", disable=not progress or not jobs)
+    if device in DEVICES_COMPUTED_IN_THIS_PROCESS:
+        results = _process_on_device(jobs, num_processes, bar)
+    elif num_processes == 1:
+        for job in jobs:
+            results.append(_process_case(job))
+            bar.update()
+    else:
+        # spawn: no fork of a process that may hold torch/OpenMP threads
+        with multiprocessing.get_context("spawn").Pool(num_processes, initializer=_exit_with_parent) as pool:
+            for result in pool.imap_unordered(_process_case, jobs):
+                results.append(result)
+                bar.update()
+    bar.close()
+    timings = [r["seconds"] for r in results if r["computed"]]
+    return {
+        "folder": str(targets_folder(folder, spec)),
+        "target_id": spec.target_id,
+        "cases": len(statuses),
+        "computed": len(timings),
+        "skipped": len(statuses) - len(timings),
+        "previously_missing": sum(s == "missing" for s in statuses.values()),
+        "previously_stale": sum(s == "stale" for s in statuses.values()),
+        "median_seconds_per_case": statistics.median(timings) if timings else 0.0,
+        "peak_rss_mb_per_worker": max((r["peak_rss_mb"] for r in results), default=0.0),
+    }
+
+
+def precompute_command(dataset_name: str, configuration: str, plans_identifier: str, spec: TargetSpec) -> str:
+    """The exact command that writes the maps of ``spec`` (flags only for non-default parameters)."""
+    parts = [COMMAND, "-d", dataset_name, "-c", configuration]
+    if plans_identifier != "nnUNetPlans":
+        parts += ["-p", plans_identifier]
+    if spec.kind != "sing":
+        parts += ["--kind", spec.kind]
+    defaults = make_options(spec.kind).as_params()
+    for name, value in spec.params.items():
+        if value == defaults.get(name):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + name.replace("_", "-"))
+        else:
+            parts += [flag, str(value)]
+    return shlex.join(parts)
+
+
+def require_targets(config_folder: str | os.PathLike, spec: TargetSpec, case_ids: Iterable[str], command_hint: str,
+                    ignore_label: int | None = None, cause: str | None = None) -> None:
+    """Raises a one-line :class:`NnunetExtError` unless every case in ``case_ids`` has up-to-date maps.
+
+    Trainers call this before training (after computing what was missing), with ``command_hint``
+    from :func:`precompute_command`; ``ignore_label``: the dataset's (maps must record it);
+    ``cause``: what the message gives as the likely reason.
+    """
+    extra_meta = _extra_meta(ignore_label)
+    case_ids = list(case_ids)
+    statuses = [case_status(config_folder, spec, case, extra_meta) for case in case_ids]
+    missing, stale = statuses.count("missing"), statuses.count("stale")
+    if missing or stale:
+        first = next(case for case, status in zip(case_ids, statuses) if status != "ok")
+        raise NnunetExtError(
+            f"{missing} of {len(statuses)} cases have no {spec.target_id} target maps and {stale} have stale ones "
+            f"(first: {first}; {cause or 'not computed yet, or gone with an nnUNetv2_preprocess re-run, or case files re-written'}) in {Path(config_folder)}; "
+            f"run: {command_hint}"
+        )
