@@ -114,6 +114,10 @@ def test_dataset_stacks_maps_on_the_image_and_reads_only_the_patch(preprocessed)
     np.testing.assert_array_equal(block[2:], maps[:, 2:5, :, 7:9].astype(np.float32) - FAR)
     # nnU-Net's own uses (final validation, cascade) build the class with three arguments: nnU-Net's case
     assert not isinstance(nnUNetDatasetBlosc2WithTargets(str(preprocessed)).load_case("case_000")[0], ImageWithMaps)
+    # without an explicit far value, the maps' registered kind names it; an unknown kind is an error
+    assert nnUNetDatasetBlosc2WithTargets(str(preprocessed), target_spec=target_store.TargetSpec("rrw", {})).far_value == 1.0
+    with pytest.raises(ValueError, match="unknown target kind 'test_signed'"):
+        nnUNetDatasetBlosc2WithTargets(str(preprocessed), target_spec=SPEC)
 
 
 def test_loader_crops_maps_with_the_seg_bbox_and_pads_with_the_far_value(preprocessed):

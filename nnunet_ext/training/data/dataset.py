@@ -58,13 +58,18 @@ class nnUNetDatasetBlosc2WithTargets(nnUNetDatasetBlosc2):
     Args:
         folder, identifiers, folder_with_segs_from_previous_stage: as in nnU-Net.
         target_spec: which maps to stack on the image; ``None``: none.
-        far_value: the maps' value outside the case (:attr:`nnunet_ext.targets.TargetKind.far_value`).
+        far_value: the maps' value outside the case; ``None``: their registered kind's
+            (:attr:`nnunet_ext.targets.TargetKind.far_value`; an unregistered kind raises).
     """
 
     def __init__(self, folder: str, identifiers: List[str] = None, folder_with_segs_from_previous_stage: str = None,
-                 target_spec: TargetSpec | None = None, far_value: float = 0.0):
+                 target_spec: TargetSpec | None = None, far_value: float | None = None):
         super().__init__(folder, identifiers, folder_with_segs_from_previous_stage)
         self.target_spec = target_spec
+        if far_value is None and target_spec is not None:
+            from nnunet_ext.targets import get_kind  # here: the registry imports every kind's math
+
+            far_value = get_kind(target_spec.kind).far_value
         self.far_value = far_value
 
     def load_case(self, identifier: str):
