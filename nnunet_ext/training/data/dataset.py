@@ -41,8 +41,12 @@ class ImageWithMaps:
     def __getitem__(self, index) -> np.ndarray:
         index = index if isinstance(index, tuple) else (index,)
         channels, spatial = (index[0], index[1:]) if index else (slice(None), ())
-        block = np.concatenate([np.asarray(self.image[(slice(None), *spatial)], dtype=np.float32),
-                                np.asarray(self.maps[(slice(None), *spatial)], dtype=np.float32) - self.far_value])
+        image = self.image[(slice(None), *spatial)]
+        maps = self.maps[(slice(None), *spatial)]
+        # one output array, each part written into it once (this runs for every patch the loader draws)
+        block = np.empty((image.shape[0] + maps.shape[0], *image.shape[1:]), dtype=np.float32)
+        block[:image.shape[0]] = image
+        np.subtract(maps, self.far_value, out=block[image.shape[0]:], dtype=np.float32)
         return block[channels]
 
 
