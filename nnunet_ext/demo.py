@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunet_ext.commands import console_script, run_logged
+from nnunet_ext.commands import run_logged
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.nnunet_env import dataset_folder_name, datasets_with_id, nnunet_folder
 
@@ -90,7 +90,7 @@ def run_demo(
     config_folder = preprocessed / dataset_name / f"{PLANS}_{configuration}"
     if not config_folder.is_dir():
         print("[2/5] planning and preprocessing", flush=True)
-        run_logged([console_script("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", configuration, "-np", "2",
+        run_logged(["nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", configuration, "-np", "2",
               "--verify_dataset_integrity"], logs / "plan_and_preprocess.log", env)
     else:
         print(f"[2/5] reusing {config_folder}", flush=True)
@@ -103,11 +103,11 @@ def run_demo(
             print(f"[3/5] reusing trained {trainer} ({fold_folder})", flush=True)
         else:
             print(f"[3/5] training {trainer} on fold 0 (CPU)", flush=True)
-            run_logged([console_script("nnUNetv2_train"), str(dataset_id), configuration, "0", "-tr", trainer, "-device", "cpu", "--c"],
+            run_logged(["nnUNetv2_train", str(dataset_id), configuration, "0", "-tr", trainer, "-device", "cpu", "--c"],
                  logs / f"train_{trainer}.log", env)
         predictions[trainer] = output / "predictions" / trainer
         print(f"[4/5] predicting the held-out test cases with {trainer}", flush=True)
-        run_logged([console_script("nnUNetv2_predict"), "-i", str(raw_folder / "imagesTs"), "-o", str(predictions[trainer]),
+        run_logged(["nnUNetv2_predict", "-i", str(raw_folder / "imagesTs"), "-o", str(predictions[trainer]),
               "-d", str(dataset_id), "-c", configuration, "-tr", trainer, "-f", "0", "-device", "cpu",
               "-npp", "1", "-nps", "1", "--disable_progress_bar"], logs / f"predict_{trainer}.log", env)
         case_metrics = evaluate_folders(predictions[trainer], raw_folder / "labelsTs", dataset_json)

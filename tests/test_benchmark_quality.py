@@ -1,4 +1,4 @@
-"""scripts/benchmark_quality.py: argument errors, and its set-up stages on two real LGG patients (e2e)."""
+"""nnunet_ext_benchmark quality: argument errors, and its set-up stages on two real LGG patients (e2e)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "benchmark_quality.py"
+PART = ["-m", "nnunet_ext.benchmarks", "quality"]
 LGG_SAMPLE = "lgg_kaggle_3m_sample/kaggle_3m"
 SMALLEST = ("TCGA_HT_7686_19950629", "TCGA_HT_8018_19970411")  # 20 slices each
 
 
 def _run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, *PART, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def test_no_source_names_the_option_and_the_variable():
     env = {k: v for k, v in os.environ.items() if k != "NNUNET_EXT_DATA"}
-    completed = subprocess.run([sys.executable, str(SCRIPT), "--dataset", "lgg", "--device", "cpu"], capture_output=True,
+    completed = subprocess.run([sys.executable, *PART, "--dataset", "lgg", "--device", "cpu"], capture_output=True,
                                text=True, timeout=300, env=env)
     assert completed.returncode == 2 and "set NNUNET_EXT_DATA" in completed.stderr.strip().splitlines()[-1]
 
@@ -97,8 +97,7 @@ def test_batch_size_replaces_the_planned_one_and_remembers_it(tmp_path, monkeypa
     second run (or another N) still reports what nnU-Net planned."""
     import argparse
 
-    monkeypatch.syspath_prepend(str(REPO / "scripts"))
-    import benchmark_quality
+    from nnunet_ext.benchmarks import quality as benchmark_quality
 
     dataset = tmp_path / "nnUNet_preprocessed" / "Dataset971_LGGFlairShrink4"
     dataset.mkdir(parents=True)

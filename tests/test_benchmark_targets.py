@@ -1,20 +1,16 @@
-"""The authors' recipes of scripts/benchmark_targets.py on hand-computable inputs, and the hardware
-record of scripts/benchmark_common.py (fast: no benchmark is run)."""
+"""The authors' recipes (nnunet_ext.benchmarks.authors_recipes) on hand-computable inputs, and the
+hardware record of nnunet_ext.hardware (fast: no benchmark is run)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-
-from benchmark_common import HARDWARE_KEYS, hardware_markdown, hardware_record  # noqa: E402
-from benchmark_targets import agreement, dtm_authors_map, rrw_authors_map, sing_authors_map  # noqa: E402
-
-from nnunet_ext.targets.dtm import signed_distance  # noqa: E402
+from nnunet_ext.benchmarks.authors_recipes import dtm_authors_map, rrw_authors_map, sing_authors_map
+from nnunet_ext.benchmarks.targets import agreement
+from nnunet_ext.hardware import HARDWARE_KEYS, hardware_markdown, hardware_record
+from nnunet_ext.targets.dtm import signed_distance
 
 
 def line_mask() -> np.ndarray:

@@ -116,9 +116,9 @@ def test_singr_paper_adam_trains_with_adam(nnunet_env, tiny_dataset, tmp_path):
     assert "Current learning rate: 0.0001" in next(fold.glob("training_log_*.txt")).read_text()
     assert (fold / "checkpoint_final.pth").is_file()
 
-    # the saturation check of scripts/singr_saturation.py reads this fold's outputs on its validation cases
+    # the saturation check (nnunet_ext_benchmark saturation) reads this fold's outputs on its validation cases
     report = tmp_path / "saturation.json"
-    checked = subprocess.run([sys.executable, str(REPO / "scripts" / "singr_saturation.py"), "-d", str(dataset_id),
+    checked = subprocess.run([sys.executable, "-m", "nnunet_ext.benchmarks", "saturation", "-d", str(dataset_id),
                               "-c", configuration, "-tr", trainer, "-f", "0", "--json", str(report)],
                              env=nnunet_env, capture_output=True, text=True, timeout=300)
     assert checked.returncode == 0, checked.stderr[-2000:]

@@ -1,18 +1,16 @@
-"""scripts/quality_cpu.py: the converging CPU benchmark's records, in its --quick smoke mode (e2e)."""
+"""nnunet_ext_benchmark quality-cpu: the converging CPU benchmark's records, in its --quick smoke mode (e2e)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
+from nnunet_ext.benchmarks.quality_cpu import plateau
 
-from quality_cpu import plateau  # noqa: E402  (scripts/ is not a package)
+PART = ["-m", "nnunet_ext.benchmarks", "quality-cpu"]
 
 
 def test_plateau_is_the_ema_rise_over_the_last_fifth():
@@ -26,7 +24,7 @@ def test_plateau_is_the_ema_rise_over_the_last_fifth():
 @pytest.mark.e2e
 def test_quick_run_writes_one_record_per_trainer_and_region(tmp_path):
     out, results = tmp_path / "work", tmp_path / "results"
-    completed = subprocess.run([sys.executable, str(REPO / "scripts" / "quality_cpu.py"), "--quick", "--out", str(out),
+    completed = subprocess.run([sys.executable, *PART, "--quick", "--out", str(out),
                                 "--results", str(results)], capture_output=True, text=True, timeout=900)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     record = json.loads((results / "quality_cpu.json").read_text())
@@ -47,7 +45,7 @@ def test_quick_run_writes_one_record_per_trainer_and_region(tmp_path):
 
     # the committed per-fold records are the benchmark's state: on a machine without the work folder
     # nothing is retrained and the same results come back
-    again = subprocess.run([sys.executable, str(REPO / "scripts" / "quality_cpu.py"), "--quick", "--out",
+    again = subprocess.run([sys.executable, *PART, "--quick", "--out",
                             str(tmp_path / "new_machine"), "--results", str(results)],
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]

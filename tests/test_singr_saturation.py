@@ -1,16 +1,13 @@
-"""scripts/singr_saturation.py: the statistics on hand-computable outputs, and the channel mapping of SiNGR."""
+"""nnunet_ext_benchmark saturation: the statistics on hand-computable outputs, and the channel mapping of SiNGR."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from singr_saturation import SATURATED, regressed_maps, saturation_stats  # noqa: E402
+from nnunet_ext.benchmarks.saturation import SATURATED, regressed_maps, saturation_stats
 
 
 def test_threshold_is_where_the_tanh_gradient_drops_below_one_percent():

@@ -6,7 +6,7 @@ nearest voxel outside it (0 outside). It runs the ``edt`` package (Silversmith, 
 anisotropic, multi-threaded; the one made for this job) with the array border *not* counted as
 outside (``black_border=False``), which is SciPy's ``ndimage.distance_transform_edt`` convention.
 Both are exact EDTs: they agree up to float32 rounding (tests). SciPy remains selectable with
-:func:`euclidean_backend` so that ``scripts/benchmark_targets.py`` compares the two like for like.
+:func:`euclidean_backend` so that ``nnunet_ext_benchmark targets`` compares the two like for like.
 
 Threads: as many as torch's intra-op pool (``torch.get_num_threads()``), which
 ``nnUNetv2_precompute_targets`` sets per worker to ``cpus // -np``, so parallel workers do not

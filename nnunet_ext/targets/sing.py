@@ -60,7 +60,7 @@ Every voxel of B lies in that box (a voxel of B is within beta of a seed), so th
 everything computed from G^0 are exact; outside the box S is the outside value (-1 by Eq. 5). G^lambda, however, is
 computed with paths restricted to the box: a geodesic path that leaves the box and comes back
 is ignored, so G^lambda in the box can only be larger than on the full volume. The benchmark
-(``scripts/benchmark_targets.py``) reports the measured difference.
+(``nnunet_ext_benchmark targets``) reports the measured difference.
 
 With ``outside="released"`` max_bg is taken over the band (which lies in the box), from the
 box's G^lambda, and the outside value fills the array beyond the box as well.

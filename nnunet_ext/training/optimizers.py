@@ -33,7 +33,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 #: devices on which Adam runs fused: the same update as the per-tensor loop in one kernel per step. In one
 #: ad-hoc CPU measurement (2026-12-02, under load) the loop took about twice nnU-Net's SGD step and the fused
-#: step about as long as SGD; scripts/benchmark_training.py reports optimizer.step per trainer
+#: step about as long as SGD; nnunet_ext_benchmark training reports optimizer.step per trainer
 FUSED_ADAM_DEVICES = ("cpu", "cuda")
 
 

@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnunet_ext.commands import console_script, run_logged
+from nnunet_ext.commands import run_logged
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.nnunet_env import nnunet_folder, resolve_dataset_name
 
@@ -176,7 +176,7 @@ def run_cv(dataset: int | str, configuration: str, trainers: list[str], folds: l
             command = train_command(paths, configuration, fold, trainer, plans, device, state, npz)
             commands.append(command)
             if not print_only:
-                run_logged([console_script(command[0]), *command[1:]], logs / f"{trainer}__{configuration}__fold{fold}.log", env)
+                run_logged(command, logs / f"{trainer}__{configuration}__fold{fold}.log", env)
         if split and split["test"]:
             output = folder / "fold_0" / TEST_PREDICTIONS
             ending = paths.dataset_json["file_ending"]
@@ -187,7 +187,7 @@ def run_cv(dataset: int | str, configuration: str, trainers: list[str], folds: l
             commands.append(command)
             if not print_only:
                 _test_input(paths, split["test"])
-                run_logged([console_script(command[0]), *command[1:]], logs / f"{trainer}__{configuration}__test.log", env)
+                run_logged(command, logs / f"{trainer}__{configuration}__test.log", env)
     if print_only:
         if split and split["test"]:
             _test_input(paths, split["test"])

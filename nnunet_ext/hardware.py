@@ -1,8 +1,8 @@
-"""What every benchmark script records about the machine and the code it ran on.
+"""What every benchmark records about the machine, the code and the command it ran.
 
-    import benchmark_common  # scripts/ is on sys.path when a script of that folder runs
-    record = benchmark_common.hardware_record()
-    lines = benchmark_common.hardware_markdown(record)
+    from nnunet_ext.hardware import hardware_markdown, hardware_record
+    record = hardware_record()
+    lines = hardware_markdown(record)
 
 :func:`hardware_record` returns a JSON-ready dict with these keys (``HARDWARE_KEYS``):
 
@@ -22,7 +22,8 @@
 
 Real data: :func:`sample_folder` resolves a sample folder (``brats2015_sample``,
 ``lgg_kaggle_3m_sample/kaggle_3m``) from a script argument or from ``$NNUNET_EXT_DATA`` (:data:`DATA_VARIABLE`),
-a folder holding ``brats2015_sample/`` and ``lgg_kaggle_3m_sample/``; the scripts have no default path.
+a folder holding ``brats2015_sample/`` and ``lgg_kaggle_3m_sample/``; the benchmarks have no default path.
+:func:`invoked_command` is the command line as the user typed it (``nnunet_ext_benchmark PART ...``).
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+PACKAGE = Path(__file__).resolve().parent  # git reads the repository of an editable install from here
 PACKAGES = ("torch", "FastGeodis", "numpy", "scipy", "edt", "nnunetv2")
 HARDWARE_KEYS = ("date_utc", "cpu_model", "logical_cpus", "affinity_cpus", "torch_threads", "ram_gb", "load_average",
                  "gpu", "versions", "python", "platform", "git")
@@ -46,6 +49,11 @@ def sample_folder(relative: str, data: str | Path | None = None) -> Path | None:
     """``<data>/<relative>``, ``data`` from the argument or else ``$NNUNET_EXT_DATA``; None when neither is set."""
     root = data or os.environ.get(DATA_VARIABLE)
     return Path(root) / relative if root else None
+
+
+def invoked_command() -> str:
+    """The running command line; ``nnunet_ext_benchmark`` names its part in ``sys.argv[0]``."""
+    return " ".join([Path(sys.argv[0]).name, shlex.join(sys.argv[1:])]).rstrip()
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -126,7 +134,7 @@ def _version(package: str) -> str:
 def _git_state() -> dict:
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", "--no-optional-locks", "-C", str(REPO), *args],
+            done = subprocess.run(["git", "--no-optional-locks", "-C", str(PACKAGE), *args],
                                   capture_output=True, text=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired):
             return None

@@ -1,6 +1,6 @@
 """Segmentation quality on real MRI with short, stated budgets: nnU-Net's default trainer vs ours, same split.
 
-    .venv/bin/python scripts/benchmark_quality.py --dataset lgg|brats2015|synthetic [--source DIR] [--out DIR]
+    nnunet_ext_benchmark quality --dataset lgg|brats2015|synthetic [--source DIR] [--out DIR]
         [--trainers nnUNetTrainer nnUNetTrainerSiNGR ...] [--budget _10epochs_20iters] [--folds 0 1 2 3 4]
         [--repeats K] [--device cpu|cuda] [--np N] [--shrink N] [--batch-size N]
 
@@ -64,16 +64,16 @@ import math
 import os
 import re
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmark_common import DATA_VARIABLE, hardware_markdown, hardware_record, sample_folder, write_json  # sibling module
+from nnunet_ext.commands import run_logged
+from nnunet_ext.errors import NnunetExtError
+from nnunet_ext.hardware import DATA_VARIABLE, hardware_markdown, hardware_record, invoked_command, sample_folder, write_json
+from nnunet_ext.trainer_path import trainer_folder
 
-REPO = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
 PLANS = "nnUNetPlans"
 FULL_SCHEDULE = (1000, 250, 50)  # nnU-Net's nnUNetTrainer: epochs, iterations per epoch, validation iterations
 NO_BUDGET = ("", "none", "full")
@@ -119,10 +119,6 @@ FULL_RUN_NOTE = (
     "than the SiNGR paper's: not a reproduction of the paper's numbers (docs/methods/sing-and-singr.md, 'How it differs from the "
     "authors' setup')."
 )
-
-
-class QualityError(RuntimeError):
-    """A one-line error for the command line."""
 
 
 # --------------------------------------------------------------------------------------- arguments
@@ -192,7 +188,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.source = args.source.resolve()
         if not args.source.is_dir():
             parser.error(f"--source: folder not found: {args.source} (pass --source DIR: {spec['source_help']})")
-    args.out = (args.out or REPO / "benchmark_output" / f"quality_{args.dataset}").resolve()
+    args.out = (args.out or Path("benchmark_output") / f"quality_{args.dataset}").resolve()
     args.dataset_id = args.dataset_id or spec["id"]
     args.configuration = spec["configuration"]
     args.folds = args.folds if args.folds is not None else list(spec["folds"])
@@ -234,7 +230,7 @@ def set_environment(args: argparse.Namespace) -> None:
         (args.out / name).mkdir(parents=True, exist_ok=True)
         os.environ[name] = str(args.out / name)
     os.environ["nnUNet_results"] = str(results_folder(args, 1))
-    os.environ["nnUNet_extTrainer"] = str(REPO / "trainers")
+    os.environ["nnUNet_extTrainer"] = str(trainer_folder())
     os.environ["nnUNet_n_proc_DA"] = str(args.da_workers)
     os.environ["nnUNet_def_n_proc"] = str(args.num_processes)
     if args.device == "cpu":
@@ -273,34 +269,6 @@ def journal(args: argparse.Namespace, record: dict) -> dict:
             "timings_from": earlier.get("finished_utc")}
 
 
-def console(command: str) -> str:
-    executable = VENV_BIN / command
-    return str(executable) if executable.exists() else command
-
-
-def run_stage(name: str, command: list[str], log_file: Path, env: dict | None = None) -> dict:
-    """Runs one command (output to ``log_file``); wall seconds and peak RSS of its largest process."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    printable = shlex.join(command)
-    print(f"[{name}] $ {printable}", flush=True)
-    start = time.perf_counter()
-    with open(log_file, "w") as log:
-        process = subprocess.Popen([console(command[0]), *command[1:]], stdout=log, stderr=subprocess.STDOUT,
-                                   env=env or dict(os.environ))
-        # wait4: resource usage of this child and its reaped descendants (workers), not of earlier stages
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - start
-    if process.returncode != 0:
-        tail = log_file.read_text(errors="replace").strip().splitlines()[-3:]
-        raise QualityError(f"stage {name} failed (exit {process.returncode}): {printable}\n  "
-                           + "\n  ".join(tail) + f"\n  full log: {log_file}")
-    peak_mb = usage.ru_maxrss / 1024 if sys.platform != "darwin" else usage.ru_maxrss / 2**20
-    print(f"[{name}] done in {seconds:.1f} s, peak RSS {peak_mb:.0f} MB", flush=True)
-    return {"command": printable, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_mb, 1),
-            "log": str(log_file)}
-
-
 # ------------------------------------------------------------------------------------- trainers
 @contextlib.contextmanager
 def quiet():
@@ -323,8 +291,8 @@ def find_trainer_class(name: str):
 def check_trainers(args: argparse.Namespace) -> None:
     missing = [t for t in args.trainers if find_trainer_class(t) is None]
     if missing:
-        raise QualityError(
-            f"trainer(s) {', '.join(missing)} not found in nnunetv2 or {REPO / 'trainers'}: the budget "
+        raise NnunetExtError(
+            f"trainer(s) {', '.join(missing)} not found in nnunetv2 or {trainer_folder()}: the budget "
             f"{args.budget or 'full'} needs a ShortSchedule variant of each (two lines in the base trainer's file, "
             f"see nnunet_ext/schedules.py), or pick another --budget")
 
@@ -367,7 +335,7 @@ def trainer_details(args: argparse.Namespace, dataset_name: str) -> dict:
             os.environ["nnUNet_results"] = saved
     schedules = {(d["num_epochs"], d["num_iterations_per_epoch"]) for d in details.values()}
     if len(schedules) > 1:
-        raise QualityError("the trainers do not share one schedule: " + ", ".join(
+        raise NnunetExtError("the trainers do not share one schedule: " + ", ".join(
             f"{n} {d['num_epochs']}x{d['num_iterations_per_epoch']}" for n, d in details.items()))
     return details
 
@@ -381,12 +349,12 @@ def convert(args: argparse.Namespace, dataset_name: str) -> dict:
     if args.dataset == "synthetic":
         command = ["nnunet_ext_synthetic", "-d", str(args.dataset_id), "-k", "brats", "-n", name, "--cases",
                    str(args.cases), "--test-cases", "0", "--shape", *map(str, args.shape)]
-        return journal(args, {"stage": "convert", **run_stage("generate", command, args.out / "logs" / "convert.log"),
+        return journal(args, {"stage": "convert", **run_logged(command, args.out / "logs" / "convert.log"),
                               "folder": str(raw)})
     if args.dataset == "lgg":
         full = args.out / "nnUNet_raw_full_resolution" if args.shrink > 1 else Path(os.environ["nnUNet_raw"])
         command = ["nnunet_ext_convert_lgg", "-i", str(args.source), "-d", str(args.dataset_id), "-n", name]
-        record = run_stage("convert", command, args.out / "logs" / "convert.log", {**os.environ, "nnUNet_raw": str(full)})
+        record = run_logged(command, args.out / "logs" / "convert.log", {**os.environ, "nnUNet_raw": str(full)})
         if args.shrink > 1:
             shrink_in_plane(full / dataset_name, raw, args.shrink)
             record["shrink_in_plane"] = args.shrink
@@ -394,11 +362,11 @@ def convert(args: argparse.Namespace, dataset_name: str) -> dict:
     else:
         command = ["nnunet_ext_convert_brats", "-i", str(args.source), "-d", str(args.dataset_id), "-n", name,
                    "-np", str(args.num_processes)]
-    record = {"stage": "convert", **run_stage("convert", command, args.out / "logs" / "convert.log")}
+    record = {"stage": "convert", **run_logged(command, args.out / "logs" / "convert.log")}
     if args.dataset == "brats2015":
         layout = json.loads((raw / "dataset.json").read_text()).get("brats_layout")
         if layout != "2015":
-            raise QualityError(f"{args.source} converted as BraTS layout {layout!r}, not the 2015 sample layout; "
+            raise NnunetExtError(f"{args.source} converted as BraTS layout {layout!r}, not the 2015 sample layout; "
                                f"pass the BraTS 2015 case folders as --source")
     return journal(args, {**record, "folder": str(raw)})
 
@@ -465,7 +433,7 @@ def plan_and_preprocess(args: argparse.Namespace, dataset_name: str) -> dict:
     command = ["nnUNetv2_plan_and_preprocess", "-d", str(args.dataset_id), "-c", args.configuration,
                "-np", str(args.num_processes), "--verify_dataset_integrity"]
     return journal(args, {"stage": "plan_and_preprocess",
-                          **run_stage("plan_and_preprocess", command, args.out / "logs" / "plan_and_preprocess.log")})
+                          **run_logged(command, args.out / "logs" / "plan_and_preprocess.log")})
 
 
 def plans_record(args: argparse.Namespace, dataset_name: str) -> dict:
@@ -502,14 +470,14 @@ def make_split(args: argparse.Namespace, dataset_name: str) -> dict:
         folder = str(config_folder(args, dataset_name))
         cases = sorted(infer_dataset_class(folder).get_identifiers(folder))
         if len(cases) < 2:
-            raise QualityError(f"{dataset_name} has {len(cases)} case(s); a split needs at least 2")
+            raise NnunetExtError(f"{dataset_name} has {len(cases)} case(s); a split needs at least 2")
         splits = generate_crossval_split(cases, seed=12345, n_splits=min(5, len(cases)))
         splits_file.write_text(json.dumps(splits, indent=4) + "\n")
         created = True
     splits = json.loads(splits_file.read_text())
     bad = [f for f in args.folds if f >= len(splits)]
     if bad:
-        raise QualityError(f"--folds {bad[0]}: {splits_file} has {len(splits)} fold(s) (0..{len(splits) - 1})")
+        raise NnunetExtError(f"--folds {bad[0]}: {splits_file} has {len(splits)} fold(s) (0..{len(splits) - 1})")
     return {"file": str(splits_file), "created_now": created, "n_folds": len(splits),
             "how": "nnU-Net's generate_crossval_split(seed=12345, n_splits=min(5, cases))",
             "folds": {str(f): {"train": sorted(splits[f]["train"]), "val": sorted(splits[f]["val"])}
@@ -538,7 +506,7 @@ def precompute(args: argparse.Namespace, dataset_name: str, details: dict) -> li
             continue
         command = [*shlex.split(entry["target_maps"]["command"]), "-np", str(args.num_processes),
                    "--device", args.device]
-        record = run_stage(f"precompute {spec.target_id}", command,
+        record = run_logged(command,
                            args.out / "logs" / f"precompute_{spec.target_id}.log")
         records.append(journal(args, {**base, **record, "seconds_per_computed_case":
                                       round(record["seconds"] / (len(cases) - up_to_date), 2)}))
@@ -594,7 +562,7 @@ def train_folds(args: argparse.Namespace, dataset_name: str, details: dict, repe
             started = time.time()
             command = ["nnunet_ext_cv", "-d", dataset_name, "-c", args.configuration, "-tr", trainer, "-f", str(fold),
                        "-device", args.device]
-            record.update(run_stage(f"train {trainer} fold {fold} run {repeat}", command,
+            record.update(run_logged(command,
                                     args.out / "logs" / f"run{repeat}_{trainer}_fold{fold}.log", env))
             record.update(parse_training_logs(fold_folder, started - 1))
             epochs = record["epoch_seconds"]
@@ -634,7 +602,7 @@ def predict_folds(args: argparse.Namespace, dataset_name: str, split: dict, repe
                        "-c", args.configuration, "-tr", trainer, "-p", PLANS, "-f", str(fold), "-device", args.device,
                        "-npp", str(args.num_processes), "-nps", str(args.num_processes)]
             command += ["--disable_tta"] if args.disable_tta else []
-            record.update(run_stage(f"predict {trainer} fold {fold} run {repeat}", command,
+            record.update(run_logged(command,
                                     args.out / "logs" / f"run{repeat}_{trainer}_fold{fold}_predict.log", env))
             record["seconds_per_case"] = round(record["seconds"] / max(len(cases), 1), 2)
             records.append(journal(args, {**record, "output": str(output)}))
@@ -646,7 +614,7 @@ def report(args: argparse.Namespace, dataset_name: str, repeat: int) -> tuple[di
     env = {**os.environ, "nnUNet_results": str(results_folder(args, repeat))}
     command = ["nnunet_ext_report", "-d", dataset_name, "-c", args.configuration, "-tr", *args.trainers,
                "-b", args.baseline, "-f", *map(str, args.folds), "-o", str(output)]
-    record = run_stage(f"report run {repeat}", command, args.out / "logs" / f"run{repeat}_report.log", env)
+    record = run_logged(command, args.out / "logs" / f"run{repeat}_report.log", env)
     with open(output / "summary.csv", newline="") as handle:
         rows = [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
     record = {"stage": "report", **record, "repeat": repeat, "report": str(output / "report.md"),
@@ -744,7 +712,7 @@ def markdown(record: dict) -> str:
               "augmentation; they are not seeds)", ""]
     if record.get("stopped_after"):
         lines += [f"**Stopped after the stage {record['stopped_after']} (--stop-after): no training results.**", ""]
-    lines += ["## Hardware", "", "At the start of the run (scripts/benchmark_common.py); load average at the "
+    lines += ["## Hardware", "", "At the start of the run (nnunet_ext/hardware.py); load average at the "
               f"end {record['load_average_end']}.", "", record["hardware_markdown"], "",
               "## Stage timings", "",
               "Wall seconds of each command; peak RSS is the largest single process of the stage (`wait4`), not "
@@ -834,7 +802,7 @@ def run(args: argparse.Namespace) -> dict:
                                  "regions whole tumour, tumour core, enhancing tumour"}[args.dataset]
     result = {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "command": invoked_command(),
         "note": SHORT_RUN_NOTE if args.budget else FULL_RUN_NOTE,
         "hardware": hardware, "hardware_markdown": hardware_markdown(hardware).rstrip("\n"),
         "load_average_end": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
@@ -865,7 +833,7 @@ def run(args: argparse.Namespace) -> dict:
 def stopped(args: argparse.Namespace, stages: list[dict]) -> dict:
     """--stop-after convert: only the conversion to record."""
     result = {"date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "command": shlex.join([Path(sys.executable).name, *sys.argv]), "stopped_after": args.stop_after,
+              "command": invoked_command(), "stopped_after": args.stop_after,
               "stages": stages}
     (args.out / "quality.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     (args.out / "quality.md").write_text(f"# Quality run stopped after {args.stop_after}\n\n" + "\n".join(
@@ -877,20 +845,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         run(args)
-    except QualityError as error:
+    except NnunetExtError as error:  # one line naming the stage's command and its log
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except Exception as error:  # the project's one-line errors (NnunetExtError) and nnU-Net's
-        from nnunet_ext.errors import NnunetExtError
-
-        if isinstance(error, NnunetExtError):
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        raise
     print((args.out / "quality.md").read_text())
     print(f"written: {args.out / 'quality.json'}, {args.out / 'quality.md'}")
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

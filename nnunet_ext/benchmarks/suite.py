@@ -1,23 +1,23 @@
 """Every measurement of docs/results/ (speed and quality) in one command, one report.
 
-    .venv/bin/python scripts/benchmark.py [--parts targets training quality-lgg quality-brats2015]
+    nnunet_ext_benchmark all [--parts targets training quality-lgg quality-brats2015]
         [--device auto|cpu|cuda] [--out benchmark_output/results] [--quick] [--data DIR]
 
-Runs the part scripts one after the other, each as its own process with its own output folder under
+Runs the parts one after the other, each as its own process with its own output folder under
 ``--out`` (so a failed or interrupted part does not lose the others, and re-running resumes what
-the part scripts resume):
+the parts resume):
 
 ==================  =================================  ==============================================
-part                script                             measures
+part                runs                               measures
 ==================  =================================  ==============================================
-targets             benchmark_targets.py               map precompute per case, ours vs the authors'
+targets             nnunet_ext_benchmark targets       map precompute per case, ours vs the authors'
                                                        recipes, scaling plot, disk, CPU vs CUDA
-training            benchmark_training.py              iteration time, loader throughput, predict
+training            nnunet_ext_benchmark training      iteration time, loader throughput, predict
                                                        time per trainer vs nnUNetTrainer (ratios)
-quality-lgg         benchmark_quality.py --dataset lgg LGG FLAIR 2d, 5 folds, short budget: Dice,
+quality-lgg         ... quality --dataset lgg          LGG FLAIR 2d, 5 folds, short budget: Dice,
                                                        IoU, HD95 per trainer
-quality-brats2015   benchmark_quality.py               BraTS 2015 sample, 3d_fullres at native size:
-                    --dataset brats2015                the whole pipeline with per-stage timings
+quality-brats2015   ... quality --dataset brats2015    BraTS 2015 sample, 3d_fullres at native size:
+                                                       the whole pipeline with per-stage timings
 ==================  =================================  ==============================================
 
 Settings follow the device: on a GPU the training benchmark uses the real BraTS 2015 sample
@@ -40,10 +40,8 @@ import sys
 import time
 from pathlib import Path
 
-from benchmark_common import DATA_VARIABLE, hardware_markdown, hardware_record, sample_folder  # sibling module in scripts/
+from nnunet_ext.hardware import DATA_VARIABLE, hardware_markdown, hardware_record, sample_folder
 
-SCRIPTS = Path(__file__).resolve().parent
-REPO = SCRIPTS.parent
 ALL_TRAINERS = ("nnUNetTrainerSiNGR", "nnUNetTrainerGSL", "nnUNetTrainerRRW", "nnUNetTrainerBoundary",
                 "nnUNetTrainerGeoLS", "nnUNetTrainerLS_JML")
 QUALITY_TRAINERS = ("nnUNetTrainer", "nnUNetTrainerSiNGR", "nnUNetTrainerGSL", "nnUNetTrainerRRW")
@@ -54,11 +52,11 @@ SAMPLES = {"brats2015": "brats2015_sample", "lgg": "lgg_kaggle_3m_sample/kaggle_
 def part_command(part: str, device: str, quick: bool, out: Path,
                  data: Path | None = None) -> tuple[list[str], list[Path]]:
     """The command line of one part and the JSON / Markdown files it writes (``data``: see ``--data``)."""
-    python = [sys.executable, "-u"]
+    python = [sys.executable, "-u", "-m", "nnunet_ext.benchmarks"]
     if part == "targets":
         extra = ["--cases", "1", "--authors-cases", "1", "--repeats", "1"] if quick else []
         extra += ["--data", str(data)] if data else []
-        return ([*python, str(SCRIPTS / "benchmark_targets.py"), "--device", device, "--out", str(out), *extra],
+        return ([*python, "targets", "--device", device, "--out", str(out), *extra],
                 [out / "targets.json", out / "targets.md"])
     if part == "training":
         if quick:
@@ -70,14 +68,14 @@ def part_command(part: str, device: str, quick: bool, out: Path,
             # nnU-Net's real setting: BraTS-size patches and as many augmentation workers as cores allow
             extra += ["--kind", "brats2015", "--da-workers", str(max(2, (os.cpu_count() or 2) - 4))]
             extra += ["--source", str(sample_folder(SAMPLES["brats2015"], data))] if data else []
-        return ([*python, str(SCRIPTS / "benchmark_training.py"), "--device", device, "--out", str(out), *extra],
+        return ([*python, "training", "--device", device, "--out", str(out), *extra],
                 [out / "benchmark_training.json", out / "benchmark_training.md"])
     dataset = part.split("-", 1)[1]
     # the quality script's own default budget follows the device (a short one on CPU, longer on a GPU)
     extra = ["--trainers", *QUALITY_TRAINERS[:2], "--budget", "_1epoch_2iters", "--folds", "0"] if quick \
         else ["--trainers", *QUALITY_TRAINERS]
     extra += ["--source", str(sample_folder(SAMPLES[dataset], data))] if data else []
-    return ([*python, str(SCRIPTS / "benchmark_quality.py"), "--dataset", dataset, "--device", device,
+    return ([*python, "quality", "--dataset", dataset, "--device", device,
              "--out", str(out), *extra],
             [out / "quality.json", out / "quality.md"])
 
@@ -88,7 +86,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="default: all")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: cuda if torch sees a GPU, else cpu (default)")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmark_output" / "results")
+    parser.add_argument("--out", type=Path, default=Path("benchmark_output") / "results")
     parser.add_argument("--quick", action="store_true", help="smoke-size runs of every part (not results)")
     parser.add_argument("--data", type=Path, default=os.environ.get(DATA_VARIABLE),
                         help=f"folder holding brats2015_sample/ and lgg_kaggle_3m_sample/ (default: ${DATA_VARIABLE})")
@@ -110,7 +108,7 @@ def main(argv=None) -> int:
         command, (json_path, md_path) = part_command(part, args.device, args.quick, args.out / part, args.data)
         print(f"[benchmark] {part}: {' '.join(command)}", file=sys.stderr, flush=True)
         start = time.perf_counter()
-        returncode = subprocess.run(command, cwd=REPO).returncode
+        returncode = subprocess.run(command).returncode
         entry = {"command": command, "returncode": returncode, "seconds": round(time.perf_counter() - start, 1)}
         if returncode == 0 and json_path.is_file():
             entry["result"] = json.loads(json_path.read_text())
@@ -124,6 +122,3 @@ def main(argv=None) -> int:
     print(f"written: {args.out / 'results.md'}")
     return 0 if all(entry["returncode"] == 0 for entry in record["parts"].values()) else 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

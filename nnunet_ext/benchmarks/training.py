@@ -1,6 +1,6 @@
 """Training and inference speed of our trainers vs nnU-Net's default trainer, as ratios measured in one run.
 
-    .venv/bin/python scripts/benchmark_training.py [--out benchmark_output] [--kind brats|binary|brats2015]
+    nnunet_ext_benchmark training [--out benchmark_output] [--kind brats|binary|brats2015]
         [--trainers nnUNetTrainerSiNGR_L1 ...] [--device cpu|cuda] [--iterations 30 --warmup 3 --rounds 5]
         [--predict-repeats 3]
 
@@ -47,9 +47,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark_common import DATA_VARIABLE, hardware_markdown, hardware_record, sample_folder  # sibling module in scripts/
+from nnunet_ext.hardware import DATA_VARIABLE, hardware_markdown, hardware_record, sample_folder
+from nnunet_ext.trainer_path import trainer_folder
 
-REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 BASELINE = "nnUNetTrainer"
 DEFAULT_TRAINERS = (BASELINE, "nnUNetTrainerSiNGR")
@@ -66,7 +66,7 @@ BOOTSTRAP_SAMPLES = 4000
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=REPO / "benchmark_output",
+    parser.add_argument("--out", type=Path, default=Path("benchmark_output"),
                         help="work folder (nnU-Net folders, checkpoints, results); default: %(default)s")
     parser.add_argument("--kind", choices=sorted(DATASET_IDS), default="brats",
                         help="synthetic dataset (default sizes of nnunet_ext.synthetic) or brats2015, the real "
@@ -110,7 +110,7 @@ def set_environment(args: argparse.Namespace) -> None:
     for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         (args.out / name).mkdir(parents=True, exist_ok=True)
         os.environ[name] = str(args.out / name)
-    os.environ["nnUNet_extTrainer"] = str(REPO / "trainers")
+    os.environ["nnUNet_extTrainer"] = str(trainer_folder())
     os.environ["nnUNet_n_proc_DA"] = str(args.da_workers)
     os.environ["nnUNet_def_n_proc"] = str(os.cpu_count() or 1)
     # network compilation would be the same for every trainer; off, it keeps warm-up short on GPUs
@@ -582,6 +582,3 @@ def main(argv=None) -> int:
     print(f"written: {json_path}\n         {md_path}\n         (trainer output: {log_path})")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

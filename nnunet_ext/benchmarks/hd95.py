@@ -31,8 +31,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchmark_common  # noqa: E402
+from nnunet_ext.hardware import DATA_VARIABLE, hardware_record, sample_folder
 
 PREDICTIONS = ("identical", "shift 2", "erode 2", "dilate 2", "false positive")
 REGIONS = ("whole tumor", "tumor core", "enhancing tumor")
@@ -137,7 +136,7 @@ def table(results: dict[str, list[dict]]) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help=f"folder holding brats2015_sample/ (default: ${benchmark_common.DATA_VARIABLE})")
+    parser.add_argument("--data", help=f"folder holding brats2015_sample/ (default: ${DATA_VARIABLE})")
     parser.add_argument("--cases", type=int, default=16, help="synthetic cases (default 16, 64x64x48 at 1 mm)")
     parser.add_argument("--config", default="gli", help="brats-evaluation configuration (default gli)")
     parser.add_argument("--json", type=Path, help="write every per-case value and the hardware record here")
@@ -151,9 +150,9 @@ def main(argv=None) -> int:
     results = {}
     with tempfile.TemporaryDirectory(prefix="compare_hd95_") as tmp:
         tmp = Path(tmp)
-        sample = benchmark_common.sample_folder("brats2015_sample", args.data)
+        sample = sample_folder("brats2015_sample", args.data)
         if sample is None or not sample.is_dir():
-            print(f"BraTS sample skipped: no brats2015_sample in --data or ${benchmark_common.DATA_VARIABLE}",
+            print(f"BraTS sample skipped: no brats2015_sample in --data or ${DATA_VARIABLE}",
                   file=sys.stderr)
         else:
             folder = convert_brats(sample, 990, "BraTS2015Sample", raw_root=tmp / "raw")
@@ -163,11 +162,8 @@ def main(argv=None) -> int:
     print(f"{package_versions()}, configuration {args.config}\n")
     print(table(results))
     if args.json:
-        args.json.write_text(json.dumps({"hardware": benchmark_common.hardware_record(), "config": args.config,
+        args.json.write_text(json.dumps({"hardware": hardware_record(), "config": args.config,
                                          "packages": package_versions(), "cases": results}, indent=1))
         print(f"\nper-case values: {args.json}")
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """The converging quality benchmark on 2 CPU cores: every trainer of the plugin against nnU-Net's default.
 
-    .venv/bin/python scripts/quality_cpu.py [--datasets synthetic lgg] [--folds 0 1 2] [--trainers T ...]
+    nnunet_ext_benchmark quality-cpu [--datasets synthetic lgg] [--folds 0 1 2] [--trainers T ...]
         [--lgg-source DIR] [--out benchmark_output/quality_cpu] [--results docs/results] [--report-only] [--quick]
 
 Two datasets, each trained at a budget chosen for nnU-Net's default trainer to plateau (its EMA
@@ -15,7 +15,7 @@ whether it did):
   ``$NNUNET_EXT_DATA/lgg_kaggle_3m_sample/kaggle_3m``; without one the dataset is skipped with a line saying so.
 
 All at ``_80epochs_20iters`` (1600 training iterations), folds of nnU-Net's seeded 5-fold split, each
-(dataset, fold, trainer) one run of ``scripts/benchmark_quality.py --stop-after train`` (which converts,
+(dataset, fold, trainer) one run of ``nnunet_ext_benchmark quality --stop-after train`` (which converts,
 plans, precomputes the maps and calls ``nnunet_ext_cv``). Folds run in order, both datasets per fold,
 so that an interrupted benchmark has whole folds. Each trained (dataset, trainer, fold) is recorded in
 ``<results>/quality_cpu/runs/<dataset>/<trainer><budget>_fold<k>.json`` (per-case metrics of the fold's
@@ -55,16 +55,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmark_common import DATA_VARIABLE, hardware_markdown, hardware_record, sample_folder, write_json  # sibling module
+from nnunet_ext.hardware import DATA_VARIABLE, hardware_markdown, hardware_record, invoked_command, sample_folder, write_json
 
-REPO = Path(__file__).resolve().parents[1]
 PLANS = "nnUNetPlans"
 BASELINE = "nnUNetTrainer"
 FOLDS = (0, 1, 2)
 BUDGET = "_80epochs_20iters"
 PLATEAU_POINTS = 0.01  # EMA pseudo-Dice rise over the last 20 % of epochs below which the default has plateaued
 ONSET_DICE = 0.1  # a region has started to learn at the first epoch its pseudo-Dice exceeds this
-# dataset -> benchmark_quality.py arguments and trainers (the required ones first: an interrupted fold has them)
+# dataset -> arguments of the quality part and trainers (the required ones first: an interrupted fold has them)
 SUITE = {
     "synthetic": {
         "args": ["--dataset", "synthetic", "--cases", "30", "--shape", "32", "32", "24"], "configuration": "3d_fullres",
@@ -96,9 +95,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "cover every recorded trainer")
     parser.add_argument("--lgg-source", type=Path, default=sample_folder("lgg_kaggle_3m_sample/kaggle_3m"),
                         help=f"the kaggle_3m folder (default: ${DATA_VARIABLE}/lgg_kaggle_3m_sample/kaggle_3m)")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmark_output" / "quality_cpu",
+    parser.add_argument("--out", type=Path, default=Path("benchmark_output") / "quality_cpu",
                         help="work folder, one sub-folder per dataset (default benchmark_output/quality_cpu)")
-    parser.add_argument("--results", type=Path, default=REPO / "docs" / "results",
+    parser.add_argument("--results", type=Path, default=Path("docs") / "results",
                         help="where quality_cpu.json / .md and the curves go (default docs/results)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the results from the finished folds")
     parser.add_argument("--quick", action="store_true", help="smoke run for the tests (numbers mean nothing)")
@@ -119,7 +118,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 # ------------------------------------------------------------------------------------------ running
 def quality_command(args: argparse.Namespace, dataset: str, fold: int, trainers: list[str]) -> list[str]:
     entry = args.suite[dataset]
-    command = [sys.executable, str(REPO / "scripts" / "benchmark_quality.py"), *entry["args"], "--out",
+    command = [sys.executable, "-m", "nnunet_ext.benchmarks", "quality", *entry["args"], "--out",
                str(args.out / dataset), "--trainers", *trainers, "--baseline", trainers[0], "--budget",
                args.budget, "--folds", str(fold), "--device", "cpu", "--stop-after", "train"]
     if dataset == "lgg":
@@ -152,7 +151,7 @@ def run_fold(args: argparse.Namespace, dataset: str, fold: int) -> None:
 
 # -------------------------------------------------------------------------------------- the results
 class Work:
-    """The nnU-Net folders of one dataset's work folder (as benchmark_quality.py lays them out)."""
+    """The nnU-Net folders of one dataset's work folder (as the quality part lays them out)."""
 
     def __init__(self, folder: Path, configuration: str):
         self.folder, self.configuration = folder, configuration
@@ -360,7 +359,7 @@ def write_results(args: argparse.Namespace) -> dict:
     hardware = hardware_record()
     record = {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join(["scripts/quality_cpu.py", *sys.argv[1:]]),
+        "command": invoked_command(),
         "note": "smoke run (--quick): the numbers mean nothing" if args.quick else
                 "each fold is one training run (nnU-Net does not seed training); not a reproduction of any paper",
         "hardware": hardware, "hardware_markdown": hardware_markdown(hardware).rstrip("\n"),
@@ -389,6 +388,3 @@ def main(argv=None) -> int:
     write_results(args)
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

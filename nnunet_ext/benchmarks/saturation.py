@@ -1,6 +1,6 @@
 """Where a trained SiNGR-type fold's outputs sit on tanh: a check for the short-budget collapse.
 
-    .venv/bin/python scripts/singr_saturation.py -d DATASET -c CONFIGURATION -tr TRAINER -f FOLD
+    nnunet_ext_benchmark saturation -d DATASET -c CONFIGURATION -tr TRAINER -f FOLD
         [-p nnUNetPlans] [--checkpoint checkpoint_final.pth] [--cases N] [--json FILE] [-device cpu|cuda]
 
 The network regresses the SiNG map S through tanh (regions: v = z_k; labels: v = z_k - z_0, see
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +122,3 @@ def main(argv=None) -> int:
                                          "saturation_threshold": SATURATED, "maps": stats}, indent=2) + "\n")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
