@@ -15,14 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunet_ext.commands import run_logged
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.nnunet_env import dataset_folder_name, datasets_with_id, nnunet_folder
+from nnunet_ext.workflow.pipeline import Pipeline
 
 DEFAULT_DATASET_ID = 990
 DEFAULT_TRAINERS = ("nnUNetTrainer_10epochs_20iters", "nnUNetTrainerSiNGR_10epochs_20iters")
 DEFAULT_CONFIGURATION = {"brats": "3d_fullres", "binary": "3d_fullres", "2d": "2d"}
-PLANS = "nnUNetPlans"
 
 
 def _trainer_folder_on_path() -> None:
@@ -73,43 +72,34 @@ def run_demo(
             f"dataset id {dataset_id} is already used by {', '.join(other)}; pick a free id with --dataset-id"
         )
     output = Path(output).resolve()
-    logs = output / "logs"
     env = {**os.environ, "nnUNet_def_n_proc": os.environ.get("nnUNet_def_n_proc", "2")}
     env.setdefault("nnUNet_n_proc_DA", str(min(4, os.cpu_count() or 1)))
+    pipeline = Pipeline(dataset_name, configuration, output / "logs", device="cpu", num_processes=2, env=env)
 
     raw_folder = raw / dataset_name
     if overwrite or not raw_folder.is_dir():
         print(f"[1/5] generating synthetic '{kind}' dataset {dataset_name}", flush=True)
         generate_dataset(kind, dataset_id, seed=seed, overwrite=overwrite)
-        for stale in (preprocessed / dataset_name, results / dataset_name):
+        for stale in (preprocessed / dataset_name, results / dataset_name, output / "predictions"):
             shutil.rmtree(stale, ignore_errors=True)
     else:
         print(f"[1/5] reusing {raw_folder} (--overwrite regenerates it)", flush=True)
     dataset_json = json.loads((raw_folder / "dataset.json").read_text())
 
-    config_folder = preprocessed / dataset_name / f"{PLANS}_{configuration}"
-    if not config_folder.is_dir():
-        print("[2/5] planning and preprocessing", flush=True)
-        run_logged(["nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", configuration, "-np", "2",
-              "--verify_dataset_integrity"], logs / "plan_and_preprocess.log", env)
-    else:
-        print(f"[2/5] reusing {config_folder}", flush=True)
+    print("[2/5] planning and preprocessing", flush=True)
+    pipeline.plan_and_preprocess()
 
     summaries = {}
     predictions = {}
     for trainer in trainers:
-        fold_folder = results / dataset_name / f"{trainer}__{PLANS}__{configuration}" / "fold_0"
-        if (fold_folder / "checkpoint_final.pth").is_file():
-            print(f"[3/5] reusing trained {trainer} ({fold_folder})", flush=True)
-        else:
-            print(f"[3/5] training {trainer} on fold 0 (CPU)", flush=True)
-            run_logged(["nnUNetv2_train", str(dataset_id), configuration, "0", "-tr", trainer, "-device", "cpu", "--c"],
-                 logs / f"train_{trainer}.log", env)
+        print(f"[3/5] training {trainer} on fold 0 (CPU)", flush=True)
         predictions[trainer] = output / "predictions" / trainer
+        if "skipped" not in pipeline.train(trainer, 0):  # (re)trained: earlier predictions are stale
+            shutil.rmtree(predictions[trainer], ignore_errors=True)
         print(f"[4/5] predicting the held-out test cases with {trainer}", flush=True)
-        run_logged(["nnUNetv2_predict", "-i", str(raw_folder / "imagesTs"), "-o", str(predictions[trainer]),
-              "-d", str(dataset_id), "-c", configuration, "-tr", trainer, "-f", "0", "-device", "cpu",
-              "-npp", "1", "-nps", "1", "--disable_progress_bar"], logs / f"predict_{trainer}.log", env)
+        ending = dataset_json["file_ending"]
+        test_cases = sorted(p.name[: -len(ending)] for p in (raw_folder / "labelsTs").glob(f"*{ending}"))
+        pipeline.predict(trainer, [0], raw_folder / "imagesTs", predictions[trainer], test_cases)
         case_metrics = evaluate_folders(predictions[trainer], raw_folder / "labelsTs", dataset_json)
         write_csv(case_metrics, output / f"metrics_{trainer}.csv")
         summaries[trainer] = summarise(case_metrics)

@@ -98,13 +98,16 @@ def test_batch_size_replaces_the_planned_one_and_remembers_it(tmp_path, monkeypa
     import argparse
 
     from nnunet_ext.benchmarks import quality as benchmark_quality
+    from nnunet_ext.workflow.pipeline import Pipeline
 
     dataset = tmp_path / "nnUNet_preprocessed" / "Dataset971_LGGFlairShrink4"
     dataset.mkdir(parents=True)
     plans = {"configurations": {"2d": {"batch_size": 25, "patch_size": [32, 64]}, "3d_fullres": {"batch_size": 2}}}
     (dataset / "nnUNetPlans.json").write_text(json.dumps(plans))
     monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path / "nnUNet_preprocessed"))
-    args = argparse.Namespace(configuration="2d", batch_size=8, out=tmp_path / "work")
+    out = tmp_path / "work"
+    args = argparse.Namespace(configuration="2d", batch_size=8, out=out,
+                              pipeline=Pipeline(dataset.name, "2d", out / "logs", journal=out / "stages.jsonl"))
     args.out.mkdir()
     for batch_size in (8, 8, 12):
         args.batch_size = batch_size

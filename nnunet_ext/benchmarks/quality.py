@@ -4,8 +4,9 @@
         [--trainers nnUNetTrainer nnUNetTrainerSiNGR ...] [--budget _10epochs_20iters] [--folds 0 1 2 3 4]
         [--repeats K] [--device cpu|cuda] [--np N] [--shrink N] [--batch-size N]
 
-Composes the project's own commands, each run as a subprocess and timed (wall seconds; peak resident
-memory of the largest process of the stage, from ``wait4``):
+Drives nnU-Net through the project's pipeline (:class:`nnunet_ext.workflow.pipeline.Pipeline`): each
+stage a command run as a subprocess and timed (wall seconds; peak resident memory of the largest
+process of the stage, from ``wait4``):
 
 1. convert: ``nnunet_ext_convert_lgg`` (Kaggle ``kaggle_3m``; ``--shrink N`` then bins each slice N x N
    in-plane with SimpleITK's ``BinShrink``, labels by majority, for CPU-sized runs), ``nnunet_ext_convert_brats``
@@ -19,7 +20,8 @@ memory of the largest process of the stage, from ``wait4``):
    3 (leave one out) for the 3 BraTS cases, where nnU-Net's default 5 folds cannot be made;
 4. ``nnUNetv2_precompute_targets`` for the map kind each trainer declares (its ``target_spec()``,
    the trainer built the way ``nnUNetv2_train`` builds it), ``--device`` passed through;
-5. training + validation: ``nnunet_ext_cv`` once per repeat, fold and trainer (so each fold is timed;
+5. training + validation: ``nnUNetv2_train`` once per repeat, fold and trainer, resumed as ``nnunet_ext_cv``
+   resumes (so each fold is timed;
    setup / training / validation and epoch times are read from nnU-Net's training log);
 6. (BraTS 2015, or ``--predict``) ``nnUNetv2_predict`` on each fold's validation cases from the raw
    images at native size: inference time and memory;
@@ -29,7 +31,7 @@ Repeats: nnU-Net does not seed its training (weights, sampling and augmentation 
 ``--repeats K`` re-runs the same folds K times, each in its own ``results_run{k}`` folder; the spread
 over repeats is run-to-run variation, not a seed sweep. Re-running the same command resumes:
 conversion, preprocessing, up-to-date maps, finished folds and present predictions are skipped
-(``nnunet_ext_cv`` resumes interrupted folds), and every stage that ran is appended to
+(interrupted folds resume), and every stage that ran is appended to
 ``stages.jsonl``, so a skipped stage is reported with the timings of the run that did it.
 
 Writes ``quality.json`` and ``quality.md`` to ``--out`` (default ``benchmark_output/quality_<dataset>``,
@@ -63,22 +65,19 @@ import json
 import math
 import os
 import re
-import shlex
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from nnunet_ext.commands import run_logged
 from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.hardware import DATA_VARIABLE, hardware_markdown, hardware_record, invoked_command, sample_folder, write_json
 from nnunet_ext.trainer_path import trainer_folder
+from nnunet_ext.workflow.pipeline import PLANS, Pipeline
 
-PLANS = "nnUNetPlans"
 FULL_SCHEDULE = (1000, 250, 50)  # nnU-Net's nnUNetTrainer: epochs, iterations per epoch, validation iterations
 NO_BUDGET = ("", "none", "full")
 _SCHEDULE_SUFFIX = re.compile(r"_\d+epochs?(_\d+iters?)?$")
-_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+): (.*)$")
 
 DATASETS = {
     "lgg": {
@@ -241,34 +240,6 @@ def results_folder(args: argparse.Namespace, repeat: int) -> Path:
     return args.out / f"results_run{repeat}"
 
 
-JOURNAL = "stages.jsonl"
-
-
-def journal(args: argparse.Namespace, record: dict) -> dict:
-    """Appends a stage that ran to ``stages.jsonl``; a skipped stage gets the timings of its last run from there.
-
-    So a resumed run still reports how long the stages it skips took (marked ``timings_from``).
-    """
-    path = args.out / JOURNAL
-    key = tuple(record.get(k) for k in ("stage", "repeat", "trainer", "fold"))
-    if "skipped" not in record:
-        record = {**record, "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-        with open(path, "a") as handle:
-            handle.write(json.dumps(record, default=str) + "\n")
-        return record
-    earlier = None
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            with contextlib.suppress(json.JSONDecodeError):
-                entry = json.loads(line)
-                if tuple(entry.get(k) for k in ("stage", "repeat", "trainer", "fold")) == key and "seconds" in entry:
-                    earlier = entry
-    if earlier is None:
-        return record
-    return {**earlier, **{k: v for k, v in record.items() if k not in earlier or k in ("skipped", "state_before")},
-            "timings_from": earlier.get("finished_utc")}
-
-
 # ------------------------------------------------------------------------------------- trainers
 @contextlib.contextmanager
 def quiet():
@@ -344,13 +315,13 @@ def trainer_details(args: argparse.Namespace, dataset_name: str) -> dict:
 def convert(args: argparse.Namespace, dataset_name: str) -> dict:
     raw = Path(os.environ["nnUNet_raw"]) / dataset_name
     if (raw / "dataset.json").is_file():
-        return journal(args, {"stage": "convert", "skipped": "raw dataset present", "folder": str(raw)})
+        return args.pipeline.record({"stage": "convert", "skipped": "raw dataset present", "folder": str(raw)})
     name = dataset_name.split("_", 1)[1]
     if args.dataset == "synthetic":
         command = ["nnunet_ext_synthetic", "-d", str(args.dataset_id), "-k", "brats", "-n", name, "--cases",
                    str(args.cases), "--test-cases", "0", "--shape", *map(str, args.shape)]
-        return journal(args, {"stage": "convert", **run_logged(command, args.out / "logs" / "convert.log"),
-                              "folder": str(raw)})
+        return args.pipeline.record({"stage": "convert", **run_logged(command, args.out / "logs" / "convert.log"),
+                                     "folder": str(raw)})
     if args.dataset == "lgg":
         full = args.out / "nnUNet_raw_full_resolution" if args.shrink > 1 else Path(os.environ["nnUNet_raw"])
         command = ["nnunet_ext_convert_lgg", "-i", str(args.source), "-d", str(args.dataset_id), "-n", name]
@@ -358,7 +329,7 @@ def convert(args: argparse.Namespace, dataset_name: str) -> dict:
         if args.shrink > 1:
             shrink_in_plane(full / dataset_name, raw, args.shrink)
             record["shrink_in_plane"] = args.shrink
-        return journal(args, {"stage": "convert", **record, "folder": str(raw)})
+        return args.pipeline.record({"stage": "convert", **record, "folder": str(raw)})
     else:
         command = ["nnunet_ext_convert_brats", "-i", str(args.source), "-d", str(args.dataset_id), "-n", name,
                    "-np", str(args.num_processes)]
@@ -368,7 +339,7 @@ def convert(args: argparse.Namespace, dataset_name: str) -> dict:
         if layout != "2015":
             raise NnunetExtError(f"{args.source} converted as BraTS layout {layout!r}, not the 2015 sample layout; "
                                f"pass the BraTS 2015 case folders as --source")
-    return journal(args, {**record, "folder": str(raw)})
+    return args.pipeline.record({**record, "folder": str(raw)})
 
 
 def set_batch_size(args: argparse.Namespace, dataset_name: str) -> dict:
@@ -381,8 +352,8 @@ def set_batch_size(args: argparse.Namespace, dataset_name: str) -> dict:
     if configuration["batch_size"] != args.batch_size:
         configuration["planned_batch_size"], configuration["batch_size"] = planned, args.batch_size
         write_json(path, plans)
-    return journal(args, {"stage": "batch_size", "configuration": args.configuration, "planned": planned,
-                          "used": args.batch_size})
+    return args.pipeline.record({"stage": "batch_size", "configuration": args.configuration, "planned": planned,
+                                 "used": args.batch_size})
 
 
 def shrink_in_plane(source: Path, target: Path, factor: int) -> None:
@@ -408,32 +379,6 @@ def shrink_in_plane(source: Path, target: Path, factor: int) -> None:
         (staging / "dataset.json").write_text(json.dumps(dataset_json, indent=4) + "\n")
 
     write_atomically(target, overwrite=False, write=write)
-
-
-def raw_cases(dataset_name: str) -> list[str]:
-    labels = Path(os.environ["nnUNet_raw"]) / dataset_name / "labelsTr"
-    return sorted(p.name[: -len(".nii.gz")] for p in labels.glob("*.nii.gz"))
-
-
-def config_folder(args: argparse.Namespace, dataset_name: str) -> Path:
-    plans = json.loads((Path(os.environ["nnUNet_preprocessed"]) / dataset_name / f"{PLANS}.json").read_text())
-    return (Path(os.environ["nnUNet_preprocessed"]) / dataset_name
-            / plans["configurations"][args.configuration]["data_identifier"])
-
-
-def plan_and_preprocess(args: argparse.Namespace, dataset_name: str) -> dict:
-    preprocessed = Path(os.environ["nnUNet_preprocessed"]) / dataset_name
-    cases = raw_cases(dataset_name)
-    if (preprocessed / f"{PLANS}.json").is_file():
-        with contextlib.suppress(KeyError):
-            folder = config_folder(args, dataset_name)
-            if all((folder / f"{c}_seg.b2nd").is_file() for c in cases):
-                return journal(args, {"stage": "plan_and_preprocess", "skipped": "preprocessed cases present",
-                                      "folder": str(folder)})
-    command = ["nnUNetv2_plan_and_preprocess", "-d", str(args.dataset_id), "-c", args.configuration,
-               "-np", str(args.num_processes), "--verify_dataset_integrity"]
-    return journal(args, {"stage": "plan_and_preprocess",
-                          **run_logged(command, args.out / "logs" / "plan_and_preprocess.log")})
 
 
 def plans_record(args: argparse.Namespace, dataset_name: str) -> dict:
@@ -467,7 +412,7 @@ def make_split(args: argparse.Namespace, dataset_name: str) -> dict:
     splits_file = preprocessed / "splits_final.json"
     created = False
     if not splits_file.is_file():
-        folder = str(config_folder(args, dataset_name))
+        folder = str(args.pipeline.configuration_folder())
         cases = sorted(infer_dataset_class(folder).get_identifiers(folder))
         if len(cases) < 2:
             raise NnunetExtError(f"{dataset_name} has {len(cases)} case(s); a split needs at least 2")
@@ -484,93 +429,28 @@ def make_split(args: argparse.Namespace, dataset_name: str) -> dict:
                       for f in range(len(splits))}}
 
 
-def precompute(args: argparse.Namespace, dataset_name: str, details: dict) -> list[dict]:
+def precompute(args: argparse.Namespace, details: dict) -> list[dict]:
     """One ``nnUNetv2_precompute_targets`` per distinct map spec the trainers need."""
-    from nnunet_ext.target_store import case_identifiers, case_status
-
-    folder = config_folder(args, dataset_name)
-    records, done = [], set()
+    specs = {}
     for trainer, entry in details.items():
         spec = entry.pop("_spec", None)
-        if spec is None or spec.target_id in done:
-            continue
-        done.add(spec.target_id)
-        cases = case_identifiers(folder)
-        up_to_date = sum(case_status(folder, spec, c) == "ok" for c in cases)
-        base = {"stage": f"precompute {spec.target_id}", "kind": spec.kind,
-                "trainers": [t for t, e in details.items() if (e.get("target_maps") or {}).get("target_id")
-                             == spec.target_id],
-                "cases": len(cases), "state_before": f"{up_to_date}/{len(cases)} up to date"}
-        if up_to_date == len(cases):
-            records.append(journal(args, {**base, "skipped": "maps up to date"}))
-            continue
-        command = [*shlex.split(entry["target_maps"]["command"]), "-np", str(args.num_processes),
-                   "--device", args.device]
-        record = run_logged(command,
-                           args.out / "logs" / f"precompute_{spec.target_id}.log")
-        records.append(journal(args, {**base, **record, "seconds_per_computed_case":
-                                      round(record["seconds"] / (len(cases) - up_to_date), 2)}))
-    return records
+        if spec is not None:
+            specs.setdefault(spec.target_id, (spec, []))[1].append(trainer)
+    return [args.pipeline.precompute(spec, trainers) for spec, trainers in specs.values()]
 
 
-def parse_training_logs(fold_folder: Path, since: float) -> dict:
-    """Setup / training / validation seconds and epoch times from nnU-Net's logs written since ``since``."""
-    logs = sorted(p for p in fold_folder.glob("training_log_*.txt") if p.stat().st_mtime >= since)
-    epochs, marks = [], {}
-    for log in logs:
-        for line in log.read_text(errors="replace").splitlines():
-            match = _LOG_LINE.match(line)
-            if not match:
-                continue
-            stamp = datetime.datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S.%f").timestamp()
-            text = match[2].strip()
-            marks.setdefault("first", stamp)
-            if text.startswith("Epoch time:"):
-                epochs.append(float(text.split(":")[1].split()[0]))
-            elif re.fullmatch(r"Epoch \d+", text):
-                marks.setdefault("training_start", stamp)
-            elif text.startswith("Training done."):
-                marks["training_done"] = stamp
-            elif text.startswith("Validation complete"):
-                marks["validation_done"] = stamp
-    result = {"logs": [str(p) for p in logs], "epoch_seconds": epochs}
-    if "training_start" in marks:
-        result["setup_s"] = round(marks["training_start"] - marks["first"], 2)
-    if "training_start" in marks and "training_done" in marks:
-        result["training_s"] = round(marks["training_done"] - marks["training_start"], 2)
-    if "validation_done" in marks and "training_done" in marks:
-        result["validation_s"] = round(marks["validation_done"] - marks["training_done"], 2)
-    return result
-
-
-def train_folds(args: argparse.Namespace, dataset_name: str, details: dict, repeat: int) -> list[dict]:
-    from nnunet_ext.workflow.cv import fold_state
-
-    results = results_folder(args, repeat)
-    env = {**os.environ, "nnUNet_results": str(results)}
+def train_folds(args: argparse.Namespace, details: dict, repeat: int) -> list[dict]:
     records = []
     for fold in args.folds:
         for trainer in args.trainers:
-            fold_folder = results / dataset_name / f"{trainer}__{PLANS}__{args.configuration}" / f"fold_{fold}"
-            state = fold_state(fold_folder)
-            record = {"stage": "train+validate", "repeat": repeat, "trainer": trainer, "fold": fold,
-                      "state_before": state}
-            if state == "done":
-                records.append(journal(args, {**record, "skipped": "finished earlier",
-                                              **parse_training_logs(fold_folder, 0)}))
-                continue
-            started = time.time()
-            command = ["nnunet_ext_cv", "-d", dataset_name, "-c", args.configuration, "-tr", trainer, "-f", str(fold),
-                       "-device", args.device]
-            record.update(run_logged(command,
-                                    args.out / "logs" / f"run{repeat}_{trainer}_fold{fold}.log", env))
-            record.update(parse_training_logs(fold_folder, started - 1))
+            record = args.pipeline.train(trainer, fold, results_folder(args, repeat),
+                                         log_name=f"run{repeat}_{trainer}_fold{fold}.log", repeat=repeat)
             epochs = record["epoch_seconds"]
-            entry = details[trainer]
             if epochs:
                 steady = epochs[1:] or epochs  # the first epoch also starts the augmentation workers
-                record["seconds_per_iteration"] = round(sum(steady) / len(steady) / entry["num_iterations_per_epoch"], 3)
-            records.append(journal(args, record))
+                record["seconds_per_iteration"] = round(
+                    sum(steady) / len(steady) / details[trainer]["num_iterations_per_epoch"], 3)
+            records.append(record)
     return records
 
 
@@ -578,9 +458,7 @@ def predict_folds(args: argparse.Namespace, dataset_name: str, split: dict, repe
     """``nnUNetv2_predict`` of each fold's validation cases from the raw images (native size)."""
     raw = Path(os.environ["nnUNet_raw"]) / dataset_name
     dataset_json = json.loads((raw / "dataset.json").read_text())
-    ending = dataset_json["file_ending"]
     results = results_folder(args, repeat)
-    env = {**os.environ, "nnUNet_results": str(results)}
     records = []
     for fold in args.folds:
         cases = split["folds"][str(fold)]["val"]
@@ -588,24 +466,13 @@ def predict_folds(args: argparse.Namespace, dataset_name: str, split: dict, repe
         inputs.mkdir(parents=True, exist_ok=True)
         for case in cases:
             for channel in dataset_json["channel_names"]:
-                link = inputs / f"{case}_{int(channel):04d}{ending}"
+                link = inputs / f"{case}_{int(channel):04d}{dataset_json['file_ending']}"
                 if not link.exists():
                     link.symlink_to(raw / "imagesTr" / link.name)
         for trainer in args.trainers:
-            output = results / "predict" / trainer / f"fold_{fold}"
-            record = {"stage": "predict", "repeat": repeat, "trainer": trainer, "fold": fold, "cases": len(cases),
-                      "test_time_mirroring": not args.disable_tta}
-            if all((output / f"{c}{ending}").is_file() for c in cases):
-                records.append(journal(args, {**record, "skipped": "predictions present", "output": str(output)}))
-                continue
-            command = ["nnUNetv2_predict", "-i", str(inputs), "-o", str(output), "-d", dataset_name,
-                       "-c", args.configuration, "-tr", trainer, "-p", PLANS, "-f", str(fold), "-device", args.device,
-                       "-npp", str(args.num_processes), "-nps", str(args.num_processes)]
-            command += ["--disable_tta"] if args.disable_tta else []
-            record.update(run_logged(command,
-                                    args.out / "logs" / f"run{repeat}_{trainer}_fold{fold}_predict.log", env))
-            record["seconds_per_case"] = round(record["seconds"] / max(len(cases), 1), 2)
-            records.append(journal(args, {**record, "output": str(output)}))
+            records.append(args.pipeline.predict(
+                trainer, [fold], inputs, results / "predict" / trainer / f"fold_{fold}", cases, results,
+                args.disable_tta, log_name=f"run{repeat}_{trainer}_fold{fold}_predict.log", repeat=repeat, fold=fold))
     return records
 
 
@@ -619,7 +486,7 @@ def report(args: argparse.Namespace, dataset_name: str, repeat: int) -> tuple[di
         rows = [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
     record = {"stage": "report", **record, "repeat": repeat, "report": str(output / "report.md"),
               "summary": str(output / "summary.csv")}
-    return journal(args, record), rows
+    return args.pipeline.record(record), rows
 
 
 def _number(value: str):
@@ -770,20 +637,22 @@ def run(args: argparse.Namespace) -> dict:
     set_environment(args)
     hardware = hardware_record()
     dataset_name = dataset_folder_name(args.dataset_id, spec["name"] + (f"Shrink{args.shrink}" if args.shrink > 1 else ""))
+    args.pipeline = Pipeline(dataset_name, args.configuration, args.out / "logs", args.device, args.num_processes,
+                             journal=args.out / "stages.jsonl")
     check_trainers(args)
     stages = [convert(args, dataset_name)]
     rows_by_repeat, reports = {}, {}
     if args.stop_after == "convert":
         return stopped(args, stages)
-    stages.append(plan_and_preprocess(args, dataset_name))
+    stages.append(args.pipeline.plan_and_preprocess())
     if args.batch_size is not None:
         stages.append(set_batch_size(args, dataset_name))
     split = make_split(args, dataset_name)
     details = trainer_details(args, dataset_name)
     if args.stop_after != "plan":
-        stages += precompute(args, dataset_name, details)
+        stages += precompute(args, details)
     for repeat in range(1, args.repeats + 1) if args.stop_after not in ("plan", "precompute") else ():
-        stages += train_folds(args, dataset_name, details, repeat)
+        stages += train_folds(args, details, repeat)
         if args.stop_after == "train":
             continue
         if args.predict:
@@ -809,7 +678,7 @@ def run(args: argparse.Namespace) -> dict:
         "device": args.device, "num_processes": args.num_processes, "da_workers": args.da_workers,
         "dataset": {"key": args.dataset, "title": spec["title"], "name": dataset_name,
                     "source": str(args.source) if args.source else "generated",
-                    "cases": raw_cases(dataset_name), "note": dataset_note},
+                    "cases": args.pipeline.raw_cases(), "note": dataset_note},
         "plans": plans_record(args, dataset_name),
         "split": split, "folds": args.folds,
         "budget": {"suffix": args.budget, "num_epochs": first["num_epochs"],

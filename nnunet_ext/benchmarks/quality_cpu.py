@@ -16,7 +16,7 @@ whether it did):
 
 All at ``_80epochs_20iters`` (1600 training iterations), folds of nnU-Net's seeded 5-fold split, each
 (dataset, fold, trainer) one run of ``nnunet_ext_benchmark quality --stop-after train`` (which converts,
-plans, precomputes the maps and calls ``nnunet_ext_cv``). Folds run in order, both datasets per fold,
+plans, precomputes the maps and trains the fold). Folds run in order, both datasets per fold,
 so that an interrupted benchmark has whole folds. Each trained (dataset, trainer, fold) is recorded in
 ``<results>/quality_cpu/runs/<dataset>/<trainer><budget>_fold<k>.json`` (per-case metrics of the fold's
 validation, collapsed regions, the per-epoch training log): committed, these records are the benchmark's

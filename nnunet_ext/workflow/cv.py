@@ -31,8 +31,8 @@ from pathlib import Path
 from nnunet_ext.commands import run_logged
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.nnunet_env import nnunet_folder, resolve_dataset_name
+from nnunet_ext.workflow.pipeline import PLANS, Pipeline, fold_state, train_command
 
-PLANS = "nnUNetPlans"
 SPLIT_RECORD = "nnunet_ext_split.json"
 TEST_PREDICTIONS = "nnunet_ext_test"
 TEST_INPUT = "nnunet_ext_test_images"
@@ -60,22 +60,6 @@ def dataset_paths(dataset: int | str) -> DatasetPaths:
 
 def trainer_folder(paths: DatasetPaths, trainer: str, plans: str, configuration: str) -> Path:
     return paths.results / f"{trainer}__{plans}__{configuration}"
-
-
-def fold_state(fold_folder: Path) -> str:
-    """``done``, ``validate`` (trained, validation missing), ``resume`` or ``new``."""
-    if (fold_folder / "checkpoint_final.pth").is_file():
-        return "done" if (fold_folder / "validation" / "summary.json").is_file() else "validate"
-    if any((fold_folder / f).is_file() for f in ("checkpoint_latest.pth", "checkpoint_best.pth")):
-        return "resume"
-    return "new"
-
-
-def train_command(paths: DatasetPaths, configuration: str, fold: int, trainer: str, plans: str, device: str,
-                  state: str, npz: bool) -> list[str]:
-    command = ["nnUNetv2_train", paths.name, configuration, str(fold), "-tr", trainer, "-p", plans, "-device", device]
-    command += {"resume": ["--c"], "validate": ["--val"]}.get(state, [])
-    return command + (["--npz"] if npz else [])
 
 
 def _case_ids(folder: Path, ending: str) -> set[str]:
@@ -164,19 +148,18 @@ def run_cv(dataset: int | str, configuration: str, trainers: list[str], folds: l
         folds = [0]
     folds = [0, 1, 2, 3, 4] if folds is None else folds
     logs = paths.results / "nnunet_ext_logs"
-    env = dict(os.environ)
+    pipeline = Pipeline(paths.name, configuration, logs, device=device, plans=plans)
     commands = []
     for trainer in trainers:
         folder = trainer_folder(paths, trainer, plans, configuration)
         for fold in folds:
             state = fold_state(folder / f"fold_{fold}")
-            if state == "done":
-                print(f"{trainer} fold {fold}: finished, skipped ({folder / f'fold_{fold}'})", flush=True)
-                continue
-            command = train_command(paths, configuration, fold, trainer, plans, device, state, npz)
-            commands.append(command)
+            if state != "done":
+                commands.append(train_command(paths.name, configuration, fold, trainer, plans, device, state, npz))
             if not print_only:
-                run_logged(command, logs / f"{trainer}__{configuration}__fold{fold}.log", env)
+                pipeline.train(trainer, fold, npz=npz)
+            elif state == "done":
+                print(f"{trainer} fold {fold}: finished, skipped ({folder / f'fold_{fold}'})", flush=True)
         if split and split["test"]:
             output = folder / "fold_0" / TEST_PREDICTIONS
             ending = paths.dataset_json["file_ending"]
@@ -187,7 +170,7 @@ def run_cv(dataset: int | str, configuration: str, trainers: list[str], folds: l
             commands.append(command)
             if not print_only:
                 _test_input(paths, split["test"])
-                run_logged(command, logs / f"{trainer}__{configuration}__test.log", env)
+                run_logged(command, logs / f"{trainer}__{configuration}__test.log")
     if print_only:
         if split and split["test"]:
             _test_input(paths, split["test"])

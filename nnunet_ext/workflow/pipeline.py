@@ -1,0 +1,210 @@
+"""One dataset through nnU-Net: plan and preprocess -> precompute the maps -> train per trainer and fold
+-> predict, each stage a command line (nnU-Net's or ours) that is printed, timed, logged and resumable.
+
+The demo (:mod:`nnunet_ext.demo`), ``nnunet_ext_cv`` (:mod:`nnunet_ext.workflow.cv`) and the quality
+benchmark (:mod:`nnunet_ext.benchmarks.quality`) drive nnU-Net through :class:`Pipeline`:
+
+- :meth:`Pipeline.plan_and_preprocess`: ``nnUNetv2_plan_and_preprocess``, skipped when every raw case
+  is preprocessed;
+- :meth:`Pipeline.precompute`: ``nnUNetv2_precompute_targets`` of one map spec, skipped when every
+  case's maps are up to date;
+- :meth:`Pipeline.train`: ``nnUNetv2_train`` of one trainer and fold, the command chosen by the fold
+  folder's state (:func:`fold_state`: new, resume with ``--c``, validate with ``--val``, or done);
+  setup / training / validation seconds are read from nnU-Net's training log;
+- :meth:`Pipeline.predict`: ``nnUNetv2_predict`` of a folder of raw images, skipped when every
+  prediction exists.
+
+Each stage returns a record (``stage``, the command, wall seconds, peak RSS of its largest process,
+the log; or ``skipped`` with the reason). With a ``journal`` file, every stage that ran is appended
+to it and a skipped stage is reported with the timings of the run that did it (``timings_from``), so
+a resumed benchmark still says what each stage cost.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nnunet_ext.commands import run_logged
+from nnunet_ext.nnunet_env import nnunet_folder
+
+PLANS = "nnUNetPlans"
+_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+): (.*)$")
+_JOURNAL_KEY = ("stage", "repeat", "trainer", "fold")
+
+
+def fold_folder(results: Path, dataset: str, trainer: str, configuration: str, fold: int, plans: str = PLANS) -> Path:
+    """nnU-Net's output folder of one trainer and fold: ``<results>/<dataset>/<trainer>__<plans>__<config>/fold_<k>``."""
+    return results / dataset / f"{trainer}__{plans}__{configuration}" / f"fold_{fold}"
+
+
+def fold_state(folder: Path) -> str:
+    """``done``, ``validate`` (trained, validation missing), ``resume`` or ``new``."""
+    if (folder / "checkpoint_final.pth").is_file():
+        return "done" if (folder / "validation" / "summary.json").is_file() else "validate"
+    if any((folder / f).is_file() for f in ("checkpoint_latest.pth", "checkpoint_best.pth")):
+        return "resume"
+    return "new"
+
+
+def train_command(dataset: str, configuration: str, fold: int, trainer: str, plans: str, device: str, state: str,
+                  npz: bool = False) -> list[str]:
+    """The ``nnUNetv2_train`` line for a fold in ``state`` (see :func:`fold_state`)."""
+    command = ["nnUNetv2_train", dataset, configuration, str(fold), "-tr", trainer, "-p", plans, "-device", device]
+    command += {"resume": ["--c"], "validate": ["--val"]}.get(state, [])
+    return command + (["--npz"] if npz else [])
+
+
+def training_log_times(folder: Path, since: float = 0.0) -> dict:
+    """Setup / training / validation seconds and epoch times from nnU-Net's logs written since ``since``."""
+    logs = sorted(p for p in folder.glob("training_log_*.txt") if p.stat().st_mtime >= since)
+    epochs, marks = [], {}
+    for log in logs:
+        for line in log.read_text(errors="replace").splitlines():
+            match = _LOG_LINE.match(line)
+            if not match:
+                continue
+            stamp = datetime.datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S.%f").timestamp()
+            text = match[2].strip()
+            marks.setdefault("first", stamp)
+            if text.startswith("Epoch time:"):
+                epochs.append(float(text.split(":")[1].split()[0]))
+            elif re.fullmatch(r"Epoch \d+", text):
+                marks.setdefault("training_start", stamp)
+            elif text.startswith("Training done."):
+                marks["training_done"] = stamp
+            elif text.startswith("Validation complete"):
+                marks["validation_done"] = stamp
+    result = {"logs": [str(p) for p in logs], "epoch_seconds": epochs}
+    for name, start, end in (("setup_s", "first", "training_start"), ("training_s", "training_start", "training_done"),
+                             ("validation_s", "training_done", "validation_done")):
+        if start in marks and end in marks:
+            result[name] = round(marks[end] - marks[start], 2)
+    return result
+
+
+@dataclass
+class Pipeline:
+    """The stages of one dataset and configuration; the nnU-Net folders come from the environment."""
+
+    dataset: str  # DatasetXXX_Name
+    configuration: str
+    logs: Path  # one log file per stage
+    device: str = "cpu"
+    num_processes: int = 2
+    plans: str = PLANS
+    journal: Path | None = None
+    env: dict = field(default_factory=lambda: dict(os.environ))
+
+    @property
+    def dataset_id(self) -> str:
+        return self.dataset[7:10]
+
+    def record(self, record: dict) -> dict:
+        """Journals a stage that ran; a skipped one gets the timings of its last run from the journal."""
+        if self.journal is None:
+            return record
+        key = tuple(record.get(k) for k in _JOURNAL_KEY)
+        if "skipped" not in record:
+            record = {**record, "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            self.journal.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.journal, "a") as handle:
+                handle.write(json.dumps(record, default=str) + "\n")
+            return record
+        earlier = None
+        if self.journal.is_file():
+            for line in self.journal.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by an interrupted write
+                    continue
+                if tuple(entry.get(k) for k in _JOURNAL_KEY) == key and "seconds" in entry:
+                    earlier = entry
+        if earlier is None:
+            return record
+        return {**earlier, **{k: v for k, v in record.items() if k not in earlier or k in ("skipped", "state_before")},
+                "timings_from": earlier.get("finished_utc")}
+
+    def run(self, stage: dict, command: list[str], log_name: str, env: dict | None = None) -> dict:
+        """Runs one stage's command (:func:`~nnunet_ext.commands.run_logged`); the caller journals the record."""
+        return {**stage, **run_logged(command, self.logs / log_name, env or self.env)}
+
+    # ------------------------------------------------------------------------------------ stages
+    def raw_cases(self) -> list[str]:
+        raw = nnunet_folder("nnUNet_raw") / self.dataset
+        ending = json.loads((raw / "dataset.json").read_text())["file_ending"]
+        return sorted(p.name[: -len(ending)] for p in (raw / "labelsTr").glob(f"*{ending}"))
+
+    def configuration_folder(self) -> Path:
+        """The preprocessed folder of the configuration (its ``data_identifier`` in the plans)."""
+        preprocessed = nnunet_folder("nnUNet_preprocessed") / self.dataset
+        plans = json.loads((preprocessed / f"{self.plans}.json").read_text())
+        return preprocessed / plans["configurations"][self.configuration]["data_identifier"]
+
+    def plan_and_preprocess(self) -> dict:
+        plans = nnunet_folder("nnUNet_preprocessed") / self.dataset / f"{self.plans}.json"
+        if plans.is_file() and self.configuration in json.loads(plans.read_text())["configurations"]:
+            folder = self.configuration_folder()
+            if all((folder / f"{c}_seg.b2nd").is_file() for c in self.raw_cases()):
+                return self.record({"stage": "plan_and_preprocess", "skipped": "preprocessed cases present",
+                                    "folder": str(folder)})
+        command = ["nnUNetv2_plan_and_preprocess", "-d", self.dataset_id, "-c", self.configuration,
+                   "-np", str(self.num_processes), "--verify_dataset_integrity"]
+        return self.record(self.run({"stage": "plan_and_preprocess"}, command, "plan_and_preprocess.log"))
+
+    def precompute(self, spec, trainers: list[str]) -> dict:
+        """``nnUNetv2_precompute_targets`` of one map spec (a trainer's ``target_spec()``) for ``trainers``."""
+        from nnunet_ext.precompute import precompute_command
+        from nnunet_ext.target_store import case_identifiers, case_status
+
+        folder = self.configuration_folder()
+        cases = case_identifiers(folder)
+        up_to_date = sum(case_status(folder, spec, c) == "ok" for c in cases)
+        stage = {"stage": f"precompute {spec.target_id}", "kind": spec.kind, "trainers": trainers, "cases": len(cases),
+                 "state_before": f"{up_to_date}/{len(cases)} up to date"}
+        if up_to_date == len(cases):
+            return self.record({**stage, "skipped": "maps up to date"})
+        command = [*shlex.split(precompute_command(self.dataset, self.configuration, self.plans, spec)),
+                   "-np", str(self.num_processes), "--device", self.device]
+        record = self.run(stage, command, f"precompute_{spec.target_id}.log")
+        return self.record({**record, "seconds_per_computed_case": round(record["seconds"] / (len(cases) - up_to_date), 2)})
+
+    def train(self, trainer: str, fold: int, results: Path | None = None, npz: bool = False,
+              log_name: str | None = None, **stage) -> dict:
+        """Trains and validates one fold, resuming what an earlier run left (:func:`fold_state`)."""
+        results = results or nnunet_folder("nnUNet_results")
+        folder = fold_folder(results, self.dataset, trainer, self.configuration, fold, self.plans)
+        state = fold_state(folder)
+        stage = {"stage": "train+validate", **stage, "trainer": trainer, "fold": fold, "state_before": state}
+        if state == "done":
+            print(f"{trainer} fold {fold}: finished, skipped ({folder})", flush=True)
+            return self.record({**stage, "skipped": "finished earlier", **training_log_times(folder)})
+        started = time.time()
+        command = train_command(self.dataset, self.configuration, fold, trainer, self.plans, self.device, state, npz)
+        record = self.run(stage, command, log_name or f"{trainer}__{self.configuration}__fold{fold}.log",
+                          {**self.env, "nnUNet_results": str(results)})
+        return self.record({**record, **training_log_times(folder, started - 1)})
+
+    def predict(self, trainer: str, folds: list[int], inputs: Path, output: Path, cases: list[str],
+                results: Path | None = None, disable_tta: bool = False, log_name: str | None = None,
+                **stage) -> dict:
+        """``nnUNetv2_predict`` of the raw images in ``inputs`` (``cases``) with ``folds``; skipped when done."""
+        ending = json.loads((nnunet_folder("nnUNet_raw") / self.dataset / "dataset.json").read_text())["file_ending"]
+        stage = {"stage": "predict", **stage, "trainer": trainer, "cases": len(cases),
+                 "test_time_mirroring": not disable_tta}
+        if all((output / f"{c}{ending}").is_file() for c in cases):
+            return self.record({**stage, "skipped": "predictions present", "output": str(output)})
+        command = ["nnUNetv2_predict", "-i", str(inputs), "-o", str(output), "-d", self.dataset,
+                   "-c", self.configuration, "-tr", trainer, "-p", self.plans, "-f", *map(str, folds),
+                   "-device", self.device, "-npp", str(self.num_processes), "-nps", str(self.num_processes),
+                   "--disable_progress_bar"] + (["--disable_tta"] if disable_tta else [])
+        env = self.env if results is None else {**self.env, "nnUNet_results": str(results)}
+        record = self.run(stage, command, log_name or f"predict_{trainer}.log", env)
+        return self.record({**record, "output": str(output),
+                            "seconds_per_case": round(record["seconds"] / max(len(cases), 1), 2)})
