@@ -56,8 +56,8 @@ import sys
 from pathlib import Path
 
 from nnunet_ext.hardware import DATA_VARIABLE, hardware_markdown, hardware_record, invoked_command, sample_folder, write_json
+from nnunet_ext.workflow.pipeline import PLANS, fold_folder
 
-PLANS = "nnUNetPlans"
 BASELINE = "nnUNetTrainer"
 FOLDS = (0, 1, 2)
 BUDGET = "_80epochs_20iters"
@@ -163,7 +163,7 @@ class Work:
         self.splits = json.loads((self.preprocessed / "splits_final.json").read_text())
 
     def fold_folder(self, trainer: str, fold: int) -> Path:
-        return self.results / self.name / f"{trainer}__{PLANS}__{self.configuration}" / f"fold_{fold}"
+        return fold_folder(self.results, self.name, trainer, self.configuration, fold)
 
 
 def record_path(args: argparse.Namespace, dataset: str, trainer: str, fold: int) -> Path:
@@ -314,7 +314,7 @@ def _cell(mean: float | None, se: float | None, scale: float) -> str:
 
 
 def markdown(record: dict) -> str:
-    lines = ["# Quality on 2 CPU cores at a converged budget", "",
+    lines = ["# Quality on 2 CPU cores, every trainer against nnU-Net's default", "",
              f"- Date (UTC): {record['date_utc']}; command: `{record['command']}`",
              f"- Budget `{record['budget']}`: {record['iterations']} training iterations per trainer and fold "
              "(whether nnU-Net's default has plateaued there: the plateau lines below)",
@@ -329,9 +329,10 @@ def markdown(record: dict) -> str:
                   "Δ Dice: paired difference to nnU-Net's default with the two-sided Wilcoxon p-value.", ""]
         for fold, p in data["default_plateau"].items():
             lines.append(f"- default, fold {fold}: EMA pseudo-Dice {p['ema_first_of_last_20pct']:.3f} -> "
-                         f"{p['ema_last']:.3f} over the last 20 % of epochs ({'plateaued' if p['plateaued'] else 'rose'} by "
-                         f"the < 1 point criterion; its highest value before them: {p['ema_max_before']:.3f} at epoch "
-                         f"{p['epoch_of_max_before']})")
+                         f"{p['ema_last']:.3f} over the last 20 % of epochs: "
+                         + ("plateaued" if p["plateaued"] else "**not plateaued**")
+                         + f" ({100 * p['rise']:+.1f} points; plateaued means a rise below 1 point)"
+                         + f"; its highest value before them: {p['ema_max_before']:.3f} at epoch {p['epoch_of_max_before']}")
         lines += ["", "| trainer | region | folds | Dice % | HD95 mm | Δ Dice % (p) | collapsed folds | onset epoch per fold |",
                   "|---|---|---|---|---|---|---|---|"]
         for r in data["records"]:

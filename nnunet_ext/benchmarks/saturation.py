@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_ext.training.health import SATURATED_TANH_INPUT as SATURATED  # |v| where tanh'(v) < 0.01
+from nnunet_ext.workflow.pipeline import PLANS, fold_folder
 
 
 def saturation_stats(values: np.ndarray, reference: np.ndarray) -> dict:
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
     parser.add_argument("-c", required=True, help="configuration, e.g. 2d or 3d_fullres")
     parser.add_argument("-tr", required=True, help="trainer class, e.g. nnUNetTrainerSiNGR")
     parser.add_argument("-f", type=int, required=True, help="fold")
-    parser.add_argument("-p", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
+    parser.add_argument("-p", default=PLANS, help="plans identifier (default nnUNetPlans)")
     parser.add_argument("--checkpoint", default="checkpoint_final.pth")
     parser.add_argument("--cases", type=int, default=None, help="use only the first N validation cases")
     parser.add_argument("--json", type=Path, help="also write the statistics to this file")
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
     dataset = maybe_convert_to_dataset_name(args.d)
-    model_folder = Path(os.environ["nnUNet_results"]) / dataset / f"{args.tr}__{args.p}__{args.c}"
+    model_folder = fold_folder(Path(os.environ["nnUNet_results"]), dataset, args.tr, args.c, 0, args.p).parent
     if not (model_folder / f"fold_{args.f}" / args.checkpoint).is_file():
         parser.error(f"no {args.checkpoint} in {model_folder / f'fold_{args.f}'}: train it first "
                      f"(nnUNetv2_train {args.d} {args.c} {args.f} -tr {args.tr})")

@@ -49,13 +49,13 @@ import numpy as np
 
 from nnunet_ext.hardware import DATA_VARIABLE, hardware_markdown, hardware_record, sample_folder
 from nnunet_ext.trainer_path import trainer_folder
+from nnunet_ext.workflow.pipeline import PLANS
 
 VENV_BIN = Path(sys.executable).parent
 BASELINE = "nnUNetTrainer"
 DEFAULT_TRAINERS = (BASELINE, "nnUNetTrainerSiNGR")
 DATASET_IDS = {"brats": 961, "binary": 962, "brats2015": 963}  # one id per kind, so all can share a work folder
 CONFIGURATION = "3d_fullres"
-PLANS = "nnUNetPlans"
 FOLD = 0
 # the project's speed requirements: ratio to nnU-Net's default trainer must stay at or below these
 LIMITS = {"train_iteration": 1.05, "predict": 1.02}

@@ -31,7 +31,7 @@ from pathlib import Path
 from nnunet_ext.commands import run_logged
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.nnunet_env import nnunet_folder, resolve_dataset_name
-from nnunet_ext.workflow.pipeline import PLANS, Pipeline, fold_state, train_command
+from nnunet_ext.workflow.pipeline import PLANS, Pipeline, fold_folder, fold_state, train_command
 
 SPLIT_RECORD = "nnunet_ext_split.json"
 TEST_PREDICTIONS = "nnunet_ext_test"
@@ -59,7 +59,7 @@ def dataset_paths(dataset: int | str) -> DatasetPaths:
 
 
 def trainer_folder(paths: DatasetPaths, trainer: str, plans: str, configuration: str) -> Path:
-    return paths.results / f"{trainer}__{plans}__{configuration}"
+    return fold_folder(paths.results.parent, paths.name, trainer, configuration, 0, plans).parent
 
 
 def _case_ids(folder: Path, ending: str) -> set[str]:

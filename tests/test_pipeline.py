@@ -1,0 +1,71 @@
+"""nnunet_ext.workflow.pipeline: the journal of stages, the fold states, nnU-Net's training-log times (fast)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nnunet_ext.workflow.pipeline import Pipeline, fold_folder, fold_state, train_command, training_log_times
+
+
+def test_journal_keeps_what_ran_and_reports_it_for_a_skipped_stage(tmp_path):
+    pipeline = Pipeline("Dataset900_X", "2d", tmp_path / "logs", journal=tmp_path / "stages.jsonl")
+    ran = pipeline.record({"stage": "train+validate", "trainer": "T", "fold": 0, "state_before": "new", "seconds": 12.5})
+    assert ran["finished_utc"] and json.loads((tmp_path / "stages.jsonl").read_text())["seconds"] == 12.5
+    with open(tmp_path / "stages.jsonl", "a") as handle:
+        handle.write('{"stage": "train+vali')  # a line cut short by an interrupted write is passed over
+    again = pipeline.record({"stage": "train+validate", "trainer": "T", "fold": 0, "state_before": "done",
+                             "skipped": "finished earlier"})
+    assert again["seconds"] == 12.5 and again["timings_from"] == ran["finished_utc"]
+    assert again["skipped"] == "finished earlier" and again["state_before"] == "done"
+    other = pipeline.record({"stage": "train+validate", "trainer": "T", "fold": 1, "skipped": "finished earlier"})
+    assert "seconds" not in other  # no earlier run of that fold: nothing to report
+    assert len((tmp_path / "stages.jsonl").read_text().splitlines()) == 2  # skipped stages are not journaled
+
+
+def test_fold_states_choose_the_train_command(tmp_path):
+    folder = fold_folder(tmp_path, "Dataset900_X", "T", "2d", 3)
+    assert folder == tmp_path / "Dataset900_X" / "T__nnUNetPlans__2d" / "fold_3"
+    folder.mkdir(parents=True)
+    states = [fold_state(folder)]
+    (folder / "checkpoint_latest.pth").touch()
+    states.append(fold_state(folder))
+    (folder / "checkpoint_final.pth").touch()
+    states.append(fold_state(folder))
+    (folder / "validation").mkdir()
+    (folder / "validation" / "summary.json").touch()
+    states.append(fold_state(folder))
+    assert states == ["new", "resume", "validate", "done"]
+    tails = [train_command("Dataset900_X", "2d", 3, "T", "nnUNetPlans", "cpu", s)[10:] for s in states[:3]]
+    assert tails == [[], ["--c"], ["--val"]]
+
+
+def test_a_finished_fold_is_skipped_without_running_nnunet(tmp_path, monkeypatch, capsys):
+    folder = fold_folder(tmp_path, "Dataset900_X", "T", "2d", 0)
+    (folder / "validation").mkdir(parents=True)
+    for name in ("checkpoint_final.pth", "validation/summary.json"):
+        (folder / name).touch()
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError("a finished fold must not start nnUNetv2_train")
+
+    monkeypatch.setattr("nnunet_ext.workflow.pipeline.run_logged", no_subprocess)
+    record = Pipeline("Dataset900_X", "2d", tmp_path / "logs").train("T", 0, tmp_path)
+    assert record["skipped"] == "finished earlier" and record["state_before"] == "done"
+    assert "T fold 0: finished, skipped" in capsys.readouterr().out
+
+
+def test_training_log_times_are_read_from_nnunets_log(tmp_path):
+    (tmp_path / "training_log_2026_12_2_10_00_00.txt").write_text("\n".join([
+        "2026-12-02 10:00:00.000000: Using torch.compile...",
+        "2026-12-02 10:00:04.000000: Epoch 0",
+        "2026-12-02 10:00:10.000000: Epoch time: 6.0 s",
+        "2026-12-02 10:00:10.000000: Epoch 1",
+        "2026-12-02 10:00:15.500000: Epoch time: 5.5 s",
+        "2026-12-02 10:00:16.000000: Training done.",
+        "2026-12-02 10:00:30.000000: Validation complete",
+    ]) + "\n")
+    times = training_log_times(tmp_path)
+    assert times["epoch_seconds"] == [6.0, 5.5]
+    assert (times["setup_s"], times["training_s"], times["validation_s"]) == pytest.approx((4.0, 12.0, 14.0))
