@@ -131,6 +131,12 @@ class Pipeline:
         return {**earlier, **{k: v for k, v in record.items() if k not in earlier or k in ("skipped", "state_before")},
                 "timings_from": earlier.get("finished_utc")}
 
+    def skip(self, stage: dict, reason: str) -> dict:
+        """A stage whose results exist: one line saying so, then its journal record."""
+        print(f"{stage['stage']}" + (f" {stage['trainer']}" if "trainer" in stage else "") + f": {reason}, skipped",
+              flush=True)
+        return self.record({**stage, "skipped": reason})
+
     def run(self, stage: dict, command: list[str], log_name: str, env: dict | None = None) -> dict:
         """Runs one stage's command (:func:`~nnunet_ext.commands.run_logged`); the caller journals the record."""
         return {**stage, **run_logged(command, self.logs / log_name, env or self.env)}
@@ -152,8 +158,7 @@ class Pipeline:
         if plans.is_file() and self.configuration in json.loads(plans.read_text())["configurations"]:
             folder = self.configuration_folder()
             if all((folder / f"{c}_seg.b2nd").is_file() for c in self.raw_cases()):
-                return self.record({"stage": "plan_and_preprocess", "skipped": "preprocessed cases present",
-                                    "folder": str(folder)})
+                return self.skip({"stage": "plan_and_preprocess", "folder": str(folder)}, "preprocessed cases present")
         command = ["nnUNetv2_plan_and_preprocess", "-d", self.dataset_id, "-c", self.configuration,
                    "-np", str(self.num_processes), "--verify_dataset_integrity"]
         return self.record(self.run({"stage": "plan_and_preprocess"}, command, "plan_and_preprocess.log"))
@@ -169,7 +174,7 @@ class Pipeline:
         stage = {"stage": f"precompute {spec.target_id}", "kind": spec.kind, "trainers": trainers, "cases": len(cases),
                  "state_before": f"{up_to_date}/{len(cases)} up to date"}
         if up_to_date == len(cases):
-            return self.record({**stage, "skipped": "maps up to date"})
+            return self.skip(stage, "maps up to date")
         command = [*shlex.split(precompute_command(self.dataset, self.configuration, self.plans, spec)),
                    "-np", str(self.num_processes), "--device", self.device]
         record = self.run(stage, command, f"precompute_{spec.target_id}.log")
@@ -199,7 +204,7 @@ class Pipeline:
         stage = {"stage": "predict", **stage, "trainer": trainer, "cases": len(cases),
                  "test_time_mirroring": not disable_tta}
         if all((output / f"{c}{ending}").is_file() for c in cases):
-            return self.record({**stage, "skipped": "predictions present", "output": str(output)})
+            return self.skip({**stage, "output": str(output)}, "predictions present")
         command = ["nnUNetv2_predict", "-i", str(inputs), "-o", str(output), "-d", self.dataset,
                    "-c", self.configuration, "-tr", trainer, "-p", self.plans, "-f", *map(str, folds),
                    "-device", self.device, "-npp", str(self.num_processes), "-nps", str(self.num_processes),
