@@ -133,7 +133,9 @@ def write_case(
             urlpath=tmp_name,
             chunks=chunks,
             blocks=blocks,
-            cparams={"codec": blosc2.Codec.ZSTD, "clevel": 5, "filters": [blosc2.Filter.SHUFFLE], "nthreads": 1},
+            # nnU-Net's own codec and level for its images (nnUNetDatasetBlosc2.save_case): LZ4HC decompresses
+            # a patch about twice as fast as ZSTD, which the loader pays for every patch, for 1.3x the bytes
+            cparams={"codec": blosc2.Codec.LZ4HC, "clevel": 5, "filters": [blosc2.Filter.SHUFFLE], "nthreads": 1},
         )
         array.schunk.vlmeta["nnunet_ext"] = {"spec": spec.digest, "source": fingerprint, **dict(extra_meta or {})}
         del array
