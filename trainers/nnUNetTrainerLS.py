@@ -4,6 +4,11 @@ MICCAI 2024, Table 3; LS: Szegedy et al. 2016, GeoLS paper Eq. 2; JML: Wang, Nin
 ``nnUNetv2_train 501 3d_fullres 0 -tr nnUNetTrainerLS_JML``: soft labels (1 - alpha) y + alpha / C
 (alpha 0.1; per region C = 2 for region datasets) trained with JML1. No target maps: nnU-Net's own data
 path, its loss replaced per deep-supervision scale (nnU-Net's DeepSupervisionWrapper and weights).
+
+Optimiser: Adam 1e-3 with poly decay, as ``nnUNetTrainerSiNGR`` (the SiNGR paper trained its soft-label
+baselines with Adam, Sec. 4). Under nnU-Net's SGD (``nnUNetTrainerLS_JML_nnUNetSGD``) the small regions'
+probabilities saturate on the wrong side within three epochs and the enhancing tumour never recovers
+(docs/results/training-health.md, 2026-12-02).
 Before training, every channel of every preprocessed case is checked for NaN / inf once
 (:mod:`nnunet_ext.image_check`); a bad case stops the run with one line naming it and the fix.
 """
@@ -12,12 +17,12 @@ from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 
 from nnunet_ext.schedules import add_budget_variants
 from nnunet_ext.training.health import nnUNetTrainerWithHealthGuard
-from nnunet_ext.training.optimizers import AdamWithPolyDecay
+from nnunet_ext.training.optimizers import AdamWithPolyDecay, NnUNetSGD
 from nnunet_ext.training.loss_adapters.soft_label import SoftLabelLoss
 
 
-class nnUNetTrainerLS_JML(nnUNetTrainerWithHealthGuard):
-    """Label smoothing (alpha 0.1) with JML1 (sigmoid per region, softmax over classes for labels)."""
+class nnUNetTrainerLS_JML(AdamWithPolyDecay, nnUNetTrainerWithHealthGuard):
+    """Label smoothing (alpha 0.1) with JML1 (sigmoid per region, softmax over classes for labels); Adam 1e-3."""
 
     smoothing_alpha = 0.1
     # JML has no log term: its gradient vanishes where a probability is confidently wrong, so the
@@ -33,13 +38,10 @@ class nnUNetTrainerLS_JML(nnUNetTrainerWithHealthGuard):
         return DeepSupervisionWrapper(loss, super()._build_loss().weight_factors)  # nnU-Net's scale weights
 
 
-class nnUNetTrainerLS_JML_Adam(AdamWithPolyDecay, nnUNetTrainerLS_JML):
-    """Adam 1e-3 with poly decay (``nnUNetTrainerSiNGR``'s optimiser) instead of nnU-Net's SGD.
+class nnUNetTrainerLS_JML_nnUNetSGD(NnUNetSGD, nnUNetTrainerLS_JML):
+    """nnU-Net's SGD (1e-2, Nesterov momentum 0.99, poly decay): the configuration that collapses, for comparison."""
 
-    Under nnU-Net's SGD the small regions' probabilities saturate on the wrong side within the first
-    epochs, as SiNGR's tanh did (docs/results/training-health.md); the SiNGR paper trained its
-    baselines with Adam (Sec. 4).
-    """
+    collapse_alternative = "nnUNetTrainerLS_JML (Adam 1e-3)"
 
 
 add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/schedules.py
