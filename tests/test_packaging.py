@@ -60,6 +60,8 @@ def test_wheel_installs_the_trainers_and_nnunet_finds_a_budget_variant_there(tmp
     assert {f"nnunet_ext/trainers/{p.name}" for p in (REPO / "trainers").glob("*.py")} <= names
     assert not any(n.startswith(("trainers/", "preprocessing/")) for n in names)  # no generic top-level names
     assert "nnunet_ext_trainer_path = nnunet_ext.trainer_path:main" in entry_points
+    assert "nnunet_ext_benchmark = nnunet_ext.benchmarks.__main__:main" in entry_points
+    assert "nnunet_ext/benchmarks/authors_recipes.py" in names  # the benchmarks ship with the package
 
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
@@ -73,6 +75,9 @@ def test_wheel_installs_the_trainers_and_nnunet_finds_a_budget_variant_there(tmp
     script = subprocess.run([str(site / "bin" / "nnunet_ext_trainer_path")], cwd=tmp_path, env=env,
                             capture_output=True, text=True, check=True).stdout.strip()
     assert script == str(installed)
+    parts = subprocess.run([str(site / "bin" / "nnunet_ext_benchmark"), "--help"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True)
+    assert parts.returncode == 0 and "quality-cpu" in parts.stderr
 
     env["nnUNet_extTrainer"] = printed
     completed = subprocess.run([sys.executable, "-c", LOOKUP, VARIANT], cwd=tmp_path, env=env,
