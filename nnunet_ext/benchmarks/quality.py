@@ -476,17 +476,12 @@ def predict_folds(args: argparse.Namespace, dataset_name: str, split: dict, repe
     return records
 
 
-def report(args: argparse.Namespace, dataset_name: str, repeat: int) -> tuple[dict, list[dict]]:
-    output = args.out / f"report_run{repeat}"
-    env = {**os.environ, "nnUNet_results": str(results_folder(args, repeat))}
-    command = ["nnunet_ext_report", "-d", dataset_name, "-c", args.configuration, "-tr", *args.trainers,
-               "-b", args.baseline, "-f", *map(str, args.folds), "-o", str(output)]
-    record = run_logged(command, args.out / "logs" / f"run{repeat}_report.log", env)
-    with open(output / "summary.csv", newline="") as handle:
+def report(args: argparse.Namespace, repeat: int) -> tuple[dict, list[dict]]:
+    record = args.pipeline.report(args.trainers, args.baseline, args.folds, args.out / f"report_run{repeat}",
+                                  results_folder(args, repeat), log_name=f"run{repeat}_report.log", repeat=repeat)
+    with open(record["summary"], newline="") as handle:
         rows = [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
-    record = {"stage": "report", **record, "repeat": repeat, "report": str(output / "report.md"),
-              "summary": str(output / "summary.csv")}
-    return args.pipeline.record(record), rows
+    return record, rows
 
 
 def _number(value: str):
@@ -657,7 +652,7 @@ def run(args: argparse.Namespace) -> dict:
             continue
         if args.predict:
             stages += predict_folds(args, dataset_name, split, repeat)
-        record, rows = report(args, dataset_name, repeat)
+        record, rows = report(args, repeat)
         stages.append(record)
         rows_by_repeat[repeat], reports[repeat] = rows, record["report"]
     first = details[args.trainers[0]]

@@ -12,7 +12,11 @@ benchmark (:mod:`nnunet_ext.benchmarks.quality`) drive nnU-Net through :class:`P
   folder's state (:func:`fold_state`: new, resume with ``--c``, validate with ``--val``, or done);
   setup / training / validation seconds are read from nnU-Net's training log;
 - :meth:`Pipeline.predict`: ``nnUNetv2_predict`` of a folder of raw images, skipped when every
-  prediction exists.
+  prediction exists;
+- :meth:`Pipeline.report`: ``nnunet_ext_report`` of trainers and folds against a baseline (Dice, IoU,
+  HD95, ASD per region with spread and paired tests).
+
+Conversion is the one stage each caller brings (a converter command, or the synthetic generator).
 
 Each stage returns a record (``stage``, the command, wall seconds, peak RSS of its largest process,
 the log; or ``skipped`` with the reason). With a ``journal`` file, every stage that ran is appended
@@ -213,3 +217,12 @@ class Pipeline:
         record = self.run(stage, command, log_name or f"predict_{trainer}.log", env)
         return self.record({**record, "output": str(output),
                             "seconds_per_case": round(record["seconds"] / max(len(cases), 1), 2)})
+
+    def report(self, trainers: list[str], baseline: str, folds: list[int], output: Path, results: Path | None = None,
+               log_name: str = "report.log", **stage) -> dict:
+        """``nnunet_ext_report`` of the folds' validation (``report.md``, ``summary.csv`` in ``output``)."""
+        command = ["nnunet_ext_report", "-d", self.dataset, "-c", self.configuration, "-p", self.plans,
+                   "-tr", *trainers, "-b", baseline, "-f", *map(str, folds), "-o", str(output)]
+        env = self.env if results is None else {**self.env, "nnUNet_results": str(results)}
+        record = self.run({"stage": "report", **stage}, command, log_name, env)
+        return self.record({**record, "report": str(output / "report.md"), "summary": str(output / "summary.csv")})
