@@ -89,6 +89,8 @@ def run_demo(
     print("[2/5] planning and preprocessing", flush=True)
     pipeline.plan_and_preprocess()
 
+    ending = dataset_json["file_ending"]
+    test_cases = sorted(p.name[: -len(ending)] for p in (raw_folder / "labelsTs").glob(f"*{ending}"))
     summaries = {}
     predictions = {}
     for trainer in trainers:
@@ -97,8 +99,6 @@ def run_demo(
         if "skipped" not in pipeline.train(trainer, 0):  # (re)trained: earlier predictions are stale
             shutil.rmtree(predictions[trainer], ignore_errors=True)
         print(f"[4/5] predicting the held-out test cases with {trainer}", flush=True)
-        ending = dataset_json["file_ending"]
-        test_cases = sorted(p.name[: -len(ending)] for p in (raw_folder / "labelsTs").glob(f"*{ending}"))
         pipeline.predict(trainer, [0], raw_folder / "imagesTs", predictions[trainer], test_cases)
         case_metrics = evaluate_folders(predictions[trainer], raw_folder / "labelsTs", dataset_json)
         write_csv(case_metrics, output / f"metrics_{trainer}.csv")
