@@ -1,29 +1,11 @@
 """What every benchmark records about the machine, the code and the command it ran.
 
-    from nnunet_ext.hardware import hardware_markdown, hardware_record
-    record = hardware_record()
-    lines = hardware_markdown(record)
-
-:func:`hardware_record` returns a JSON-ready dict with these keys (``HARDWARE_KEYS``):
-
-- ``date_utc``: ISO 8601 time of the call, UTC, to the second;
-- ``cpu_model``: "model name" of /proc/cpuinfo (``platform.processor()`` where there is none);
-- ``logical_cpus``: ``os.cpu_count()``; ``affinity_cpus``: CPUs this process may run on
-  (``os.sched_getaffinity``; the logical count where that does not exist);
-- ``torch_threads``: ``torch.get_num_threads()`` when called (set it first);
-- ``ram_gb``: total memory (MemTotal of /proc/meminfo, else ``os.sysconf``);
-- ``load_average``: 1, 5 and 15 minute load averages when called (timings on a shared machine
-  mean little without it);
-- ``gpu``: ``{"name", "memory_gb", "cuda"}`` of CUDA device 0 as torch sees it, or None;
-- ``versions``: torch, FastGeodis, numpy, scipy, edt, nnunetv2 (importlib.metadata; "not installed");
-- ``python``, ``platform``;
-- ``git``: ``{"commit": short HEAD or None, "dirty": tracked files modified, or None}`` of the
-  repository this file lives in (read-only git calls: no index refresh is written).
-
-Real data: :func:`sample_folder` resolves a sample folder (``brats2015_sample``,
-``lgg_kaggle_3m_sample/kaggle_3m``) from a script argument or from ``$NNUNET_EXT_DATA`` (:data:`DATA_VARIABLE`),
-a folder holding ``brats2015_sample/`` and ``lgg_kaggle_3m_sample/``; the benchmarks have no default path.
-:func:`invoked_command` is the command line as the user typed it (``nnunet_ext_benchmark PART ...``).
+:func:`hardware_record` returns a JSON-ready dict (keys ``HARDWARE_KEYS``): the time (UTC), CPU model,
+logical and usable CPUs, torch threads, RAM, load average (timings on a shared machine mean little
+without it), CUDA device 0 as torch sees it, package versions, Python, platform, and the git commit and
+dirty flag of this repository (read-only git calls). :func:`hardware_markdown` renders it.
+:func:`sample_folder` resolves a real-data sample from an argument or ``$NNUNET_EXT_DATA``;
+:func:`invoked_command` is the command line as typed (``nnunet_ext_benchmark PART ...``).
 """
 
 from __future__ import annotations

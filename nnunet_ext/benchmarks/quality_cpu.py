@@ -157,7 +157,7 @@ class Work:
         self.folder, self.configuration = folder, configuration
         self.name = sorted((folder / "nnUNet_raw").glob("Dataset*"))[0].name
         self.preprocessed = folder / "nnUNet_preprocessed" / self.name
-        self.results = folder / "results_run1"
+        self.results = folder / "nnUNet_results"
         self.dataset_json = json.loads((folder / "nnUNet_raw" / self.name / "dataset.json").read_text())
         self.plans = json.loads((self.preprocessed / f"{PLANS}.json").read_text())
         self.splits = json.loads((self.preprocessed / "splits_final.json").read_text())

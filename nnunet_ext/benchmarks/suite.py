@@ -3,31 +3,12 @@
     nnunet_ext_benchmark all [--parts targets training quality-lgg quality-brats2015]
         [--device auto|cpu|cuda] [--out benchmark_output/results] [--quick] [--data DIR]
 
-Runs the parts one after the other, each as its own process with its own output folder under
-``--out`` (so a failed or interrupted part does not lose the others, and re-running resumes what
-the parts resume):
-
-==================  =================================  ==============================================
-part                runs                               measures
-==================  =================================  ==============================================
-targets             nnunet_ext_benchmark targets       map precompute per case, ours vs the authors'
-                                                       recipes, scaling plot, disk, CPU vs CUDA
-training            nnunet_ext_benchmark training      iteration time, loader throughput, predict
-                                                       time per trainer vs nnUNetTrainer (ratios)
-quality-lgg         ... quality --dataset lgg          LGG FLAIR 2d, 5 folds, short budget: Dice,
-                                                       IoU, HD95 per trainer
-quality-brats2015   ... quality --dataset brats2015    BraTS 2015 sample, 3d_fullres at native size:
-                                                       the whole pipeline with per-stage timings
-==================  =================================  ==============================================
-
-Settings follow the device: on a GPU the training benchmark uses the real BraTS 2015 sample
-(nnU-Net's 128^3 BraTS plans) and more augmentation workers, and the quality runs a longer budget.
-``--quick`` shrinks every part to a smoke run (minutes on 2 cores) whose numbers are not results.
-Real data comes from ``--data`` (default ``$NNUNET_EXT_DATA``), a folder holding ``brats2015_sample/``
-and ``lgg_kaggle_3m_sample/``; each part gets its sample folder from it (the targets part falls back
-to synthetic volumes without one; the quality parts need their dataset).
-Writes ``results.json`` (hardware, each part's command, exit status, wall time and its JSON) and
-``results.md`` (hardware, then each part's Markdown) to ``--out``; exits non-zero if a part failed.
+Runs each part (``nnunet_ext_benchmark targets``, ``training``, ``quality --dataset lgg|brats2015``) as
+its own process with its own folder under ``--out``, so a failed part loses nothing of the others and a
+re-run resumes what the parts resume. Settings follow the device: on a GPU the training part uses the
+BraTS 2015 sample with more augmentation workers and the quality parts a longer budget. ``--quick``
+shrinks every part to a smoke run whose numbers are not results. Writes ``results.json`` (hardware,
+each part's command, exit status, wall time and JSON) and ``results.md``; exits non-zero if a part failed.
 """
 
 from __future__ import annotations
