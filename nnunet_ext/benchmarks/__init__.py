@@ -4,7 +4,7 @@
 part            measures
 ==============  ==============================================================================
 all             every part below that docs/results quote, one report (:mod:`.suite`)
-targets         map precompute per case, ours vs the authors' recipes, disk, CPU vs CUDA, scaling
+targets         map precompute per case, ours vs the authors' recipes, the hook, disk, CPU vs CUDA
 training        iteration time, loader throughput, predict time per trainer vs nnUNetTrainer
 quality         one dataset's pipeline with per-stage timings and the report (:mod:`.quality`)
 quality-cpu     the converging quality benchmark on 2 CPU cores, resumable (:mod:`.quality_cpu`)
