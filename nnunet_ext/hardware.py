@@ -1,19 +1,16 @@
-"""What every benchmark records about the machine, the code and the command it ran.
-
-:func:`hardware_record` returns a JSON-ready dict (keys ``HARDWARE_KEYS``): the time (UTC), CPU model,
-logical and usable CPUs, torch threads, RAM, load average (timings on a shared machine mean little
-without it), CUDA device 0 as torch sees it, package versions, Python, platform, and the git commit and
-dirty flag of this repository (read-only git calls). :func:`hardware_markdown` renders it.
-:func:`sample_folder` resolves a real-data sample from an argument or ``$NNUNET_EXT_DATA``;
-:func:`invoked_command` is the command line as typed (``nnunet_ext_benchmark PART ...``).
+"""What every benchmark records about the machine, the code and the command it ran, and the helpers the
+benchmarks share. The record (:func:`hardware_record`, keys ``HARDWARE_KEYS``) includes the load average:
+timings on a shared machine mean little without it; the commit comes from read-only git calls.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -46,35 +43,57 @@ def write_json(path: Path, data: dict) -> None:
     temporary.replace(path)
 
 
-def hardware_record() -> dict:
-    """The machine, the software versions and the commit, as the module docstring lists them."""
+def at_least(minimum: int):
+    """An argparse type: an integer of at least ``minimum``."""
+    def parse(text: str) -> int:
+        if int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is below {minimum}")
+        return int(text)
+    return parse
+
+
+def auto_device(text: str) -> str:
+    """The argparse type of ``--device`` (choices cpu, cuda): ``auto``, the default, is cuda if torch sees a GPU."""
     import torch
 
-    gpu = None
-    if torch.cuda.is_available():
-        properties = torch.cuda.get_device_properties(0)
-        gpu = {"name": properties.name, "memory_gb": round(properties.total_memory / 2**30, 1),
-               "cuda": torch.version.cuda}
+    if text == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError("cuda: torch sees no GPU")
+    return ("cuda" if torch.cuda.is_available() else "cpu") if text == "auto" else text
+
+
+def markdown_table(header: list[str], rows: list[list]) -> list[str]:
+    return [f"| {' | '.join(header)} |", "|---" * len(header) + "|",
+            *(f"| {' | '.join(map(str, row))} |" for row in rows)]
+
+
+def hardware_record() -> dict:
+    """The machine, the software versions and the commit (a JSON-ready dict, keys ``HARDWARE_KEYS``)."""
+    import torch
+
+    gpu = torch.cuda.get_device_properties(0) if torch.cuda.is_available() else None
+    cpuinfo = Path("/proc/cpuinfo")
+    cpu = cpuinfo.is_file() and re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
+    commit = _git("rev-parse", "--short", "HEAD")
+    changes = _git("status", "--porcelain", "--untracked-files=no") if commit else None
     return {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu[1].strip() if cpu else platform.processor() or "unknown",
         "logical_cpus": os.cpu_count(),
         "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
-        "ram_gb": round(_ram_bytes() / 2**30, 1),
+        "ram_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),  # Linux: MemTotal
         "load_average": [round(load, 2) for load in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-        "gpu": gpu,
+        "gpu": gpu and {"name": gpu.name, "memory_gb": round(gpu.total_memory / 2**30, 1), "cuda": torch.version.cuda},
         "versions": {package: _version(package) for package in PACKAGES},
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "git": _git_state(),
+        "git": {"commit": commit, "dirty": None if changes is None else bool(changes)},
     }
 
 
 def hardware_markdown(record: dict) -> str:
     """A few Markdown lines (ending with a blank line) for the top of a benchmark's report."""
-    gpu = record["gpu"]
-    git = record["git"]
+    gpu, git = record["gpu"], record["git"]
     state = "unknown" if git["dirty"] is None else ("with uncommitted changes" if git["dirty"] else "clean")
     return "\n".join([
         f"- date: {record['date_utc']}",
@@ -88,24 +107,6 @@ def hardware_markdown(record: dict) -> str:
     ]) + "\n\n"
 
 
-def _cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def _ram_bytes() -> int:
-    meminfo = Path("/proc/meminfo")
-    if meminfo.is_file():
-        for line in meminfo.read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
@@ -113,15 +114,11 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def _git_state() -> dict:
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", "--no-optional-locks", "-C", str(PACKAGE), *args],
-                                  capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    commit = git("rev-parse", "--short", "HEAD")
-    changes = git("status", "--porcelain", "--untracked-files=no") if commit else None
-    return {"commit": commit, "dirty": None if changes is None else bool(changes)}
+def _git(*args: str) -> str | None:
+    """A read-only git call in this package's repository; None without git or a repository."""
+    try:
+        done = subprocess.run(["git", "--no-optional-locks", "-C", str(PACKAGE), *args], capture_output=True, text=True,
+                              timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None

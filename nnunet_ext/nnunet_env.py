@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from nnunet_ext.errors import NnunetExtError
+from nnunet_ext.trainer_path import trainer_folder
 
 NNUNET_FOLDER_VARIABLES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 _DATASET_FOLDER = re.compile(r"^Dataset(\d{3})_(.+)$")
@@ -25,6 +26,16 @@ def nnunet_folder(variable: str) -> Path:
             f"(see README, 'nnU-Net environment variables')"
         )
     return Path(value)
+
+
+def use_work_folder(root: Path, **settings) -> None:
+    """``root``'s nnUNet_raw, nnUNet_preprocessed and nnUNet_results as nnU-Net's folders of this process and its
+    commands, with our trainers and nnU-Net's ``settings`` (``nnUNet_n_proc_DA=2``, ...). Set before nnunetv2
+    is imported: it reads them then."""
+    for name in NNUNET_FOLDER_VARIABLES:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        os.environ[name] = str(root / name)
+    os.environ.update({"nnUNet_extTrainer": str(trainer_folder()), **{k: str(v) for k, v in settings.items()}})
 
 
 def dataset_folder_name(dataset_id: int, name: str) -> str:

@@ -93,13 +93,12 @@ class Recipe:
     matched_setting: str  # our setting with the same channels, timed against the recipe
     matched_comparable: bool = True  # whether its maps are meant to equal the recipe's (GeoLS': exp(-D) by Eq. 5)
     authors_options: dict | None = None  # our options that reproduce the recipe, compared on the brain box
-    on_every_case: bool = False  # seconds per case; the geodesic recipes (minutes) run on --authors-cases only
 
 
 RECIPES = {
     "sing": Recipe(sing_recipe, "regions", "sing regions (SiNGR)", authors_options=SiNGOptions.authors_code().as_params()),
-    "dtm": Recipe(edt_recipe(dtm_authors_map), "all labels", "dtm labels + background (GSL on labels)", on_every_case=True),
-    "rrw": Recipe(edt_recipe(rrw_authors_map), "all labels", "rrw labels + background (RRW on labels)", on_every_case=True),
+    "dtm": Recipe(edt_recipe(dtm_authors_map), "all labels", "dtm labels + background (GSL on labels)"),
+    "rrw": Recipe(edt_recipe(rrw_authors_map), "all labels", "rrw labels + background (RRW on labels)"),
     "geols": Recipe(geols_recipe, "labels", "geols labels (GeoLS on labels)", matched_comparable=False,
                     authors_options=GeoLSOptions.authors_code().as_params()),
 }

@@ -4,12 +4,9 @@
         [--threads 2] [--device auto|cpu|cuda] [--kinds sing dtm rrw geols] [--data DIR]
 
 On the BraTS 2013/2015 sample (``<--data or $NNUNET_EXT_DATA>/brats2015_sample``; else synthetic volumes
-of its size), voxels outside the brain mask being background for ours and the recipes alike, it times
-ours (every trainer setting, on nnU-Net's brain box and the full volume; DTM and RRW also with SciPy's
-EDT), the authors' recipes (:mod:`.authors_recipes`, full volume; SiNG's and GeoLS' on the first
-``--authors-cases``) with the maps' agreement, ``precompute_targets`` on an nnU-Net layout with the
-maps' size on disk, and with CUDA SiNG and GeoLS on the GPU vs the CPU. Writes ``targets.json`` and
-``targets.md`` (hardware record first: compare only runs made on an idle machine) to ``--out``.
+of its size), voxels outside the brain mask being background for ours and the recipes alike. The
+authors' recipes (:mod:`.authors_recipes`) run on the full volume only, the geodesic ones (minutes) on
+the first ``--authors-cases``. Writes ``targets.json`` and ``targets.md`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -28,7 +25,8 @@ import torch
 from scipy import ndimage
 
 from nnunet_ext.benchmarks.authors_recipes import RECIPES
-from nnunet_ext.hardware import DATA_VARIABLE, hardware_markdown, hardware_record, invoked_command, sample_folder, write_json
+from nnunet_ext.hardware import (DATA_VARIABLE, at_least, auto_device, hardware_markdown, hardware_record,
+                                 invoked_command, markdown_table, sample_folder, write_json)
 from nnunet_ext.precompute import channel_masks, precompute_targets
 from nnunet_ext.target_store import target_file
 from nnunet_ext.targets import get_kind, target_spec
@@ -45,14 +43,7 @@ CHANNEL_SETS = {  # the masks a setting or recipe computes maps of: channel name
     "labels": {str(label): (label,) for label in (1, 2, 3, 4)},
     "all labels": {str(label): (label,) for label in (0, 1, 2, 3, 4)},  # one-hot with the background
 }
-
-
-class Setting(NamedTuple):
-    kind: str
-    params: dict
-    channels: str  # a key of CHANNEL_SETS
-
-
+Setting = NamedTuple("Setting", [("kind", str), ("params", dict), ("channels", str)])  # channels: a key of CHANNEL_SETS
 SETTINGS = {  # the maps the trainers train on; the first of each kind is its trainer's on BraTS regions
     "sing regions (SiNGR)": Setting("sing", {}, "regions"),
     "dtm regions (GSL, Boundary)": Setting("dtm", {}, "regions"),
@@ -260,18 +251,18 @@ def hook_benchmark(cases: list[dict], kinds: list[str], device: str, root: Path)
     return runs, disk
 
 
-def table(title: str, rows: list[dict], keys: str) -> list[str]:
-    """``## title`` and a table of ``rows``, a column per key of ``keys`` (headed by the key, "_" as spaces),
-    "-" where a row lacks it, numbers to 3 significant digits (whole numbers from 100 on)."""
-    keys = keys.split()
-
+def table(title: str, rows: list[dict], keys: str | None = None, empty: str = "none") -> list[str]:
+    """``## title`` and a column per key of ``keys`` (default: the rows' keys), "-" where a row lacks it, numbers
+    to 3 significant digits (whole numbers from 100 on); ``empty`` without rows."""
     def cell(value) -> str:
         if not isinstance(value, float):
             return "-" if value is None else str(value)
         return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
-    return [f"## {title}", "", f"| {' | '.join(keys).replace('_', ' ')} |", "|---" * len(keys) + "|",
-            *(f"| {' | '.join(cell(row.get(key)) for key in keys)} |" for row in rows), ""]
+    keys = keys.split() if keys else list(dict.fromkeys(key for row in rows for key in row))
+    body = markdown_table([key.replace("_", " ") for key in keys],
+                          [[cell(row.get(key)) for key in keys] for row in rows]) if rows else [empty]
+    return [f"## {title}", "", *body, ""]
 
 
 def markdown(report: dict) -> str:
@@ -282,42 +273,32 @@ def markdown(report: dict) -> str:
              f"{'; '.join('x'.join(map(str, s)) for s in data['brain_boxes'])}; labelled voxels outside the brain "
              f"{data['labels_outside_brain']}). Seconds per case; ours the median of {report['arguments']['repeats']}. "
              f"Wall time {report['wall_seconds']:.0f} s.", "",
-             *table("Ours vs the authors' recipes (the ratio on the same full-volume arrays)", report["authors"],
-                    "case kind our_maps ours_seconds_box ours_seconds_full recipe_seconds_full recipe_to_ours_full "
-                    "ours_authors_code_seconds_box"),
-             *table("Agreement with the authors' recipes (per channel; SiNG inside both bands)", report["agreement"],
-                    "case kind ours channel mean_abs_diff max_abs_diff region_dice sign_agreement"),
-             *table("Ours, every trainer setting (SciPy: the same arrays with SciPy's EDT)", report["ours"],
-                    "case setting seconds_box seconds_full box_vs_full_max_abs_diff seconds_box_scipy scipy_to_edt "
-                    "edt_vs_scipy_max_abs_diff"),
+             *table("Ours vs the authors' recipes (the ratio on the same full-volume arrays)", report["authors"]),
+             *table("Agreement with the authors' recipes (per channel; SiNG inside both bands)", report["agreement"]),
+             *table("Ours, every trainer setting (SciPy: the same arrays with SciPy's EDT)", report["ours"]),
              *table("The hook: precompute_targets -np 1 of each kind's trainer maps (brain-box crops)", report["hook"],
                     "kind device computed median_seconds_per_case peak_rss_mb_per_worker"),
-             *table("Disk: float16 blosc2 maps vs nnU-Net's preprocessed image file", report["disk"],
-                    "kind case image_MB maps_MB maps_to_image")]
-    if report["gpu_skipped"]:
-        return "\n".join(lines + ["## GPU vs CPU", "", f"Skipped: {report['gpu_skipped']}.", ""])
-    return "\n".join(lines + table("GPU vs CPU (ours, FastGeodis on CUDA; first case)", report["gpu"],
-                                   "setting grid cpu_seconds gpu_seconds cpu_to_gpu max_abs_diff_cpu_gpu"))
+             *table("Disk: float16 blosc2 maps vs nnU-Net's preprocessed image file", report["disk"]),
+             *table("GPU vs CPU (ours, FastGeodis on CUDA; first case)", report["gpu"],
+                    empty=f"Skipped: {report['gpu_skipped']}." if report["gpu_skipped"] else "none")]
+    return "\n".join(lines)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmark_output") / "targets", help="default: %(default)s")
-    parser.add_argument("--cases", type=int, default=3, help="cases for our timings (default 3)")
-    parser.add_argument("--authors-cases", type=int, default=1,
-                        help="cases for the SiNG and GeoLS recipes (minutes each; default 1); DTM's and RRW's run on all")
-    parser.add_argument("--repeats", type=int, default=3, help="repeats of our timings (median; default 3)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: cuda if torch sees a GPU")
-    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="target kinds (default all)")
-    parser.add_argument("--data", type=Path, default=os.environ.get(DATA_VARIABLE),
-                        help=f"folder holding {SAMPLE}/ (default: ${DATA_VARIABLE}); without it: synthetic volumes")
+    add, positive = parser.add_argument, at_least(1)
+    add("--out", type=Path, default=Path("benchmark_output") / "targets", help="default: %(default)s")
+    add("--cases", type=positive, default=3, help="cases for our timings (default 3)")
+    add("--authors-cases", type=at_least(0), default=1,
+        help="cases for the SiNG and GeoLS recipes (minutes each; default 1); DTM's and RRW's run on all")
+    add("--repeats", type=positive, default=3, help="repeats of our timings (median; default 3)")
+    add("--threads", type=positive, default=2, help="torch threads (default 2)")
+    add("--device", type=auto_device, choices=("cpu", "cuda"), default="auto", help="default: cuda if torch sees a GPU")
+    add("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="target kinds (default all)")
+    add("--data", type=Path, default=os.environ.get(DATA_VARIABLE),
+        help=f"folder holding {SAMPLE}/ (default: ${DATA_VARIABLE}); without it: synthetic volumes")
     args = parser.parse_args(argv)
-    if args.cases < 1 or args.repeats < 1 or args.authors_cases < 0:
-        parser.error("--cases and --repeats must be >= 1, --authors-cases >= 0")
     args.authors_cases = min(args.authors_cases, args.cases)
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         with geodesic_device(args.device):  # fails now, not after the CPU part, if FastGeodis has no CUDA
             pass
@@ -351,7 +332,8 @@ def main(argv=None) -> None:
               "gpu_skipped": None if args.device == "cuda" else "no CUDA GPU visible to torch"
               if not torch.cuda.is_available() else "--device cpu was given"}
     for index, case in enumerate(cases):
-        recipe_kinds = [k for k in kinds if index < args.authors_cases or RECIPES[k].on_every_case]
+        # seconds per case; the geodesic recipes (minutes) run on --authors-cases only
+        recipe_kinds = [k for k in kinds if index < args.authors_cases or k in EUCLIDEAN_KINDS]
         rows, gpu, maps = measure_ours(case, args.repeats, settings, {RECIPES[k].matched_setting for k in recipe_kinds},
                                        cuda=index == 0 and args.device == "cuda")
         report["ours"] += rows

@@ -3,19 +3,16 @@
     nnunet_ext_benchmark training [--out benchmark_output] [--kind brats|binary|brats2015]
         [--trainers nnUNetTrainerSiNGR_L1 ...] [--device cpu|cuda] [--iterations 30 --warmup 3 --rounds 5]
 
-Per trainer (built as ``nnUNetv2_train`` builds it, fold 0 of one dataset planned once in ``--out``'s own
-nnU-Net folders; the trainers take turns, so that a shared machine's drift hits them all): training
-iteration, the loader's batches/s with its workers, loader + augmentation per batch on one thread and
-per stage, ``train_step`` and ``optimizer.step`` on a fixed batch, ``nnUNetv2_predict`` and its trainer
-look-up, the maps on disk. Ratios to nnUNetTrainer carry 95 % bootstrap intervals and are checked
-against ``GOALS``. Writes ``benchmark_training.json`` and ``.md`` to ``--out``; records: docs/results/.
+Every trainer is built as ``nnUNetv2_train`` builds it, on fold 0 of one dataset planned once in ``--out``'s
+own nnU-Net folders; the trainers take turns, so that a shared machine's drift hits them all. Ratios to
+nnUNetTrainer carry 95 % bootstrap intervals and are checked against ``GOALS``. Writes
+``benchmark_training.json`` and ``.md`` to ``--out``; records: docs/results/.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import random
 import sys
@@ -25,11 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_ext.commands import run_logged
-from nnunet_ext.hardware import (DATA_VARIABLE, hardware_markdown, hardware_record, invoked_command, sample_folder,
-                                 write_json)
-from nnunet_ext.nnunet_env import NNUNET_FOLDER_VARIABLES, dataset_folder_name
-from nnunet_ext.trainer_path import trainer_folder
-from nnunet_ext.workflow.pipeline import PLANS
+from nnunet_ext.hardware import (DATA_VARIABLE, at_least, auto_device, hardware_markdown, hardware_record,
+                                 invoked_command, markdown_table, sample_folder, write_json)
+from nnunet_ext.nnunet_env import dataset_folder_name, use_work_folder
+from nnunet_ext.workflow.pipeline import PLANS, Pipeline
 
 BASELINE = "nnUNetTrainer"
 DEFAULT_TRAINERS = (BASELINE, "nnUNetTrainerSiNGR")
@@ -57,27 +53,22 @@ def batches_per_second(intervals, axis=None):
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    add = parser.add_argument
+    add, positive = parser.add_argument, at_least(1)
     add("--out", type=Path, default=Path("benchmark_output"), help="work folder; default: %(default)s")
     add("--kind", choices=sorted(DATASET_IDS), default="brats",
         help="a synthetic dataset or brats2015, the real BraTS 2015 sample; default: %(default)s")
     add("--source", type=Path, default=sample_folder("brats2015_sample"),
         help=f"--kind brats2015: the sample's folder; default: ${DATA_VARIABLE}/brats2015_sample (%(default)s)")
     add("--trainers", nargs="+", default=[], help=f"trainers to add to {' and '.join(DEFAULT_TRAINERS)}")
-    add("--device", choices=("cpu", "cuda"), help="default: cuda if torch sees a GPU, else cpu")
-    add("--iterations", type=int, default=30, help="timed training iterations per trainer")
-    add("--warmup", type=int, default=3, help="untimed calls at the start of every block (workers restart there)")
-    add("--rounds", type=int, default=5, help="interleaved rounds the iterations and worker batches are split into")
-    add("--loader-batches", type=int, default=20, help="timed batches per trainer and data-loader measurement")
-    add("--step-repeats", type=int, default=10, help="timed train_steps per trainer on a fixed batch")
-    add("--predict-repeats", type=int, default=3, help="timed nnUNetv2_predict runs (and trainer look-ups) per trainer")
-    add("--da-workers", type=int, default=2, help="nnUNet_n_proc_DA; default: %(default)s")
+    add("--device", type=auto_device, choices=("cpu", "cuda"), default="auto", help="default: cuda if torch sees a GPU")
+    add("--iterations", type=positive, default=30, help="timed training iterations per trainer")
+    add("--warmup", type=at_least(0), default=3, help="untimed calls at the start of every block (workers restart)")
+    add("--rounds", type=positive, default=5, help="interleaved rounds of the iterations and worker batches")
+    add("--loader-batches", type=positive, default=20, help="timed batches per trainer and data-loader measurement")
+    add("--step-repeats", type=positive, default=10, help="timed train_steps per trainer on a fixed batch")
+    add("--predict-repeats", type=positive, default=3, help="timed nnUNetv2_predict runs (and trainer look-ups)")
+    add("--da-workers", type=positive, default=2, help="nnUNet_n_proc_DA; default: %(default)s")
     args = parser.parse_args(argv)
-    for name in ("iterations", "rounds", "loader_batches", "step_repeats", "predict_repeats", "da_workers"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.warmup < 0:
-        parser.error("--warmup cannot be negative")
     if args.kind == "brats2015" and (args.source is None or not args.source.is_dir()):
         parser.error(f"--kind brats2015: no BraTS 2015 sample at {args.source}; pass --source or set {DATA_VARIABLE}")
     args.trainers = list(dict.fromkeys([*DEFAULT_TRAINERS, *args.trainers]))
@@ -85,46 +76,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def set_environment(args: argparse.Namespace) -> None:
-    """The work folder's nnU-Net folders and settings, set before nnunetv2 is imported (it reads them then)."""
-    for name in NNUNET_FOLDER_VARIABLES:
-        (args.out / name).mkdir(parents=True, exist_ok=True)
-        os.environ[name] = str(args.out / name)
-    os.environ["nnUNet_extTrainer"] = str(trainer_folder())
-    os.environ["nnUNet_n_proc_DA"] = str(args.da_workers)
-    os.environ["nnUNet_def_n_proc"] = str(os.cpu_count() or 1)
-    os.environ["nnUNet_compile"] = "0"  # it would cost every trainer the same; off, GPU warm-ups stay short
-
-
 def prepare_dataset(args: argparse.Namespace) -> tuple[str, list[dict]]:
-    """Writes, plans and preprocesses the dataset unless the work folder has it: its name and the commands run."""
+    """Writes, plans and preprocesses the dataset unless the work folder has it: its name and the stages' records."""
     from nnunet_ext.synthetic import KINDS, generate_dataset
 
     dataset_id = DATASET_IDS[args.kind]
     base_name = "BraTS2015Sample" if args.kind == "brats2015" else KINDS[args.kind].default_name
-    name = dataset_folder_name(dataset_id, base_name)
-    raw = args.out / "nnUNet_raw" / name
-    config_folder = args.out / "nnUNet_preprocessed" / name / f"{PLANS}_{CONFIGURATION}"
-    commands = []
+    pipeline = Pipeline(dataset_folder_name(dataset_id, base_name), CONFIGURATION, args.out / "logs",
+                        num_processes=os.cpu_count() or 1)
+    raw, stages = args.out / "nnUNet_raw" / pipeline.dataset, []
     if not (raw / "dataset.json").is_file() and args.kind != "brats2015":
         generate_dataset(args.kind, dataset_id, seed=0)
     elif not (raw / "dataset.json").is_file():
-        commands.append(run_logged(["nnunet_ext_convert_brats", "-i", str(args.source), "-d", str(dataset_id),
-                                    "-n", base_name], args.out / "logs" / "convert.log"))
+        stages.append(run_logged(["nnunet_ext_convert_brats", "-i", str(args.source), "-d", str(dataset_id),
+                                  "-n", base_name], args.out / "logs" / "convert.log"))
         # no test images: the first training case stands in (predict time depends on the image size only)
         case = sorted((raw / "imagesTr").glob("*"))[0].name.rsplit("_", 1)[0]
         (raw / "imagesTs").mkdir(exist_ok=True)
         for image in (raw / "imagesTr").glob(f"{case}_*"):
             (raw / "imagesTs" / image.name).symlink_to(image)
-    if not any(config_folder.glob("*_seg.b2nd")):
-        commands.append(run_logged(["nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", CONFIGURATION,
-                                    "-np", str(os.cpu_count() or 1)], args.out / "logs" / "plan_and_preprocess.log"))
-    splits = config_folder.parent / "splits_final.json"
-    if args.kind == "brats2015" and not splits.is_file():
-        # nnU-Net's 5-fold split needs 5 cases; fold 0 of a 2 + 1 split is all the timing needs
-        cases = sorted(path.name[: -len("_seg.b2nd")] for path in config_folder.glob("*_seg.b2nd"))
-        splits.write_text(json.dumps([{"train": cases[:-1], "val": cases[-1:]}]))
-    return name, commands
+    stages.append(pipeline.plan_and_preprocess())
+    pipeline.split()  # nnU-Net's own needs 5 cases, the BraTS sample has 3
+    return pipeline.dataset, stages
 
 
 def summary(values) -> dict:
@@ -297,10 +270,6 @@ def goal_verdict(value: float, goal: tuple[str, float] | None) -> str:
     return f" ({goal[0]} {goal[1]}: {'met' if met else 'NOT met'})"
 
 
-def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return [f"| {' | '.join(header)} |", "|---" * len(header) + "|", *(f"| {' | '.join(row)} |" for row in rows)]
-
-
 def markdown(record: dict) -> str:
     names, params, results, plans = record["trainers"], record["parameters"], record["results"], record["plans"]
     others = [name for name in names if name != BASELINE]
@@ -332,10 +301,10 @@ def markdown(record: dict) -> str:
         f"{params['predict_repeats']} predict runs.", "",
         f"Median [IQR] per trainer; ratio of medians to {BASELINE} [95 % bootstrap CI] (the workers: of batches/s, "
         "1 / mean time per batch) and whether it meets the GPU issue's goal.", "",
-        *table(["measurement", *names, *(f"{n} / {BASELINE}" for n in others)], rows), "",
+        *markdown_table(["measurement", *names, *(f"{n} / {BASELINE}" for n in others)], rows), "",
         "Where the loader's time goes: ms per sample of each stage, 1 process 1 thread, every trainer on the same "
         "cases, crops and augmentation parameters:", "",
-        *table(["stage", *names, *(f"{n} - {BASELINE}" for n in others)], stage_rows), "",
+        *markdown_table(["stage", *names, *(f"{n} - {BASELINE}" for n in others)], stage_rows), "",
         f"Disk: preprocessed images {disk['images_mb']:.1f} MB ({disk['cases']} cases).",
         *(f"- {name}: maps {maps['mb']:.1f} MB = {maps['mb'] / disk['images_mb']:.3f} x the images ({maps['folder']})"
           for name, maps in disk["maps"].items()),
@@ -344,22 +313,20 @@ def markdown(record: dict) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    set_environment(args)
+    # compiling would cost every trainer the same; off, GPU warm-ups stay short
+    use_work_folder(args.out, nnUNet_n_proc_DA=args.da_workers, nnUNet_def_n_proc=os.cpu_count() or 1, nnUNet_compile=0)
     import torch
     from nnunetv2.run.run_training import get_trainer_from_args
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: torch sees no GPU")
-    torch.set_num_threads((os.cpu_count() or 1) if device == "cpu" else 1)  # nnUNetv2_train's thread settings
+    torch.set_num_threads((os.cpu_count() or 1) if args.device == "cpu" else 1)  # nnUNetv2_train's thread settings
     environment, started = hardware_record(), time.perf_counter()
     dataset, setup = prepare_dataset(args)
     log_path, logs = args.out / "trainers.log", args.out / "logs"
     # the trainers print plans and progress; the log file keeps the console to the results
     with open(log_path, "w") as log, contextlib.redirect_stdout(log):
         # nnUNetv2_train's look-up (nnunetv2 first, then nnUNet_extTrainer) and construction
-        trainers = {name: get_trainer_from_args(dataset, CONFIGURATION, FOLD, name, PLANS, device=torch.device(device))
-                    for name in args.trainers}
+        trainers = {name: get_trainer_from_args(dataset, CONFIGURATION, FOLD, name, PLANS,
+                                                device=torch.device(args.device)) for name in args.trainers}
         for trainer in trainers.values():
             trainer.on_train_start()  # a map trainer computes its missing maps here, untimed
             trainer.on_train_epoch_start()  # train mode and epoch 0's learning rate, as run_training does
@@ -376,12 +343,13 @@ def main(argv=None) -> int:
     def time_subprocess(measurement: str) -> dict:
         # no untimed first run: this process has imported nnunetv2 and the trainers, so the page cache holds them
         return interleaved(args.trainers, [1] * args.predict_repeats, lambda name: run_logged(
-            subprocess_command(measurement, name, dataset, device, args.out), logs / f"{measurement}_{name}.log"))
+            subprocess_command(measurement, name, dataset, args.device, args.out), logs / f"{measurement}_{name}.log"))
 
     samples["predict"], samples["trainer_lookup"] = time_subprocess("predict"), time_subprocess("trainer_lookup")
     record = {
-        "command": invoked_command(), "trainers": args.trainers, "dataset": dataset, "plans": plans, "device": device,
-        "parameters": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
+        "command": invoked_command(), "trainers": args.trainers, "dataset": dataset, "plans": plans,
+        "device": args.device, "parameters": {key: str(value) if isinstance(value, Path) else value
+                                              for key, value in vars(args).items()},
         "environment": environment, "load_average_after": [round(load, 2) for load in os.getloadavg()],
         "setup": setup, "disk": disk, "results": build_results(samples, args.trainers),
         "pipeline_stages_ms_per_sample": stages, "samples": samples, "total_seconds": time.perf_counter() - started,

@@ -6,6 +6,7 @@ benchmark (:mod:`nnunet_ext.benchmarks.quality`) drive nnU-Net through :class:`P
 
 - :meth:`Pipeline.plan_and_preprocess`: ``nnUNetv2_plan_and_preprocess``, skipped when every raw case
   is preprocessed;
+- :meth:`Pipeline.split`: nnU-Net's seeded split with min(5, cases) folds, unless the dataset has one;
 - :meth:`Pipeline.precompute`: ``nnUNetv2_precompute_targets`` of one map spec, skipped when every
   case's maps are up to date;
 - :meth:`Pipeline.train`: ``nnUNetv2_train`` of one trainer and fold, the command chosen by the fold
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnunet_ext.commands import run_logged
+from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.nnunet_env import nnunet_folder
 
 PLANS = "nnUNetPlans"
@@ -166,6 +168,22 @@ class Pipeline:
         command = ["nnUNetv2_plan_and_preprocess", "-d", self.dataset_id, "-c", self.configuration,
                    "-np", str(self.num_processes), "--verify_dataset_integrity"]
         return self.record(self.run({"stage": "plan_and_preprocess"}, command, "plan_and_preprocess.log"))
+
+    def split(self) -> list[dict]:
+        """nnU-Net's K-fold split with its own function and seed (as its trainers make it for K = 5), K = min(5,
+        cases): fewer cases than 5 get a split too. An existing ``splits_final.json`` is kept."""
+        from nnunetv2.utilities.crossval_split import generate_crossval_split
+
+        from nnunet_ext.target_store import atomic_write_bytes, case_identifiers
+
+        splits_file = nnunet_folder("nnUNet_preprocessed") / self.dataset / "splits_final.json"
+        if not splits_file.is_file():
+            cases = case_identifiers(self.configuration_folder())
+            if len(cases) < 2:
+                raise NnunetExtError(f"{self.dataset} has {len(cases)} case(s); a split needs at least 2")
+            splits = generate_crossval_split(cases, seed=12345, n_splits=min(5, len(cases)))
+            atomic_write_bytes(splits_file, json.dumps(splits, indent=1).encode())
+        return json.loads(splits_file.read_text())
 
     def precompute(self, spec, trainers: list[str]) -> dict:
         """``nnUNetv2_precompute_targets`` of one map spec (a trainer's ``target_spec()``) for ``trainers``."""
