@@ -12,8 +12,9 @@
 # and each part's Markdown. On a workstation whose environment has everything (scripts/setup_env.sh
 # on a GPU machine), run it without .whl/; OUT defaults to benchmark_output/device_check.
 #
-# Each step has its own time limit, so that a slow step costs its part and not the others' results;
-# together they end inside the device tool's 10-minute command limit.
+# Each step has its own time limit (install about 1 min, FastGeodis' build at most 200 s, the parts at
+# most 300 s; the suite writes results.json after each part), so that the whole ends inside the device
+# tool's 10-minute command limit with whatever finished.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,7 +42,7 @@ if [[ -d .whl ]] && ! "$PYTHON" -c "import nnunetv2, nnunet_ext, FastGeodis" 2>/
     tar -xzf .whl/[Ff]ast[Gg]eodis-*.tar.gz -C "$WORK/fastgeodis" --strip-components 1
     capability="$("$PYTHON" -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability())')"
     # one architecture, compiled in parallel: minutes instead of the default list's many
-    (cd "$WORK/fastgeodis" && FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$capability" MAX_JOBS="$(nproc)" timeout 300 \
+    (cd "$WORK/fastgeodis" && FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$capability" MAX_JOBS="$(nproc)" timeout 200 \
         "$PYTHON" -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --target "$SITE" .) \
         > "$OUT/fastgeodis_build.log" 2>&1 \
         || { echo "[device_check] FAILED: FastGeodis did not build (see fastgeodis_build.log)"; exit 1; }
@@ -53,7 +54,7 @@ FastGeodis.generalised_geodesic3d(x, x, [1.0, 1.0, 1.0], 1e10, 0.5, 1)
 print('FastGeodis on', torch.cuda.get_device_name(0))" || { echo "[device_check] FAILED: no CUDA device, or FastGeodis built without its CUDA kernels"; exit 1; }
 
 # each part sets its own nnU-Net folders (under --out) and nnUNet_extTrainer
-timeout 420 "$PYTHON" -m nnunet_ext.benchmarks all --device cuda --gpu-check --out "$WORK/results" \
+timeout 300 "$PYTHON" -m nnunet_ext.benchmarks all --device cuda --gpu-check --out "$WORK/results" \
     > "$OUT/benchmark.log" 2>&1
 status=$?
 grep -E "^\[benchmark\]|^written|rror" "$OUT/benchmark.log"

@@ -1,5 +1,5 @@
 """The authors' recipes (nnunet_ext.benchmarks.authors_recipes) on hand-computable inputs, and the
-hardware record of nnunet_ext.hardware (fast: no benchmark is run)."""
+hardware record of nnunet_ext.benchmarks.common (fast: no benchmark is run)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from nnunet_ext.benchmarks.authors_recipes import dtm_authors_map, rrw_authors_map, sing_authors_map
 from nnunet_ext.benchmarks.targets import agreement
-from nnunet_ext.hardware import HARDWARE_KEYS, hardware_markdown, hardware_record
+from nnunet_ext.benchmarks.common import HARDWARE_KEYS, hardware_markdown, hardware_record
 from nnunet_ext.targets.dtm import signed_distance
 
 

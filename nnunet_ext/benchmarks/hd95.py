@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from nnunet_ext.hardware import DATA_VARIABLE, hardware_record, sample_folder
+from nnunet_ext.benchmarks.common import DATA_VARIABLE, hardware_record, sample_folder
 
 PREDICTIONS = ("identical", "shift 2", "erode 2", "dilate 2", "false positive")
 REGIONS = ("whole tumor", "tumor core", "enhancing tumor")

@@ -55,7 +55,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nnunet_ext.hardware import DATA_VARIABLE, hardware_markdown, hardware_record, invoked_command, sample_folder, write_json
+from nnunet_ext.benchmarks.common import DATA_VARIABLE, hardware_markdown, hardware_record, invoked_command, sample_folder, write_json
 from nnunet_ext.workflow.pipeline import PLANS, fold_folder
 
 BASELINE = "nnUNetTrainer"

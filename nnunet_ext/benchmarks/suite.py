@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from nnunet_ext.hardware import DATA_VARIABLE, hardware_markdown, hardware_record, sample_folder
+from nnunet_ext.benchmarks.common import DATA_VARIABLE, hardware_markdown, hardware_record, sample_folder, write_json
 
 ALL_TRAINERS = ("nnUNetTrainerSiNGR", "nnUNetTrainerGSL", "nnUNetTrainerRRW", "nnUNetTrainerBoundary",
                 "nnUNetTrainerGeoLS", "nnUNetTrainerLS_JML")
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     record = {"hardware": hardware_record(), "device": args.device, "quick": args.quick, "gpu_check": args.gpu_check,
               "parts": {}}
-    sections = []
+    sections, title = [], "# nnunet-ext benchmark" + (" (quick smoke run: not results)" if args.quick else "")
     for part in args.parts:
         command, (json_path, md_path) = part_command(part, args.device, args.quick, args.out / part, args.data,
                                                       args.gpu_check)
@@ -110,9 +110,10 @@ def main(argv=None) -> int:
         else:
             sections.append(f"## {part}\n\nFAILED (exit {returncode}); command: `{' '.join(command)}`\n")
         record["parts"][part] = entry
-    (args.out / "results.json").write_text(json.dumps(record, indent=1))
-    title = "# nnunet-ext benchmark" + (" (quick smoke run: not results)" if args.quick else "")
-    (args.out / "results.md").write_text("\n\n".join([title, hardware_markdown(record["hardware"]), *sections]) + "\n")
+        # after every part: a run stopped by a time limit (a lent GPU's) keeps the parts it finished
+        write_json(args.out / "results.json", record)
+        (args.out / "results.md").write_text("\n\n".join([title, hardware_markdown(record["hardware"]), *sections])
+                                             + "\n")
     print(f"written: {args.out / 'results.md'}")
     return 0 if all(entry["returncode"] == 0 for entry in record["parts"].values()) else 1
 

@@ -25,7 +25,7 @@ import torch
 from scipy import ndimage
 
 from nnunet_ext.benchmarks.authors_recipes import RECIPES
-from nnunet_ext.hardware import (DATA_VARIABLE, at_least, auto_device, hardware_markdown, hardware_record,
+from nnunet_ext.benchmarks.common import (DATA_VARIABLE, at_least, auto_device, hardware_markdown, hardware_record,
                                  invoked_command, markdown_table, sample_folder, write_json)
 from nnunet_ext.precompute import channel_masks, precompute_targets
 from nnunet_ext.target_store import target_file

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_ext.commands import run_logged
-from nnunet_ext.hardware import (DATA_VARIABLE, at_least, auto_device, hardware_markdown, hardware_record,
+from nnunet_ext.benchmarks.common import (DATA_VARIABLE, at_least, auto_device, hardware_markdown, hardware_record,
                                  invoked_command, markdown_table, sample_folder, write_json)
 from nnunet_ext.nnunet_env import dataset_folder_name, use_work_folder
 from nnunet_ext.workflow.pipeline import PLANS, Pipeline

@@ -1,5 +1,5 @@
-"""What every benchmark records about the machine, the code and the command it ran, and the helpers the
-benchmarks share. The record (:func:`hardware_record`, keys ``HARDWARE_KEYS``) includes the load average:
+"""What the benchmarks share: the record of the machine, the code and the command each ran, atomic JSON
+writes, argparse types and Markdown tables. The record (:func:`hardware_record`, keys ``HARDWARE_KEYS``) includes the load average:
 timings on a shared machine mean little without it; the commit comes from read-only git calls.
 """
 
