@@ -1,6 +1,7 @@
 """What the benchmarks share: the record of the machine, the code and the command each ran, atomic JSON
-writes, argparse types and Markdown tables. The record (:func:`hardware_record`, keys ``HARDWARE_KEYS``) includes the load average:
-timings on a shared machine mean little without it; the commit comes from read-only git calls.
+writes, argparse types and Markdown tables. The record (:func:`hardware_record`, keys ``HARDWARE_KEYS``)
+includes the load average, since timings on a shared machine mean little without it; the commit comes
+from read-only git calls.
 """
 
 from __future__ import annotations
