@@ -23,12 +23,10 @@ PURE=(nnunetv2 acvl_utils batchgenerators batchgeneratorsv2 dynamic_network_arch
 PLATFORMS=(manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_24_x86_64 manylinux_2_17_x86_64
            manylinux2014_x86_64)
 
-pinned() {  # NAME==VERSION from constraints.txt (names compared case- and -/_-insensitively)
-    local key line
-    key="$(echo "$1" | tr 'A-Z_' 'a-z-')"
-    line="$(grep -iE "^[A-Za-z0-9_.-]+==" "$ROOT/constraints.txt" | while read -r l; do
-        [[ "$(echo "${l%%==*}" | tr 'A-Z_' 'a-z-')" == "$key" ]] && echo "$l"; done | head -1)"
-    echo "${line:-$1}"
+pinned() {  # NAME==VERSION from constraints.txt (names compared case- and -/_-insensitively), else NAME
+    awk -F'==' -v want="$1" 'function norm(s) { s = tolower(s); gsub(/_/, "-", s); return s }
+        NF == 2 && norm($1) == norm(want) { print; found = 1; exit } END { if (!found) print want }' \
+        "$ROOT/constraints.txt"
 }
 
 rm -rf "$OUT" && mkdir -p "$OUT"
