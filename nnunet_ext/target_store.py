@@ -133,9 +133,9 @@ def write_case(
             urlpath=tmp_name,
             chunks=chunks,
             blocks=blocks,
-            # nnU-Net's own codec and level for its images (nnUNetDatasetBlosc2.save_case): the loader decompresses
-            # a patch of the maps for every sample, and LZ4HC is the faster codec to decompress; the maps take
-            # 1.3x the bytes of ZSTD's (docs/results/speed-cpu.md, run D)
+            # nnU-Net's own codec and level for its images (nnUNetDatasetBlosc2.save_case), which it chose for
+            # patch-wise reads; against ZSTD the maps take 1.3x the bytes and the loader's ratio to nnU-Net's
+            # default did not change (docs/results/speed-cpu.md, run D)
             cparams={"codec": blosc2.Codec.LZ4HC, "clevel": 5, "filters": [blosc2.Filter.SHUFFLE], "nthreads": 1},
         )
         array.schunk.vlmeta["nnunet_ext"] = {"spec": spec.digest, "source": fingerprint, **dict(extra_meta or {})}

@@ -84,7 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--device", type=auto_device, choices=("cpu", "cuda"), default="auto", help="default: cuda if torch sees a GPU")
     add("--np", type=at_least(1), dest="num_processes", default=min(CORES, 8),
         help="processes for conversion, preprocessing, maps, prediction (default: cores, at most 8)")
-    add("--da-workers", type=int, help="nnUNet_n_proc_DA (default: $nnUNet_n_proc_DA, else --np)")
+    add("--da-workers", type=at_least(1), help="nnUNet_n_proc_DA (default: $nnUNet_n_proc_DA, else --np)")
     add("--predict", action=argparse.BooleanOptionalAction,
         help="time nnUNetv2_predict of each fold's validation cases (default: on for brats2015)")
     add("--disable-tta", action="store_true", help="nnUNetv2_predict without mirroring")
