@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from nnunet_ext.workflow.pipeline import Pipeline, fold_folder, fold_state, train_command, training_log_times
+from nnunet_ext.errors import NnunetExtError
+from nnunet_ext.workflow.pipeline import (Pipeline, fold_folder, fold_state, link_raw_images, train_command,
+                                          training_log_times)
 
 
 def test_journal_keeps_what_ran_and_reports_it_for_a_skipped_stage(tmp_path):
@@ -69,3 +71,18 @@ def test_training_log_times_are_read_from_nnunets_log(tmp_path):
     times = training_log_times(tmp_path)
     assert times["epoch_seconds"] == [6.0, 5.5]
     assert (times["setup_s"], times["training_s"], times["validation_s"]) == pytest.approx((4.0, 12.0, 14.0))
+
+
+def test_link_raw_images_links_every_channel_of_the_cases_and_names_a_missing_one(tmp_path):
+    raw = tmp_path / "Dataset001_X"
+    (raw / "imagesTr").mkdir(parents=True)
+    (raw / "dataset.json").write_text(json.dumps({"channel_names": {"0": "T1", "1": "FLAIR"}, "file_ending": ".nii.gz"}))
+    for name in ("a_0000", "a_0001", "b_0000", "b_0001", "c_0000"):
+        (raw / "imagesTr" / f"{name}.nii.gz").write_text(name)
+    folder = link_raw_images(raw, ["a", "b"], tmp_path / "input")
+    assert sorted(p.name for p in folder.iterdir()) == ["a_0000.nii.gz", "a_0001.nii.gz", "b_0000.nii.gz",
+                                                        "b_0001.nii.gz"]
+    assert (folder / "b_0001.nii.gz").read_text() == "b_0001"
+    link_raw_images(raw, ["a"], folder)  # again: the links are there, nothing fails
+    with pytest.raises(NnunetExtError, match="c_0001.nii.gz not found"):
+        link_raw_images(raw, ["c"], folder)

@@ -30,9 +30,9 @@ from nnunet_ext.commands import run_logged
 from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.benchmarks.common import (DATA_VARIABLE, at_least, auto_device, hardware_markdown, hardware_record,
                                  invoked_command, markdown_table, sample_folder, write_json)
-from nnunet_ext.nnunet_env import dataset_folder_name, use_work_folder
+from nnunet_ext.nnunet_env import dataset_folder_name, nnunet_folder, use_work_folder
 from nnunet_ext.trainer_path import trainer_folder
-from nnunet_ext.workflow.pipeline import PLANS, Pipeline
+from nnunet_ext.workflow.pipeline import PLANS, Pipeline, link_raw_images
 
 FULL_ITERATIONS = 1000 * 250  # nnU-Net's nnUNetTrainer: epochs x iterations per epoch
 SCHEDULE_SUFFIX = re.compile(r"_\d+epochs?(_\d+iters?)?$")
@@ -174,7 +174,7 @@ def inspect_trainers(args: argparse.Namespace, dataset_name: str) -> tuple[dict,
 
 
 def convert(args: argparse.Namespace, dataset_name: str) -> dict:
-    raw = Path(os.environ["nnUNet_raw"]) / dataset_name
+    raw = nnunet_folder("nnUNet_raw") / dataset_name
     stage = {"stage": "convert", "folder": str(raw)}
     if (raw / "dataset.json").is_file():
         return args.pipeline.record({**stage, "skipped": "raw dataset present"})
@@ -220,7 +220,7 @@ def shrink_in_plane(source: Path, target: Path, factor: int) -> None:
 def set_batch_size(args: argparse.Namespace, dataset_name: str) -> dict:
     """Writes ``--batch-size`` into the plans' configuration (atomically), keeping the planned value beside
     it; the preprocessed data do not depend on it. Started trainings keep their checkpoint's batch size."""
-    path = Path(os.environ["nnUNet_preprocessed"]) / dataset_name / f"{PLANS}.json"
+    path = nnunet_folder("nnUNet_preprocessed") / dataset_name / f"{PLANS}.json"
     plans = json.loads(path.read_text())
     configuration = plans["configurations"][args.configuration]
     planned = configuration.setdefault("planned_batch_size", configuration["batch_size"])
@@ -256,11 +256,8 @@ def predict_folds(args: argparse.Namespace, dataset_name: str, split: dict) -> l
     records = []
     for fold in args.folds:
         cases = split["folds"][str(fold)]["val"]
-        inputs = args.out / "predict_input" / f"fold_{fold}"
-        inputs.mkdir(parents=True, exist_ok=True)
-        for image in (Path(os.environ["nnUNet_raw"]) / dataset_name / "imagesTr").iterdir():
-            if image.name.rsplit("_", 1)[0] in cases and not (inputs / image.name).exists():  # CASE_CHANNEL.ext
-                (inputs / image.name).symlink_to(image)
+        inputs = link_raw_images(nnunet_folder("nnUNet_raw") / dataset_name, cases,
+                                 args.out / "predict_input" / f"fold_{fold}")
         for trainer in args.trainers:
             records.append(args.pipeline.predict(
                 trainer, [fold], inputs, args.out / "predict" / trainer / f"fold_{fold}", cases,

@@ -25,7 +25,7 @@ from nnunet_ext.commands import run_logged
 from nnunet_ext.benchmarks.common import (DATA_VARIABLE, at_least, auto_device, hardware_markdown, hardware_record,
                                  invoked_command, markdown_table, sample_folder, write_json)
 from nnunet_ext.nnunet_env import dataset_folder_name, use_work_folder
-from nnunet_ext.workflow.pipeline import PLANS, Pipeline
+from nnunet_ext.workflow.pipeline import PLANS, Pipeline, link_raw_images
 
 BASELINE = "nnUNetTrainer"
 DEFAULT_TRAINERS = (BASELINE, "nnUNetTrainerSiNGR")
@@ -91,10 +91,7 @@ def prepare_dataset(args: argparse.Namespace) -> tuple[str, list[dict]]:
         stages.append(run_logged(["nnunet_ext_convert_brats", "-i", str(args.source), "-d", str(dataset_id),
                                   "-n", base_name], args.out / "logs" / "convert.log"))
         # no test images: the first training case stands in (predict time depends on the image size only)
-        case = sorted((raw / "imagesTr").glob("*"))[0].name.rsplit("_", 1)[0]
-        (raw / "imagesTs").mkdir(exist_ok=True)
-        for image in (raw / "imagesTr").glob(f"{case}_*"):
-            (raw / "imagesTs" / image.name).symlink_to(image)
+        link_raw_images(raw, [sorted((raw / "imagesTr").glob("*"))[0].name.rsplit("_", 1)[0]], raw / "imagesTs")
     stages.append(pipeline.plan_and_preprocess())
     pipeline.split()  # nnU-Net's own needs 5 cases, the BraTS sample has 3
     return pipeline.dataset, stages

@@ -31,7 +31,7 @@ from pathlib import Path
 from nnunet_ext.commands import run_logged
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.nnunet_env import nnunet_folder, resolve_dataset_name
-from nnunet_ext.workflow.pipeline import PLANS, Pipeline, fold_folder, fold_state, train_command
+from nnunet_ext.workflow.pipeline import PLANS, Pipeline, fold_folder, fold_state, link_raw_images, train_command
 
 SPLIT_RECORD = "nnunet_ext_split.json"
 TEST_PREDICTIONS = "nnunet_ext_test"
@@ -114,19 +114,11 @@ def read_split_record(paths: DatasetPaths) -> dict:
 
 
 def _test_input(paths: DatasetPaths, cases: list[str]) -> Path:
-    """A folder of links to the raw images of the test cases, the input of nnUNetv2_predict."""
+    """A folder of links to the raw images of the test cases (only these), the input of nnUNetv2_predict."""
     folder = paths.preprocessed / TEST_INPUT
-    folder.mkdir(exist_ok=True)
-    for old in folder.iterdir():
+    for old in folder.iterdir() if folder.is_dir() else ():
         old.unlink()
-    ending = paths.dataset_json["file_ending"]
-    for case in cases:
-        for channel in paths.dataset_json["channel_names"]:
-            image = paths.raw / "imagesTr" / f"{case}_{int(channel):04d}{ending}"
-            if not image.is_file():
-                raise NnunetExtError(f"test case image {image} not found; the raw dataset must hold the test cases")
-            (folder / image.name).symlink_to(image)
-    return folder
+    return link_raw_images(paths.raw, cases, folder)
 
 
 def predict_command(paths: DatasetPaths, configuration: str, trainer: str, plans: str, device: str,

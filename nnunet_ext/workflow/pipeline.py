@@ -67,6 +67,21 @@ def train_command(dataset: str, configuration: str, fold: int, trainer: str, pla
     return command + (["--npz"] if npz else [])
 
 
+def link_raw_images(raw_dataset: Path, cases: list[str], folder: Path) -> Path:
+    """Links the training images of ``cases`` (``imagesTr/CASE_XXXX<ending>``, one per channel of the raw
+    dataset's dataset.json) into ``folder``, as ``nnUNetv2_predict``'s input; a missing image is an error."""
+    dataset_json = json.loads((raw_dataset / "dataset.json").read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    for case in cases:
+        for channel in dataset_json["channel_names"]:
+            image = raw_dataset / "imagesTr" / f"{case}_{int(channel):04d}{dataset_json['file_ending']}"
+            if not image.is_file():
+                raise NnunetExtError(f"image {image} not found; the raw dataset must hold case {case}")
+            if not (folder / image.name).exists():
+                (folder / image.name).symlink_to(image)
+    return folder
+
+
 def training_log_times(folder: Path, since: float = 0.0) -> dict:
     """Setup / training / validation seconds and epoch times from nnU-Net's logs written since ``since``."""
     logs = sorted(p for p in folder.glob("training_log_*.txt") if p.stat().st_mtime >= since)
