@@ -1,7 +1,7 @@
 """Training and inference cost of our trainers vs nnU-Net's default trainer, as ratios measured in one run.
 
     nnunet_ext_benchmark training [--out benchmark_output] [--kind brats|binary|brats2015]
-        [--trainers nnUNetTrainerSiNGR_L1 ...] [--device cpu|cuda] [--iterations 30 --warmup 3 --rounds 5]
+        [--trainers nnUNetTrainerSiNGR_L1 ...] [--device cpu|cuda] [--iterations 30 --warmup 3 --rounds 5] [--loader-only]
 
 Every trainer is built as ``nnUNetv2_train`` builds it, on fold 0 of one dataset planned once in ``--out``'s
 own nnU-Net folders; the trainers take turns, so that a shared machine's drift hits them all. Ratios to
@@ -68,6 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--step-repeats", type=positive, default=10, help="timed train_steps per trainer on a fixed batch")
     add("--predict-repeats", type=positive, default=3, help="timed nnUNetv2_predict runs (and trainer look-ups)")
     add("--da-workers", type=positive, default=2, help="nnUNet_n_proc_DA; default: %(default)s")
+    add("--loader-only", action="store_true",
+        help="time the data loader alone (no train_step, no predict): BraTS-size patches on a CPU")
     args = parser.parse_args(argv)
     if args.kind == "brats2015" and (args.source is None or not args.source.is_dir()):
         parser.error(f"--kind brats2015: no BraTS 2015 sample at {args.source}; pass --source or set {DATA_VARIABLE}")
@@ -160,15 +162,17 @@ def time_training(trainers: dict, args) -> tuple[dict, dict]:
         blocks = [len(block) for block in np.array_split(range(total), min(args.rounds, total))]
         return interleaved(names, blocks, call, args.warmup, lambda name: stop_workers(trainers[name]))
 
-    samples = {"train_iteration": with_workers(args.iterations, lambda n: trainers[n].train_step(next(loaders[n]))),
-               # consumed as fast as they come: the time of next() is the interval between batches
-               WORKERS: with_workers(args.loader_batches, lambda name: next(loaders[name]))}
-    batches = {name: next(generator) for name, generator in generators.items()}
-    samples["train_step_fixed_batch"] = alternating(names, args.step_repeats,
-                                                    lambda name: trainers[name].train_step(batches[name]), args.warmup)
-    # on the gradients the last train_step left
-    samples["optimizer_step"] = alternating(names, args.step_repeats, lambda n: trainers[n].optimizer.step(),
-                                            args.warmup)
+    samples = {} if args.loader_only else {
+        "train_iteration": with_workers(args.iterations, lambda n: trainers[n].train_step(next(loaders[n])))}
+    # consumed as fast as they come: the time of next() is the interval between batches
+    samples[WORKERS] = with_workers(args.loader_batches, lambda name: next(loaders[name]))
+    if not args.loader_only:
+        batches = {name: next(generator) for name, generator in generators.items()}
+        samples["train_step_fixed_batch"] = alternating(names, args.step_repeats,
+                                                        lambda n: trainers[n].train_step(batches[n]), args.warmup)
+        # on the gradients the last train_step left
+        samples["optimizer_step"] = alternating(names, args.step_repeats, lambda n: trainers[n].optimizer.step(),
+                                                args.warmup)
     torch.set_num_threads(1)
     threadpool_limits(1)
     samples["loader_in_process"] = alternating(names, args.loader_batches, lambda n: next(generators[n]), args.warmup)
@@ -271,7 +275,7 @@ def markdown(record: dict) -> str:
     names, params, results, plans = record["trainers"], record["parameters"], record["results"], record["plans"]
     others = [name for name in names if name != BASELINE]
     rows = []
-    for key, label in ROWS.items():
+    for key, label in ((key, label) for key, label in ROWS.items() if key in results):
         ours, ratios = results[key]["per_trainer"], results[key]["ratio_to_baseline"]
         rows.append([label, *(f"{batches_per_second(ours[n]['mean']):.2f}" if key == WORKERS else
                               f"{ours[n]['median']:.3f} [{ours[n]['q1']:.3f}, {ours[n]['q3']:.3f}] s" for n in names),
@@ -295,7 +299,8 @@ def markdown(record: dict) -> str:
         f"{plans['batch_size']}, {params['da_workers']} augmentation workers. Per trainer: {params['iterations']} "
         f"iterations and {params['loader_batches']} batches per loader measurement ({params['rounds']} interleaved "
         f"rounds, {params['warmup']} warm-up calls per block), {params['step_repeats']} steps on the fixed batch, "
-        f"{params['predict_repeats']} predict runs.", "",
+        f"{params['predict_repeats']} predict runs." + (" Loader only (--loader-only): no train_step, no predict."
+                                                        if params["loader_only"] else ""), "",
         f"Median [IQR] per trainer; ratio of medians to {BASELINE} [95 % bootstrap CI] (the workers: of batches/s, "
         "1 / mean time per batch) and whether it meets the GPU issue's goal.", "",
         *markdown_table(["measurement", *names, *(f"{n} / {BASELINE}" for n in others)], rows), "",
@@ -342,7 +347,8 @@ def main(argv=None) -> int:
         return interleaved(args.trainers, [1] * args.predict_repeats, lambda name: run_logged(
             subprocess_command(measurement, name, dataset, args.device, args.out), logs / f"{measurement}_{name}.log"))
 
-    samples["predict"], samples["trainer_lookup"] = time_subprocess("predict"), time_subprocess("trainer_lookup")
+    if not args.loader_only:
+        samples["predict"], samples["trainer_lookup"] = time_subprocess("predict"), time_subprocess("trainer_lookup")
     record = {
         "command": invoked_command(), "trainers": args.trainers, "dataset": dataset, "plans": plans,
         "device": args.device, "parameters": {key: str(value) if isinstance(value, Path) else value
