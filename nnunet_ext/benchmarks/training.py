@@ -1,7 +1,8 @@
 """Training and inference cost of our trainers vs nnU-Net's default trainer, as ratios measured in one run.
 
     nnunet_ext_benchmark training [--out benchmark_output] [--kind brats|binary|brats2015]
-        [--trainers nnUNetTrainerSiNGR_L1 ...] [--device cpu|cuda] [--iterations 30 --warmup 3 --rounds 5] [--loader-only]
+        [--trainers nnUNetTrainerSiNGR_L1 ...] [--device cpu|cuda] [--iterations 30 --warmup 3 --rounds 5]
+        [--loader-only]
 
 Every trainer is built as ``nnUNetv2_train`` builds it, on fold 0 of one dataset planned once in ``--out``'s
 own nnU-Net folders; the trainers take turns, so that a shared machine's drift hits them all. Ratios to
@@ -296,11 +297,12 @@ def markdown(record: dict) -> str:
         hardware_markdown(record["environment"]).rstrip(),
         f"- device {record['device']}; load average at the end {record['load_average_after']}", "",
         f"Dataset {record['dataset']}, {CONFIGURATION}, fold {FOLD}, patch {plans['patch_size']}, batch "
-        f"{plans['batch_size']}, {params['da_workers']} augmentation workers. Per trainer: {params['iterations']} "
-        f"iterations and {params['loader_batches']} batches per loader measurement ({params['rounds']} interleaved "
-        f"rounds, {params['warmup']} warm-up calls per block), {params['step_repeats']} steps on the fixed batch, "
-        f"{params['predict_repeats']} predict runs." + (" Loader only (--loader-only): no train_step, no predict."
-                                                        if params["loader_only"] else ""), "",
+        f"{plans['batch_size']}, {params['da_workers']} augmentation workers. Per trainer: "
+        + ("the loader alone (--loader-only): " if params["loader_only"] else f"{params['iterations']} iterations and ")
+        + f"{params['loader_batches']} batches per loader measurement ({params['rounds']} interleaved rounds, "
+        f"{params['warmup']} warm-up calls per block)" + ("." if params["loader_only"] else
+                                                          f", {params['step_repeats']} steps on the fixed batch, "
+                                                          f"{params['predict_repeats']} predict runs."), "",
         f"Median [IQR] per trainer; ratio of medians to {BASELINE} [95 % bootstrap CI] (the workers: of batches/s, "
         "1 / mean time per batch) and whether it meets the GPU issue's goal.", "",
         *markdown_table(["measurement", *names, *(f"{n} / {BASELINE}" for n in others)], rows), "",
