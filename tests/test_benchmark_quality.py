@@ -69,10 +69,12 @@ def test_lgg_two_patients_convert_then_resume(tmp_path, sample_data):
 
 @pytest.mark.e2e
 def test_lgg_shrink_bins_slices_in_plane(tmp_path, sample_data):
-    """--shrink 4: the converted LGG volumes binned 4 x 4 in-plane (SimpleITK BinShrink), labels by majority."""
+    """--shrink 4: the LGG volumes converted binned 4 x 4 in-plane (SimpleITK BinShrink), labels by majority."""
     kaggle_3m = sample_data(LGG_SAMPLE)
     import numpy as np
     import SimpleITK as sitk
+
+    from nnunet_ext.converters.lgg import convert_lgg
 
     source = tmp_path / "kaggle_3m"
     source.mkdir()
@@ -81,7 +83,7 @@ def test_lgg_shrink_bins_slices_in_plane(tmp_path, sample_data):
     completed = _run("--dataset", "lgg", "--source", str(source), "--out", str(out), "--budget", "_1epoch_2iters",
                      "--trainers", "nnUNetTrainer", "--shrink", "4", "--stop-after", "convert")
     assert completed.returncode == 0, completed.stderr[-2000:]
-    full = out / "nnUNet_raw_full_resolution" / "Dataset971_LGGFlairShrink4"
+    full = convert_lgg(source, 971, raw_root=tmp_path / "full_resolution")
     small = out / "nnUNet_raw" / "Dataset971_LGGFlairShrink4"
     image = sitk.ReadImage(str(small / "imagesTr" / f"{SMALLEST[0]}_0001.nii.gz"))
     label = sitk.GetArrayFromImage(sitk.ReadImage(str(small / "labelsTr" / f"{SMALLEST[0]}.nii.gz")))
@@ -90,6 +92,7 @@ def test_lgg_shrink_bins_slices_in_plane(tmp_path, sample_data):
     blocks = reference.reshape(reference.shape[0], 64, 4, 64, 4).mean((2, 4))
     assert np.array_equal(label, (blocks >= 0.5).astype(label.dtype))
     assert json.loads((small / "dataset.json").read_text())["shrunk_in_plane"] == 4
+    assert json.loads((out / "quality.json").read_text())["stages"][0]["shrink_in_plane"] == 4
 
 
 def test_batch_size_replaces_the_planned_one_and_remembers_it(tmp_path, monkeypatch):

@@ -255,6 +255,29 @@ def _lgg_source(root: Path) -> Path:
     return source
 
 
+def test_lgg_bin_in_plane_averages_blocks_and_labels_by_majority(tmp_path):
+    """--bin-in-plane 2 on 4 x 4 slices: image pixels are 2 x 2 block means, a label pixel is 1 where at
+    least half its block is tumour, the in-plane spacing doubles and the slices stay."""
+    from tifffile import imwrite
+
+    patient = "TCGA_AA_0001_20000101"
+    (tmp_path / "kaggle_3m" / patient).mkdir(parents=True)
+    image = np.arange(16, dtype=np.uint8).reshape(4, 4)
+    mask = np.zeros((4, 4), np.uint8)
+    mask[0, 0] = mask[0, 1] = 255  # half of the top-left block: tumour
+    mask[2, 2] = 255  # a quarter of the bottom-right block: background
+    for n in (1, 2):
+        imwrite(tmp_path / "kaggle_3m" / patient / f"{patient}_{n}.tif", np.stack([image] * 3, -1))
+        imwrite(tmp_path / "kaggle_3m" / patient / f"{patient}_{n}_mask.tif", mask)
+    folder = convert_lgg(tmp_path / "kaggle_3m", 504, spacing=(0.5, 3.0), raw_root=tmp_path / "raw", bin_in_plane=2)
+    flair = sitk.ReadImage(str(folder / "imagesTr" / f"{patient}_0001.nii.gz"))
+    label = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "labelsTr" / f"{patient}.nii.gz")))
+    assert flair.GetSpacing() == (1.0, 1.0, 3.0) and label.shape == (2, 2, 2)
+    assert np.array_equal(sitk.GetArrayFromImage(flair)[0], [[2.5, 4.5], [10.5, 12.5]])
+    assert np.array_equal(label[1], [[1, 0], [0, 0]])
+    assert json.loads((folder / "dataset.json").read_text())["shrunk_in_plane"] == 2
+
+
 def test_truncated_lgg_tif_is_reported_per_file_and_skip_bad_skips_it(tmp_path, capsys):
     source = _lgg_source(tmp_path)
     _truncate(source / "TCGA_AA_0002_20000101" / "TCGA_AA_0002_20000101_2.tif")  # image data cut: tifffile raises

@@ -89,7 +89,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="time nnUNetv2_predict of each fold's validation cases (default: on for brats2015)")
     add("--disable-tta", action="store_true", help="nnUNetv2_predict without mirroring")
     add("--stop-after", choices=("convert", "plan", "precompute", "train"))
-    add("--shrink", type=at_least(1), default=1, help="lgg: bin every slice N x N in-plane (default 1)")
+    add("--shrink", type=at_least(1), default=1, help="lgg: nnunet_ext_convert_lgg --bin-in-plane N (default 1)")
     add("--batch-size", type=at_least(1), help="replace the planned batch size (default: nnU-Net's)")
     add("--cases", type=int, default=30, help="synthetic: number of cases (default 30)")
     add("--shape", type=int, nargs=3, default=(32, 32, 24), help="synthetic: X Y Z (default 32 32 24)")
@@ -183,38 +183,14 @@ def convert(args: argparse.Namespace, dataset_name: str) -> dict:
                              str(args.cases), "--test-cases", "0", "--shape", *map(str, args.shape)],
                "brats2015": ["nnunet_ext_convert_brats", "-i", source, "-d", dataset_id, "-n", name,
                              "-np", str(args.num_processes)],
-               "lgg": ["nnunet_ext_convert_lgg", "-i", source, "-d", dataset_id, "-n", name]}[args.dataset]
-    full = args.out / "nnUNet_raw_full_resolution" if args.shrink > 1 else raw.parent
-    record = run_logged(command, args.out / "logs" / "convert.log", {**os.environ, "nnUNet_raw": str(full)})
+               "lgg": ["nnunet_ext_convert_lgg", "-i", source, "-d", dataset_id, "-n", name,
+                       "--bin-in-plane", str(args.shrink)]}[args.dataset]
+    record = run_logged(command, args.out / "logs" / "convert.log")
     if args.dataset == "brats2015" and (
             layout := json.loads((raw / "dataset.json").read_text()).get("brats_layout")) != "2015":
         raise NnunetExtError(f"{args.source} converted as BraTS layout {layout!r}, not the 2015 sample layout; "
                              "pass the BraTS 2015 case folders as --source")
-    if args.shrink > 1:
-        shrink_in_plane(full / dataset_name, raw, args.shrink)
-        record["shrink_in_plane"] = args.shrink
-    return args.pipeline.record({**stage, **record})
-
-
-def shrink_in_plane(source: Path, target: Path, factor: int) -> None:
-    """Writes ``source`` (an nnU-Net raw dataset of 2D slices stacked along z) binned ``factor`` x ``factor``
-    in-plane, atomically: images by SimpleITK's ``BinShrink`` (block mean), labels by majority (mean >= 0.5)."""
-    import SimpleITK as sitk
-
-    from nnunet_ext.raw_dataset import write_atomically
-
-    def write(staging: Path) -> None:
-        for sub in ("imagesTr", "labelsTr"):
-            (staging / sub).mkdir()
-            for path in sorted((source / sub).glob("*.nii.gz")):
-                image = sitk.BinShrink(sitk.Cast(sitk.ReadImage(str(path)), sitk.sitkFloat32), [factor, factor, 1])
-                if sub == "labelsTr":
-                    image = sitk.Cast(image >= 0.5, sitk.sitkUInt8)
-                sitk.WriteImage(image, str(staging / sub / path.name))
-        dataset_json = {**json.loads((source / "dataset.json").read_text()), "shrunk_in_plane": factor}
-        (staging / "dataset.json").write_text(json.dumps(dataset_json, indent=4) + "\n")
-
-    write_atomically(target, overwrite=False, write=write)
+    return args.pipeline.record({**stage, **record, **({"shrink_in_plane": args.shrink} if args.shrink > 1 else {})})
 
 
 def set_batch_size(args: argparse.Namespace, dataset_name: str) -> dict:

@@ -9,6 +9,9 @@ index ``n - 1`` along the last axis of the NIfTI file, i.e. z), three channels `
 ``_0001`` FLAIR, ``_0002`` post-contrast, label 1 = tumour (mask 255). nnU-Net plans both ``2d`` (it
 trains on the slices of these volumes) and ``3d_fullres`` from it.
 
+``--bin-in-plane N`` averages N x N pixel blocks of every slice (SimpleITK ``BinShrink``; a label
+pixel is tumour where most of its block is), for training on a CPU; the in-plane spacing grows N-fold.
+
 Spacing assumption: the TIF files store none. The default writes 1 mm in-plane and 1 mm between
 slices (``--spacing 1 1``), so HD95 / ASD come out in voxel units; pass ``--spacing INPLANE SLICE``
 (mm) when you know the acquisition (the TCIA headers of TCGA-LGG). The spacing matters for
@@ -91,19 +94,25 @@ def _read_tif(imread, path: Path) -> np.ndarray | str:
     return array
 
 
-def _write(array: np.ndarray, path: Path, spacing: tuple[float, float, float]) -> None:
+def _write(array: np.ndarray, path: Path, spacing: tuple[float, float, float], bin_in_plane: int = 1,
+           label: bool = False) -> None:
     import SimpleITK as sitk
 
     image = sitk.GetImageFromArray(array)  # array (N, H, W) -> image x = W, y = H, z = slice
     image.SetSpacing(spacing)
+    if bin_in_plane > 1:  # block means (float32); a label pixel is 1 where most of its block is
+        image = sitk.BinShrink(sitk.Cast(image, sitk.sitkFloat32), [bin_in_plane, bin_in_plane, 1])
+        image = sitk.Cast(image >= 0.5, sitk.sitkUInt8) if label else image
     sitk.WriteImage(image, str(path), useCompression=True)
 
 
 def convert_lgg(source: str | Path, dataset_id: int, name: str = "LGGFlair", spacing: tuple[float, float] = (1.0, 1.0),
-                overwrite: bool = False, skip_bad: bool = False, raw_root: str | Path | None = None) -> Path:
+                overwrite: bool = False, skip_bad: bool = False, raw_root: str | Path | None = None,
+                bin_in_plane: int = 1) -> Path:
     """Converts ``kaggle_3m`` into ``<raw_root or $nnUNet_raw>/DatasetXXX_<name>``; returns that folder.
 
-    ``spacing`` is (in-plane, between slices) in mm. Bad patients are reported by name (see
+    ``spacing`` is (in-plane, between slices) in mm, of the TIFs; ``bin_in_plane`` N > 1 bins every slice
+    N x N (see the module docstring). Bad patients are reported by name (see
     :func:`nnunet_ext.converters.check_problems`).
     """
     from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
@@ -113,6 +122,8 @@ def convert_lgg(source: str | Path, dataset_id: int, name: str = "LGGFlair", spa
         raise NnunetExtError(f"input folder not found: {source}")
     if len(spacing) != 2 or min(spacing) <= 0:
         raise NnunetExtError(f"spacing {tuple(spacing)} is invalid; pass two positive numbers in mm: --spacing INPLANE SLICE")
+    if bin_in_plane < 1:
+        raise NnunetExtError(f"bin_in_plane {bin_in_plane} is invalid; pass a whole number of at least 1")
     patients = sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
     if not patients:
         raise NnunetExtError(f"no patient folders in {source}; pass the kaggle_3m folder (holding TCGA_*/)")
@@ -131,8 +142,9 @@ def convert_lgg(source: str | Path, dataset_id: int, name: str = "LGGFlair", spa
                 continue
             image, mask = result
             for channel in CHANNELS:
-                _write(image[channel], images_out / f"{patient.name}_{channel:04d}.nii.gz", voxel_spacing)
-            _write(mask, labels_out / f"{patient.name}.nii.gz", voxel_spacing)
+                _write(image[channel], images_out / f"{patient.name}_{channel:04d}.nii.gz", voxel_spacing,
+                       bin_in_plane)
+            _write(mask, labels_out / f"{patient.name}.nii.gz", voxel_spacing, bin_in_plane, label=True)
         converted = len(patients) - len(problems)
         check_problems(problems, source, skip_bad, converted)
         generate_dataset_json(
@@ -149,6 +161,7 @@ def convert_lgg(source: str | Path, dataset_id: int, name: str = "LGGFlair", spa
             converted_by="nnunet_ext_convert_lgg",
             assumed_spacing_mm={"in_plane": voxel_spacing[0], "between_slices": voxel_spacing[2]},
             skipped_cases=dict(sorted(problems.items())),
+            **({"shrunk_in_plane": bin_in_plane} if bin_in_plane > 1 else {}),
         )
 
     write_atomically(target, overwrite, write)
@@ -168,10 +181,13 @@ def _main(argv=None) -> None:
     parser.add_argument("-n", "--name", default="LGGFlair", help="dataset name (default LGGFlair)")
     parser.add_argument("--spacing", type=float, nargs=2, default=(1.0, 1.0), metavar=("INPLANE", "SLICE"),
                         help="assumed voxel spacing in mm (the TIFs store none; default 1 1)")
+    parser.add_argument("--bin-in-plane", type=int, default=1, metavar="N",
+                        help="average N x N pixel blocks of every slice, labels by majority (default 1: none)")
     parser.add_argument("--skip-bad", action="store_true", help="leave out bad patients (listed) instead of failing")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset of the same name")
     args = parser.parse_args(argv)
-    folder = convert_lgg(args.input, args.dataset_id, args.name, tuple(args.spacing), args.overwrite, args.skip_bad)
+    folder = convert_lgg(args.input, args.dataset_id, args.name, tuple(args.spacing), args.overwrite, args.skip_bad,
+                         bin_in_plane=args.bin_in_plane)
     print(f"wrote {folder}")
     print(f"next: nnUNetv2_plan_and_preprocess -d {args.dataset_id} -c 2d 3d_fullres --verify_dataset_integrity")
 
