@@ -7,7 +7,7 @@ import torch
 from scipy import ndimage
 
 from nnunet_ext.target_store import TargetSpec
-from nnunet_ext.targets import REGISTRY, SiNGOptions, get_kind, sing_maps, target_spec
+from nnunet_ext.targets import REGISTRY, SiNGOptions, get_kind, sing_bands, sing_maps, target_spec
 from nnunet_ext.targets.boundary import boundary_3d, boundary_canny2d, slice_axis
 from nnunet_ext.targets.geodesic import geodesic_distance
 
@@ -111,6 +111,21 @@ def test_one_voxel_mask():
     neighbours = boundary_3d(mask) & ~mask
     assert neighbours.sum() == 6 and np.allclose(s[neighbours], -0.5)
     assert np.all(s[~(mask | neighbours)] == -1)
+
+
+def test_band_by_hand_and_where_the_maps_leave_minus_one():
+    """Mask z in 4..6 of a line: seeds (both sides of each face) 3, 4, 6, 7; G^0 over the mask peaks at
+    z = 5 (beta = 1), so B is z in 2..8 (Eq. 3-4). On a blob the maps are -1 off B, at least delta in size on it."""
+    line = np.zeros((1, 1, 11), bool)
+    line[..., 4:7] = True
+    band = sing_bands(line[None], np.ones(line.shape, bool), (1, 1, 1), SiNGOptions())[0]
+    assert np.flatnonzero(band[0, 0]).tolist() == [2, 3, 4, 5, 6, 7, 8]
+    image, mask = _blob()
+    masks, valid = np.stack([mask, np.zeros_like(mask)]), np.ones(mask.shape, bool)
+    bands = sing_bands(masks, valid, (1.0, 1.2, 0.8), SiNGOptions())
+    maps = sing_maps(image, masks, valid, (1.0, 1.2, 0.8), SiNGOptions())
+    assert bands[0, mask].all() and not bands[1].any()
+    assert np.all(maps[0][~bands[0]] == -1) and np.all(np.abs(maps[0][bands[0]]) >= SiNGOptions().delta - 1e-6)
 
 
 def test_mask_touching_the_array_border_and_crop_matches_full_volume():

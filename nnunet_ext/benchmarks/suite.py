@@ -23,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from nnunet_ext.benchmarks.common import DATA_VARIABLE, hardware_markdown, hardware_record, sample_folder, write_json
+from nnunet_ext.benchmarks.common import (DATA_VARIABLE, auto_device, hardware_markdown, hardware_record, sample_folder,
+                                          write_json)
 
 ALL_TRAINERS = ("nnUNetTrainerSiNGR", "nnUNetTrainerGSL", "nnUNetTrainerRRW", "nnUNetTrainerBoundary",
                 "nnUNetTrainerGeoLS", "nnUNetTrainerLS_JML")
@@ -72,8 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", nargs="+", choices=PARTS, help="default: all")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="auto: cuda if torch sees a GPU, else cpu (default)")
+    parser.add_argument("--device", type=auto_device, choices=("cpu", "cuda"), default="auto",
+                        help="default: cuda if torch sees a GPU, else cpu")
     parser.add_argument("--out", type=Path, default=Path("benchmark_output") / "results")
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smoke-size runs of every part (not results)")
@@ -83,10 +84,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f"folder holding brats2015_sample/ and lgg_kaggle_3m_sample/ (default: ${DATA_VARIABLE})")
     args = parser.parse_args(argv)
     args.parts = args.parts or (["targets", "training"] if args.gpu_check else list(PARTS))
-    if args.device == "auto":
-        import torch
-
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     args.out = args.out.resolve()
     return args
 

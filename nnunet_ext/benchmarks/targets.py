@@ -29,8 +29,7 @@ from nnunet_ext.benchmarks.common import (DATA_VARIABLE, at_least, auto_device, 
                                  invoked_command, markdown_table, sample_folder, write_json)
 from nnunet_ext.precompute import channel_masks, precompute_targets
 from nnunet_ext.target_store import target_file
-from nnunet_ext.targets import get_kind, target_spec
-from nnunet_ext.targets.boundary import boundary_3d
+from nnunet_ext.targets import SiNGOptions, get_kind, sing_bands, target_spec
 from nnunet_ext.targets.euclidean import euclidean_backend
 from nnunet_ext.targets.geodesic import geodesic_device
 
@@ -124,16 +123,6 @@ def time_ours(case: dict, setting: Setting, grid: str, repeats: int = 1, params:
         return timed(target_kind.compute, *on_grid(case, setting.channels, grid), case["spacing"], options, repeats=repeats)
 
 
-def sing_band(masks: np.ndarray, valid: np.ndarray, spacing) -> np.ndarray:
-    """The band B of Eq. 3 of our default SiNG options (3D boundary, exact EDT), per channel."""
-    bands = np.zeros(masks.shape, bool)
-    for k, mask in enumerate(masks & valid):
-        if mask.any():
-            g0 = ndimage.distance_transform_edt(~boundary_3d(mask), sampling=spacing)
-            bands[k] = g0 <= g0[mask].max()
-    return bands
-
-
 def agreement(ours: np.ndarray, theirs: np.ndarray, ours_region=None, their_region=None) -> list[dict]:
     """Per channel: mean / max |ours - theirs| (inside both regions when given, SiNG's bands), and with
     regions also their Dice and the share of compared voxels whose signs agree."""
@@ -193,7 +182,8 @@ def measure_recipe(case: dict, kind: str, ours_row: dict, ours_full: np.ndarray)
              "recipe_seconds_full": seconds, "recipe_to_ours_full": seconds / ours_row["seconds_full"]}
     compared = {}
     if recipe.matched_comparable:
-        our_band = sing_band(*on_grid(case, setting.channels, "full")[1:], case["spacing"]) if kind == "sing" else None
+        our_band = None if kind != "sing" else sing_bands(
+            *on_grid(case, setting.channels, "full")[1:], case["spacing"], SiNGOptions.from_params(setting.params))
         compared["full volume"] = agreement(ours_full, theirs, our_band, their_band)
     if recipe.authors_options is not None:
         entry["ours_authors_code_seconds_box"], maps = time_ours(case, setting, "box", params=recipe.authors_options)

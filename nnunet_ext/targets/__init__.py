@@ -25,7 +25,7 @@ from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets.dtm import DTMOptions, dtm_maps
 from nnunet_ext.targets.geols import GeoLSOptions, geols_maps
 from nnunet_ext.targets.rrw import RRWOptions, rrw_maps
-from nnunet_ext.targets.sing import SiNGOptions, sing_maps
+from nnunet_ext.targets.sing import SiNGOptions, sing_bands, sing_maps
 
 
 @dataclass(frozen=True)
@@ -75,4 +75,4 @@ def target_spec(kind: str = "sing", options: Any = None) -> TargetSpec:
 
 
 __all__ = ["REGISTRY", "DTMOptions", "GeoLSOptions", "RRWOptions", "SiNGOptions", "TargetKind", "dtm_maps", "geols_maps",
-           "get_kind", "make_options", "rrw_maps", "sing_maps", "target_spec"]
+           "get_kind", "make_options", "rrw_maps", "sing_bands", "sing_maps", "target_spec"]

@@ -239,6 +239,21 @@ def sing_map(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...], op
     return out
 
 
+def sing_bands(channel_masks: np.ndarray, valid: np.ndarray, spacing: Sequence[float],
+               options: SiNGOptions) -> np.ndarray:
+    """The band B of SiNGR Eq. 3 per channel, bool (K, *spatial): where the maps of :func:`sing_maps` (the
+    same arguments) carry a distance, -1 or the outside value elsewhere. B = {G^0 <= beta}, beta the max of
+    G^0 over the mask (Eq. 4), computed on the whole grid; a mask without boundary seeds has no band."""
+    spacing = tuple(float(s) for s in spacing)
+    bands = np.zeros(channel_masks.shape, dtype=bool)
+    for k, mask in enumerate(np.asarray(channel_masks, bool) & np.asarray(valid, bool)):
+        seeds = boundary_seeds(mask, spacing, options.boundary) if mask.any() else None
+        if seeds is not None and seeds.any():
+            g0 = _band_distance(seeds, spacing, options)
+            bands[k] = g0 <= g0[mask].max()
+    return bands
+
+
 def _normalise(g_lambda, inside, band, sign, outside_value, options: SiNGOptions) -> np.ndarray:
     """Eq. 5 given G^lambda on the crop, with the tau of the chosen ``options.tau``."""
     if options.tau == "band":
