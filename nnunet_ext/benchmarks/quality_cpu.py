@@ -309,11 +309,9 @@ def curves(results: dict, folder: Path, budget: str) -> list[str]:
     return written
 
 
-def _cell(mean: float | None, se: float | None, scale: float) -> str:
-    return "" if mean is None else f"{scale * mean:.1f}" + ("" if se is None else f" ± {scale * se:.1f}")
-
-
 def markdown(record: dict) -> str:
+    from nnunet_ext.workflow.report import mean_se_cell
+
     lines = ["# Quality on 2 CPU cores, every trainer against nnU-Net's default", "",
              f"- Date (UTC): {record['date_utc']}; command: `{record['command']}`",
              f"- Budget `{record['budget']}`: {record['iterations']} training iterations per trainer and fold "
@@ -339,8 +337,8 @@ def markdown(record: dict) -> str:
             delta = "baseline" if r["dice_difference_vs_default"] is None else \
                 f"{100 * r['dice_difference_vs_default']:+.1f} ({r['dice_wilcoxon_p']:.2g})"
             lines.append(f"| {r['trainer']} | {r['region']} | {', '.join(map(str, r['folds']))} "
-                         f"| {_cell(r['dice_mean'], r['dice_se'], 100)} "
-                         f"| {_cell(r['hd95_mean'], r['hd95_se'], 1)} | {delta} | "
+                         f"| {mean_se_cell(r['dice_mean'], r['dice_se'], 100, 1)} "
+                         f"| {mean_se_cell(r['hd95_mean'], r['hd95_se'], 1, 1)} | {delta} | "
                          f"{', '.join(map(str, r['collapsed_folds'])) or 'none'} | "
                          f"{', '.join('never' if e is None else str(e) for e in r['onset_epochs'].values())} |")
         lines.append("")

@@ -204,10 +204,11 @@ def summarise_rows(rows: list[dict], baseline: str | None, metrics: tuple[str, .
     return summary
 
 
-def _cell(mean, se, scale) -> str:
+def mean_se_cell(mean: float | None, se: float | None, scale: float, digits: int = 2) -> str:
+    """``mean ± se`` times ``scale`` (100: Dice in points), ``digits`` decimals; no ``± ...`` without an SE."""
     if mean is None:
         return ""
-    return f"{scale * mean:.2f}" + ("" if se is None or math.isnan(se) else f" ± {scale * se:.2f}")
+    return f"{scale * mean:.{digits}f}" + ("" if se is None or math.isnan(se) else f" ± {scale * se:.{digits}f}")
 
 
 def _table_rows(summary: list[dict], metrics: tuple[str, ...]) -> dict[tuple[str, str], dict[str, dict]]:
@@ -232,7 +233,8 @@ def _tables(summary: list[dict], metrics: tuple[str, ...], baseline: str | None,
     def cell(cells: dict, metric: str, mean_key: str, se_key: str, n_key: str) -> str:
         if metric not in cells:
             return "n/a"
-        return _cell(cells[metric][mean_key], cells[metric][se_key], LABELS[metric][1]) + n_of(cells, metric, n_key)
+        values = cells[metric]
+        return mean_se_cell(values[mean_key], values[se_key], LABELS[metric][1]) + n_of(cells, metric, n_key)
 
     lines = ["", f"## {heading}Mean ± standard error over cases", "",
              f"| trainer | region | cases | {metrics_header} |", "|---|---|---|" + "---|" * len(metrics)]
@@ -245,8 +247,8 @@ def _tables(summary: list[dict], metrics: tuple[str, ...], baseline: str | None,
                   f"| trainer | region | folds | {metrics_header} |", "|---|---|---|" + "---|" * len(metrics)]
         for (trainer, region), cells in rows_by.items():
             lines.append(f"| {trainer} | {region} | {next(iter(cells.values()))['n_folds']} | " + " | ".join(
-                "n/a" if m not in cells else _cell(cells[m]["mean_over_folds"], cells[m]["se_over_folds"], LABELS[m][1])
-                for m in metrics) + " |")
+                "n/a" if m not in cells else
+                mean_se_cell(cells[m]["mean_over_folds"], cells[m]["se_over_folds"], LABELS[m][1]) for m in metrics) + " |")
     if baseline is not None and any(s["baseline"] for c in rows_by.values() for s in c.values()):
         lines += ["", f"## {heading}Paired comparison with {baseline}", "",
                   "Mean per-case difference (trainer − baseline) and the two-sided Wilcoxon signed-rank p-value "
