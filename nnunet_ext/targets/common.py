@@ -7,6 +7,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+_COERCED = {"bool": bool, "int": int, "float": float}  # the fields' annotations, as strings
+
 
 class TargetOptions:
     """Base of the frozen options dataclasses of the target kinds.
@@ -14,6 +16,16 @@ class TargetOptions:
     :meth:`as_params` is the ``TargetSpec.params`` of the maps (so every field changes the spec
     digest); :meth:`from_params` rebuilds the options from a subset of it, defaults for the rest.
     """
+
+    def __post_init__(self):
+        """Each field as its declared type (so that delta=0 and delta=0.0 give one spec digest), and a field
+        whose metadata lists ``choices`` one of them; the kinds add their range checks after this."""
+        for option in fields(self):
+            value = getattr(self, option.name)
+            if option.type in _COERCED:
+                object.__setattr__(self, option.name, _COERCED[option.type](value))
+            elif "choices" in option.metadata and value not in option.metadata["choices"]:
+                raise ValueError(f"{option.name} must be one of {option.metadata['choices']}, got {value!r}")
 
     def as_params(self) -> dict[str, Any]:
         return asdict(self)

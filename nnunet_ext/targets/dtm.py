@@ -58,10 +58,6 @@ class DTMOptions(TargetOptions):
     background: bool = field(default=False, metadata={"help": "prepend the DTM of the background (label datasets)"})
     normalise: bool = field(default=False, metadata={"help": "divide each channel by its max |D| (GSL authors' MIST code)"})
 
-    def __post_init__(self):
-        object.__setattr__(self, "background", bool(self.background))
-        object.__setattr__(self, "normalise", bool(self.normalise))
-
 
 
 def dtm_maps(

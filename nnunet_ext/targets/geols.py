@@ -86,16 +86,11 @@ class GeoLSOptions(TargetOptions):
         "help": "scaling=eq5: compute each class within 18 mm of its skeleton (exp(-D) is 0 in float16 beyond)"})
 
     def __post_init__(self):
-        for name, kind in (("gamma", float), ("v", float), ("iterations", int), ("image_channel", int)):
-            object.__setattr__(self, name, kind(getattr(self, name)))
-        object.__setattr__(self, "crop", bool(self.crop))
+        super().__post_init__()
         if not 0.0 <= self.gamma < float("inf"):
             raise ValueError(f"gamma must be finite and >= 0, got {self.gamma}")
         if self.v <= 0 or self.iterations < 1 or self.image_channel < 0:
             raise ValueError("v must be > 0, iterations >= 1 and image_channel >= 0")
-        for name, allowed in (("scaling", SCALINGS), ("image", IMAGE_MODES)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
     @classmethod
     def authors_code(cls, **overrides: Any) -> "GeoLSOptions":

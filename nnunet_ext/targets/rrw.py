@@ -48,10 +48,6 @@ class RRWOptions(TargetOptions):
     background: bool = field(default=False, metadata={"help": "prepend the map of the background (softmax, label datasets)"})
     complements: bool = field(default=False, metadata={"help": "append the maps of each mask's complement (sigmoid, region datasets)"})
 
-    def __post_init__(self):
-        object.__setattr__(self, "background", bool(self.background))
-        object.__setattr__(self, "complements", bool(self.complements))
-
 
 
 def rrw_maps(
