@@ -247,8 +247,8 @@ def _tables(summary: list[dict], metrics: tuple[str, ...], baseline: str | None,
                   f"| trainer | region | folds | {metrics_header} |", "|---|---|---|" + "---|" * len(metrics)]
         for (trainer, region), cells in rows_by.items():
             lines.append(f"| {trainer} | {region} | {next(iter(cells.values()))['n_folds']} | " + " | ".join(
-                "n/a" if m not in cells else
-                mean_se_cell(cells[m]["mean_over_folds"], cells[m]["se_over_folds"], LABELS[m][1]) for m in metrics) + " |")
+                "n/a" if m not in cells else mean_se_cell(cells[m]["mean_over_folds"], cells[m]["se_over_folds"],
+                                                          LABELS[m][1]) for m in metrics) + " |")
     if baseline is not None and any(s["baseline"] for c in rows_by.values() for s in c.values()):
         lines += ["", f"## {heading}Paired comparison with {baseline}", "",
                   "Mean per-case difference (trainer − baseline) and the two-sided Wilcoxon signed-rank p-value "
