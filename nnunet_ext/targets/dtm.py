@@ -59,7 +59,6 @@ class DTMOptions(TargetOptions):
     normalise: bool = field(default=False, metadata={"help": "divide each channel by its max |D| (GSL authors' MIST code)"})
 
 
-
 def dtm_maps(
     image: np.ndarray,
     channel_masks: np.ndarray,

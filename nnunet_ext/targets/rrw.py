@@ -49,7 +49,6 @@ class RRWOptions(TargetOptions):
     complements: bool = field(default=False, metadata={"help": "append the maps of each mask's complement (sigmoid, region datasets)"})
 
 
-
 def rrw_maps(
     image: np.ndarray,
     channel_masks: np.ndarray,

@@ -229,9 +229,10 @@ def sing_map(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...], op
 
 def sing_bands(channel_masks: np.ndarray, valid: np.ndarray, spacing: Sequence[float],
                options: SiNGOptions) -> np.ndarray:
-    """The band B of SiNGR Eq. 3 per channel, bool (K, *spatial): where the maps of :func:`sing_maps` (the
-    same arguments) carry a distance, -1 or the outside value elsewhere. B = {G^0 <= beta}, beta the max of
-    G^0 over the mask (Eq. 4), computed on the whole grid; a mask without boundary seeds has no band."""
+    """The band B of SiNGR Eq. 3 per channel, bool (K, *spatial): where the maps of :func:`sing_maps` with
+    these masks, ``valid``, spacing and options (no ignored voxels) carry a distance; -1 or the outside
+    value elsewhere. B = {G^0 <= beta}, beta the max of G^0 over the mask (Eq. 4), computed on the whole
+    grid; a mask without boundary seeds has no band."""
     spacing = tuple(float(s) for s in spacing)
     bands = np.zeros(channel_masks.shape, dtype=bool)
     for k, mask in enumerate(np.asarray(channel_masks, bool) & np.asarray(valid, bool)):
