@@ -276,7 +276,9 @@ def markdown(record: dict) -> str:
     names, params, results, plans = record["trainers"], record["parameters"], record["results"], record["plans"]
     others = [name for name in names if name != BASELINE]
     rows = []
-    for key, label in ((key, label) for key, label in ROWS.items() if key in results):
+    for key, label in ROWS.items():
+        if key not in results:  # --loader-only: what was not measured
+            continue
         ours, ratios = results[key]["per_trainer"], results[key]["ratio_to_baseline"]
         rows.append([label, *(f"{batches_per_second(ours[n]['mean']):.2f}" if key == WORKERS else
                               f"{ours[n]['median']:.3f} [{ours[n]['q1']:.3f}, {ours[n]['q3']:.3f}] s" for n in names),
@@ -292,17 +294,17 @@ def markdown(record: dict) -> str:
                        *(f"{total[n] - total[BASELINE]:+.2f} = {total[n] / total[BASELINE]:.3f}x"
                          f"{goal_verdict(total[n] / total[BASELINE], GOALS['loader_in_process'])}" for n in others)])
     disk = record["disk"]
+    measured = "the loader alone (--loader-only)" if params["loader_only"] else (
+        f"{params['iterations']} iterations, {params['step_repeats']} steps on the fixed batch, "
+        f"{params['predict_repeats']} predict runs")
     return "\n".join([
         f"# Training / inference benchmark ({record['environment']['date_utc']})", "", f"`{record['command']}`", "",
         hardware_markdown(record["environment"]).rstrip(),
         f"- device {record['device']}; load average at the end {record['load_average_after']}", "",
         f"Dataset {record['dataset']}, {CONFIGURATION}, fold {FOLD}, patch {plans['patch_size']}, batch "
-        f"{plans['batch_size']}, {params['da_workers']} augmentation workers. Per trainer: "
-        + ("the loader alone (--loader-only): " if params["loader_only"] else f"{params['iterations']} iterations and ")
-        + f"{params['loader_batches']} batches per loader measurement ({params['rounds']} interleaved rounds, "
-        f"{params['warmup']} warm-up calls per block)" + ("." if params["loader_only"] else
-                                                          f", {params['step_repeats']} steps on the fixed batch, "
-                                                          f"{params['predict_repeats']} predict runs."), "",
+        f"{plans['batch_size']}, {params['da_workers']} augmentation workers. Per trainer: {measured}; "
+        f"{params['loader_batches']} batches per loader measurement ({params['rounds']} interleaved rounds, "
+        f"{params['warmup']} warm-up calls per block).", "",
         f"Median [IQR] per trainer; ratio of medians to {BASELINE} [95 % bootstrap CI] (the workers: of batches/s, "
         "1 / mean time per batch) and whether it meets the GPU issue's goal.", "",
         *markdown_table(["measurement", *names, *(f"{n} / {BASELINE}" for n in others)], rows), "",

@@ -102,7 +102,7 @@ def _write(array: np.ndarray, path: Path, spacing: tuple[float, float, float], b
     image.SetSpacing(spacing)
     if bin_in_plane > 1:  # block means (float32); a label pixel is 1 where most of its block is
         image = sitk.BinShrink(sitk.Cast(image, sitk.sitkFloat32), [bin_in_plane, bin_in_plane, 1])
-        image = sitk.Cast(image >= 0.5, sitk.sitkUInt8) if label else image
+        image = image >= 0.5 if label else image  # SimpleITK's comparison gives uint8 0 / 1
     sitk.WriteImage(image, str(path), useCompression=True)
 
 

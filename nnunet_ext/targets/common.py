@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-_COERCED = {"bool": bool, "int": int, "float": float}  # the fields' annotations, as strings
+_COERCED = {kind.__name__: kind for kind in (bool, int, float)}  # by annotation name: "bool" or bool alike
 
 
 class TargetOptions:
@@ -22,8 +22,9 @@ class TargetOptions:
         whose metadata lists ``choices`` one of them; the kinds add their range checks after this."""
         for option in fields(self):
             value = getattr(self, option.name)
-            if option.type in _COERCED:
-                object.__setattr__(self, option.name, _COERCED[option.type](value))
+            kind = _COERCED.get(getattr(option.type, "__name__", option.type))
+            if kind is not None:
+                object.__setattr__(self, option.name, kind(value))
             elif "choices" in option.metadata and value not in option.metadata["choices"]:
                 raise ValueError(f"{option.name} must be one of {option.metadata['choices']}, got {value!r}")
 

@@ -236,8 +236,8 @@ def sing_bands(channel_masks: np.ndarray, valid: np.ndarray, spacing: Sequence[f
     spacing = tuple(float(s) for s in spacing)
     bands = np.zeros(channel_masks.shape, dtype=bool)
     for k, mask in enumerate(np.asarray(channel_masks, bool) & np.asarray(valid, bool)):
-        seeds = boundary_seeds(mask, spacing, options.boundary) if mask.any() else None
-        if seeds is not None and seeds.any():
+        seeds = boundary_seeds(mask, spacing, options.boundary)
+        if seeds.any():  # none for an empty or a full mask
             g0 = _band_distance(seeds, spacing, options)
             bands[k] = g0 <= g0[mask].max()
     return bands
