@@ -17,23 +17,11 @@ import numpy as np
 
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.nnunet_env import dataset_folder_name, datasets_with_id, nnunet_folder
-from nnunet_ext.workflow.pipeline import Pipeline
+from nnunet_ext.workflow.pipeline import Pipeline, check_trainers
 
 DEFAULT_DATASET_ID = 990
 DEFAULT_TRAINERS = ("nnUNetTrainer_10epochs_20iters", "nnUNetTrainerSiNGR_10epochs_20iters")
 DEFAULT_CONFIGURATION = {"brats": "3d_fullres", "binary": "3d_fullres", "2d": "2d"}
-
-
-def _trainer_folder_on_path() -> None:
-    value = os.environ.get("nnUNet_extTrainer", "")
-    folders = [Path(p) for p in value.split(os.pathsep) if p]
-    if not any((f / "nnUNetTrainer_short.py").is_file() for f in folders):
-        from nnunet_ext.trainer_path import trainer_folder
-
-        raise NnunetExtError(
-            f"nnUNet_extTrainer does not point at nnunet-ext's trainers folder; run: export nnUNet_extTrainer={trainer_folder()}"
-            " (the output of nnunet_ext_trainer_path)"
-        )
 
 
 def _label_names(dataset_json: dict) -> dict[int, str]:
@@ -58,10 +46,9 @@ def run_demo(
 ) -> dict:
     """Runs the demo; returns ``{trainer: summary}`` (see :func:`nnunet_ext.evaluation.summarise`)."""
     from nnunet_ext.evaluation import evaluate_folders, format_table, summarise, write_csv
-    from nnunet_ext.synthetic import DEFAULT_NAMES, generate_dataset
+    from nnunet_ext.synthetic import DEFAULT_NAMES
 
     raw, preprocessed, results = (nnunet_folder(v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"))
-    _trainer_folder_on_path()
     if kind not in DEFAULT_CONFIGURATION:
         raise NnunetExtError(f"unknown dataset kind '{kind}'; choose one of {', '.join(DEFAULT_CONFIGURATION)}")
     configuration = DEFAULT_CONFIGURATION[kind]
@@ -71,19 +58,20 @@ def run_demo(
         raise NnunetExtError(
             f"dataset id {dataset_id} is already used by {', '.join(other)}; pick a free id with --dataset-id"
         )
+    check_trainers(list(trainers))
     output = Path(output).resolve()
     env = {**os.environ, "nnUNet_def_n_proc": os.environ.get("nnUNet_def_n_proc", "2")}
     env.setdefault("nnUNet_n_proc_DA", str(min(4, os.cpu_count() or 1)))
     pipeline = Pipeline(dataset_name, configuration, output / "logs", device="cpu", num_processes=2, env=env)
 
     raw_folder = raw / dataset_name
-    if overwrite or not raw_folder.is_dir():
-        print(f"[1/5] generating synthetic '{kind}' dataset {dataset_name}", flush=True)
-        generate_dataset(kind, dataset_id, seed=seed, overwrite=overwrite)
+    print(f"[1/5] synthetic '{kind}' dataset {dataset_name} (--overwrite regenerates it)", flush=True)
+    if overwrite:
+        shutil.rmtree(raw_folder, ignore_errors=True)
+    generate = ["nnunet_ext_synthetic", "-d", str(dataset_id), "-k", kind, "--seed", str(seed)]
+    if "skipped" not in pipeline.convert(generate):  # a new dataset: what was made from an earlier one goes
         for stale in (preprocessed / dataset_name, results / dataset_name, output / "predictions"):
             shutil.rmtree(stale, ignore_errors=True)
-    else:
-        print(f"[1/5] reusing {raw_folder} (--overwrite regenerates it)", flush=True)
     dataset_json = json.loads((raw_folder / "dataset.json").read_text())
 
     print("[2/5] planning and preprocessing", flush=True)

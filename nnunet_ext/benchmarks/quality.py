@@ -31,8 +31,7 @@ from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.benchmarks.common import (DATA_VARIABLE, at_least, auto_device, hardware_markdown, hardware_record,
                                  invoked_command, markdown_table, sample_folder, write_json)
 from nnunet_ext.nnunet_env import dataset_folder_name, nnunet_folder, use_work_folder
-from nnunet_ext.trainer_path import trainer_folder
-from nnunet_ext.workflow.pipeline import PLANS, Pipeline, link_raw_images
+from nnunet_ext.workflow.pipeline import PLANS, Pipeline, check_trainers, link_raw_images
 
 FULL_ITERATIONS = 1000 * 250  # nnU-Net's nnUNetTrainer: epochs x iterations per epoch
 SCHEDULE_SUFFIX = re.compile(r"_\d+epochs?(_\d+iters?)?$")
@@ -123,20 +122,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def check_trainers(args: argparse.Namespace) -> None:
-    """Every trainer as ``nnUNetv2_train -tr NAME`` finds it (nnunetv2, then nnUNet_extTrainer), before any stage."""
-    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
-
-    for name in args.trainers:
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net's look-up prints every folder it searches
-                recursive_find_trainer_class_by_name(name)
-        except (RuntimeError, AssertionError):
-            raise NnunetExtError(
-                f"trainer {name} not found in nnunetv2 or {trainer_folder()}: the budget {args.budget or 'full'} "
-                "needs a ShortSchedule variant (nnunet_ext/schedules.py), or pick another --budget") from None
-
-
 def inspect_trainers(args: argparse.Namespace, dataset_name: str) -> tuple[dict, dict]:
     """The plans, each trainer's schedule and maps, and the budget they share, from the trainers built the way
     ``nnUNetv2_train`` builds them (with a throw-away nnUNet_results: the constructor creates its fold folder and
@@ -174,23 +159,20 @@ def inspect_trainers(args: argparse.Namespace, dataset_name: str) -> tuple[dict,
 
 
 def convert(args: argparse.Namespace, dataset_name: str) -> dict:
-    raw = nnunet_folder("nnUNet_raw") / dataset_name
-    stage = {"stage": "convert", "folder": str(raw)}
-    if (raw / "dataset.json").is_file():
-        return args.pipeline.record({**stage, "skipped": "raw dataset present"})
     name, dataset_id, source = dataset_name.split("_", 1)[1], args.pipeline.dataset_id, str(args.source)
-    command = {"synthetic": ["nnunet_ext_synthetic", "-d", dataset_id, "-k", "brats", "-n", name, "--cases",
-                             str(args.cases), "--test-cases", "0", "--shape", *map(str, args.shape)],
-               "brats2015": ["nnunet_ext_convert_brats", "-i", source, "-d", dataset_id, "-n", name,
-                             "-np", str(args.num_processes)],
-               "lgg": ["nnunet_ext_convert_lgg", "-i", source, "-d", dataset_id, "-n", name,
-                       "--bin-in-plane", str(args.shrink)]}[args.dataset]
-    record = run_logged(command, args.out / "logs" / "convert.log")
+    record = args.pipeline.convert(
+        {"synthetic": ["nnunet_ext_synthetic", "-d", dataset_id, "-k", "brats", "-n", name, "--cases", str(args.cases),
+                       "--test-cases", "0", "--shape", *map(str, args.shape)],
+         "brats2015": ["nnunet_ext_convert_brats", "-i", source, "-d", dataset_id, "-n", name,
+                       "-np", str(args.num_processes)],
+         "lgg": ["nnunet_ext_convert_lgg", "-i", source, "-d", dataset_id, "-n", name,
+                 "--bin-in-plane", str(args.shrink)]}[args.dataset])
+    raw = nnunet_folder("nnUNet_raw") / dataset_name
     if args.dataset == "brats2015" and (
             layout := json.loads((raw / "dataset.json").read_text()).get("brats_layout")) != "2015":
         raise NnunetExtError(f"{args.source} converted as BraTS layout {layout!r}, not the 2015 sample layout; "
                              "pass the BraTS 2015 case folders as --source")
-    return args.pipeline.record({**stage, **record, **({"shrink_in_plane": args.shrink} if args.shrink > 1 else {})})
+    return {**record, **({"shrink_in_plane": args.shrink} if args.shrink > 1 else {})}
 
 
 def set_batch_size(args: argparse.Namespace, dataset_name: str) -> dict:
@@ -304,7 +286,7 @@ def run(args: argparse.Namespace) -> dict:
                           "source": str(args.source) if args.source else "generated"},
               "folds": args.folds, "trainers": args.trainers, "baseline": args.baseline,
               "stopped_after": args.stop_after, "stages": [], "report": None, "results": None}
-    check_trainers(args)
+    check_trainers(args.trainers)
     stages = record["stages"]
     stages.append(convert(args, dataset_name))
     record["dataset"]["cases"] = args.pipeline.raw_cases()

@@ -81,19 +81,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def prepare_dataset(args: argparse.Namespace) -> tuple[str, list[dict]]:
     """Writes, plans and preprocesses the dataset unless the work folder has it: its name and the stages' records."""
-    from nnunet_ext.synthetic import KINDS, generate_dataset
+    from nnunet_ext.synthetic import KINDS
 
     dataset_id = DATASET_IDS[args.kind]
     base_name = "BraTS2015Sample" if args.kind == "brats2015" else KINDS[args.kind].default_name
     pipeline = Pipeline(dataset_folder_name(dataset_id, base_name), CONFIGURATION, args.out / "logs",
                         num_processes=os.cpu_count() or 1)
-    raw, stages = args.out / "nnUNet_raw" / pipeline.dataset, []
-    if not (raw / "dataset.json").is_file() and args.kind != "brats2015":
-        generate_dataset(args.kind, dataset_id, seed=0)
-    elif not (raw / "dataset.json").is_file():
-        stages.append(run_logged(["nnunet_ext_convert_brats", "-i", str(args.source), "-d", str(dataset_id),
-                                  "-n", base_name], args.out / "logs" / "convert.log"))
-        # no test images: the first training case stands in (predict time depends on the image size only)
+    stages = [pipeline.convert(
+        ["nnunet_ext_convert_brats", "-i", str(args.source), "-d", str(dataset_id), "-n", base_name]
+        if args.kind == "brats2015" else ["nnunet_ext_synthetic", "-d", str(dataset_id), "-k", args.kind])]
+    if args.kind == "brats2015":  # no test images: a training case stands in (predict time depends on the size only)
+        raw = args.out / "nnUNet_raw" / pipeline.dataset
         link_raw_images(raw, [sorted((raw / "imagesTr").glob("*"))[0].name.rsplit("_", 1)[0]], raw / "imagesTs")
     stages.append(pipeline.plan_and_preprocess())
     pipeline.split()  # nnU-Net's own needs 5 cases, the BraTS sample has 3

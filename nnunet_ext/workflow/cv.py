@@ -31,7 +31,8 @@ from pathlib import Path
 from nnunet_ext.commands import run_logged
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.nnunet_env import nnunet_folder, resolve_dataset_name
-from nnunet_ext.workflow.pipeline import PLANS, Pipeline, fold_folder, fold_state, link_raw_images, train_command
+from nnunet_ext.workflow.pipeline import (PLANS, Pipeline, check_trainers, fold_folder, fold_state, link_raw_images,
+                                         train_command)
 
 SPLIT_RECORD = "nnunet_ext_split.json"
 TEST_PREDICTIONS = "nnunet_ext_test"
@@ -139,6 +140,8 @@ def run_cv(dataset: int | str, configuration: str, trainers: list[str], folds: l
         split = apply_split(paths, split_file, overwrite_split)
         folds = [0]
     folds = [0, 1, 2, 3, 4] if folds is None else folds
+    if not print_only:  # printed commands may run on other machines, with their own nnUNet_extTrainer
+        check_trainers(trainers)
     logs = paths.results / "nnunet_ext_logs"
     pipeline = Pipeline(paths.name, configuration, logs, device=device, plans=plans)
     commands = []

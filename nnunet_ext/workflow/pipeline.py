@@ -1,9 +1,13 @@
-"""One dataset through nnU-Net: plan and preprocess -> precompute the maps -> train per trainer and fold
--> predict, each stage a command line (nnU-Net's or ours) that is printed, timed, logged and resumable.
+"""One dataset through nnU-Net: convert -> plan and preprocess -> precompute the maps -> train per trainer
+and fold -> predict -> report, each stage a command line (nnU-Net's or ours) that is printed, timed, logged
+and resumable.
 
-The demo (:mod:`nnunet_ext.demo`), ``nnunet_ext_cv`` (:mod:`nnunet_ext.workflow.cv`) and the quality
-benchmark (:mod:`nnunet_ext.benchmarks.quality`) drive nnU-Net through :class:`Pipeline`:
+The demo (:mod:`nnunet_ext.demo`), ``nnunet_ext_cv`` (:mod:`nnunet_ext.workflow.cv`) and the benchmarks
+(:mod:`nnunet_ext.benchmarks`) drive nnU-Net through :class:`Pipeline`:
 
+- :func:`check_trainers`: every trainer found as ``nnUNetv2_train -tr`` finds it, before any stage;
+- :meth:`Pipeline.convert`: a converter's command line (``nnunet_ext_convert_brats``,
+  ``nnunet_ext_synthetic``, ...), skipped when the raw dataset exists;
 - :meth:`Pipeline.plan_and_preprocess`: ``nnUNetv2_plan_and_preprocess``, skipped when every raw case
   is preprocessed;
 - :meth:`Pipeline.split`: nnU-Net's seeded split with min(5, cases) folds, unless the dataset has one;
@@ -17,8 +21,6 @@ benchmark (:mod:`nnunet_ext.benchmarks.quality`) drive nnU-Net through :class:`P
 - :meth:`Pipeline.report`: ``nnunet_ext_report`` of trainers and folds against a baseline (Dice, IoU,
   HD95, ASD per region with spread and paired tests).
 
-Conversion is the one stage each caller brings (a converter command, or the synthetic generator).
-
 Each stage returns a record (``stage``, the command, wall seconds, peak RSS of its largest process,
 the log; or ``skipped`` with the reason). With a ``journal`` file, every stage that ran is appended
 to it and a skipped stage is reported with the timings of the run that did it (``timings_from``), so
@@ -27,7 +29,9 @@ a resumed benchmark still says what each stage cost.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import io
 import json
 import os
 import re
@@ -80,6 +84,25 @@ def link_raw_images(raw_dataset: Path, cases: list[str], folder: Path) -> Path:
             if not (folder / image.name).exists():
                 (folder / image.name).symlink_to(image)
     return folder
+
+
+def check_trainers(names: list[str]) -> None:
+    """Finds each trainer as ``nnUNetv2_train -tr NAME`` does (nnunetv2, then ``nnUNet_extTrainer``), so that a
+    misspelt name fails at once, in one line, not after the trainers before it have trained."""
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    from nnunet_ext.trainer_path import trainer_folder
+
+    for name in names:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net's look-up prints every folder it searches
+                recursive_find_trainer_class_by_name(name)
+        except (RuntimeError, AssertionError):
+            raise NnunetExtError(
+                f"trainer {name} not found in nnunetv2 or nnUNet_extTrainer "
+                f"({os.environ.get('nnUNet_extTrainer') or 'not set'}); nnunet-ext's trainers, each with the budget "
+                f"suffixes of nnunet_ext/schedules.py, are found after: export nnUNet_extTrainer={trainer_folder()}"
+            ) from None
 
 
 def training_log_times(folder: Path, since: float = 0.0) -> dict:
@@ -173,6 +196,14 @@ class Pipeline:
         preprocessed = nnunet_folder("nnUNet_preprocessed") / self.dataset
         plans = json.loads((preprocessed / f"{self.plans}.json").read_text())
         return preprocessed / plans["configurations"][self.configuration]["data_identifier"]
+
+    def convert(self, command: list[str], log_name: str = "convert.log") -> dict:
+        """Runs a converter's ``command``, which writes this raw dataset; skipped when its dataset.json exists."""
+        raw = nnunet_folder("nnUNet_raw") / self.dataset
+        stage = {"stage": "convert", "folder": str(raw)}
+        if (raw / "dataset.json").is_file():
+            return self.skip(stage, "raw dataset present")
+        return self.record(self.run(stage, command, log_name))
 
     def plan_and_preprocess(self) -> dict:
         plans = nnunet_folder("nnUNet_preprocessed") / self.dataset / f"{self.plans}.json"
