@@ -26,7 +26,7 @@ from nnunet_ext.commands import run_logged
 from nnunet_ext.benchmarks.common import (DATA_VARIABLE, at_least, auto_device, hardware_markdown, hardware_record,
                                  invoked_command, markdown_table, sample_folder, write_json)
 from nnunet_ext.nnunet_env import dataset_folder_name, use_work_folder
-from nnunet_ext.workflow.pipeline import PLANS, Pipeline, link_raw_images
+from nnunet_ext.workflow.pipeline import PLANS, Pipeline, link_raw_images, predict_command
 
 BASELINE = "nnUNetTrainer"
 DEFAULT_TRAINERS = (BASELINE, "nnUNetTrainerSiNGR")
@@ -232,9 +232,8 @@ def subprocess_command(measurement: str, name: str, dataset: str, device: str, o
     if measurement == "trainer_lookup":
         return [sys.executable, "-c", "from nnunetv2.utilities.find_objects import "
                 f"recursive_find_trainer_class_by_name as find; find({name!r})"]
-    return ["nnUNetv2_predict", "-i", str(out / "nnUNet_raw" / dataset / "imagesTs"),
-            "-o", str(out / "predictions" / name), "-d", dataset, "-c", CONFIGURATION, "-p", PLANS, "-tr", name,
-            "-f", str(FOLD), "-device", device, "-npp", "1", "-nps", "1", "--disable_progress_bar"]
+    return [*predict_command(dataset, CONFIGURATION, name, PLANS, [FOLD], out / "nnUNet_raw" / dataset / "imagesTs",
+                             out / "predictions" / name, device), "-npp", "1", "-nps", "1", "--disable_progress_bar"]
 
 
 def disk_sizes(config_folder: Path, trainers: dict) -> dict:

@@ -32,7 +32,7 @@ from nnunet_ext.commands import run_logged
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.nnunet_env import nnunet_folder, resolve_dataset_name
 from nnunet_ext.workflow.pipeline import (PLANS, Pipeline, check_trainers, fold_folder, fold_state, link_raw_images,
-                                         train_command)
+                                         predict_command, train_command)
 
 SPLIT_RECORD = "nnunet_ext_split.json"
 TEST_PREDICTIONS = "nnunet_ext_test"
@@ -122,12 +122,6 @@ def _test_input(paths: DatasetPaths, cases: list[str]) -> Path:
     return link_raw_images(paths.raw, cases, folder)
 
 
-def predict_command(paths: DatasetPaths, configuration: str, trainer: str, plans: str, device: str,
-                    output: Path) -> list[str]:
-    return ["nnUNetv2_predict", "-i", str(paths.preprocessed / TEST_INPUT), "-o", str(output), "-d", paths.name,
-            "-c", configuration, "-tr", trainer, "-p", plans, "-f", "0", "-device", device]
-
-
 def run_cv(dataset: int | str, configuration: str, trainers: list[str], folds: list[int] | None = None,
            plans: str = PLANS, device: str = "cuda", split_file: str | Path | None = None,
            overwrite_split: bool = False, print_only: bool = False, npz: bool = False) -> list[list[str]]:
@@ -161,7 +155,8 @@ def run_cv(dataset: int | str, configuration: str, trainers: list[str], folds: l
             if all((output / f"{c}{ending}").is_file() for c in split["test"]):
                 print(f"{trainer}: test predictions present, skipped ({output})", flush=True)
                 continue
-            command = predict_command(paths, configuration, trainer, plans, device, output)
+            command = predict_command(paths.name, configuration, trainer, plans, [0], paths.preprocessed / TEST_INPUT,
+                                      output, device)
             commands.append(command)
             if not print_only:
                 _test_input(paths, split["test"])

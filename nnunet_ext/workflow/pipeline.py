@@ -71,6 +71,13 @@ def train_command(dataset: str, configuration: str, fold: int, trainer: str, pla
     return command + (["--npz"] if npz else [])
 
 
+def predict_command(dataset: str, configuration: str, trainer: str, plans: str, folds: list[int], inputs: Path,
+                    output: Path, device: str) -> list[str]:
+    """The ``nnUNetv2_predict`` line of the raw images in ``inputs`` with ``folds``; callers append pool options."""
+    return ["nnUNetv2_predict", "-i", str(inputs), "-o", str(output), "-d", dataset, "-c", configuration,
+            "-tr", trainer, "-p", plans, "-f", *map(str, folds), "-device", device]
+
+
 def link_raw_images(raw_dataset: Path, cases: list[str], folder: Path) -> Path:
     """Links the training images of ``cases`` (``imagesTr/CASE_XXXX<ending>``, one per channel of the raw
     dataset's dataset.json) into ``folder``, as ``nnUNetv2_predict``'s input; a missing image is an error."""
@@ -273,9 +280,8 @@ class Pipeline:
                  "test_time_mirroring": not disable_tta}
         if all((output / f"{c}{ending}").is_file() for c in cases):
             return self.skip({**stage, "output": str(output)}, "predictions present")
-        command = ["nnUNetv2_predict", "-i", str(inputs), "-o", str(output), "-d", self.dataset,
-                   "-c", self.configuration, "-tr", trainer, "-p", self.plans, "-f", *map(str, folds),
-                   "-device", self.device, "-npp", str(self.num_processes), "-nps", str(self.num_processes),
+        command = [*predict_command(self.dataset, self.configuration, trainer, self.plans, folds, inputs, output,
+                                    self.device), "-npp", str(self.num_processes), "-nps", str(self.num_processes),
                    "--disable_progress_bar"] + (["--disable_tta"] if disable_tta else [])
         env = self.env if results is None else {**self.env, "nnUNet_results": str(results)}
         record = self.run(stage, command, log_name or f"predict_{trainer}.log", env)
