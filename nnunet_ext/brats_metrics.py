@@ -42,8 +42,6 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-
 from nnunet_ext.converters.brats import EXPORT_LABELS, REGION_LABELS, relabelled
 from nnunet_ext.errors import NnunetExtError
 

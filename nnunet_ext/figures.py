@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from nnunet_ext.target_store import TargetSpec
 
 
 def most_informative_slice(label_map: np.ndarray) -> int:

@@ -26,7 +26,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from nnunet_ext.commands import run_logged
 from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.benchmarks.common import (DATA_VARIABLE, at_least, auto_device, hardware_markdown, hardware_record,
                                  invoked_command, markdown_table, sample_folder, write_json)
