@@ -37,6 +37,7 @@ import os
 import re
 import shlex
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,8 +102,9 @@ def check_trainers(names: list[str]) -> None:
     from nnunet_ext.trainer_path import trainer_folder
 
     for name in names:
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net's look-up prints every folder it searches
+        try:  # nnU-Net's look-up prints every folder it searches; its imports warn of torch's deprecations
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
                 recursive_find_trainer_class_by_name(name)
         except (RuntimeError, AssertionError):
             raise NnunetExtError(
