@@ -1,14 +1,19 @@
-"""nnunet_ext.workflow.pipeline: the journal of stages, the fold states, nnU-Net's training-log times (fast)."""
+"""nnunet_ext.workflow.pipeline: the journal of stages, the fold states, nnU-Net's training-log times, the
+conversion stage and the trainer check (fast)."""
 
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
 from nnunet_ext.errors import NnunetExtError
-from nnunet_ext.workflow.pipeline import (Pipeline, fold_folder, fold_state, link_raw_images, train_command,
-                                          training_log_times)
+from nnunet_ext.workflow.pipeline import (Pipeline, check_trainers, fold_folder, fold_state, link_raw_images,
+                                          train_command, training_log_times)
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_journal_keeps_what_ran_and_reports_it_for_a_skipped_stage(tmp_path):
@@ -86,3 +91,23 @@ def test_link_raw_images_links_every_channel_of_the_cases_and_names_a_missing_on
     link_raw_images(raw, ["a"], folder)  # again: the links are there, nothing fails
     with pytest.raises(NnunetExtError, match="c_0001.nii.gz not found"):
         link_raw_images(raw, ["c"], folder)
+
+
+def test_convert_runs_the_converter_once_and_a_rerun_reports_its_timings(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("nnUNet_raw", str(tmp_path / "raw"))
+    pipeline = Pipeline("Dataset900_X", "2d", tmp_path / "logs", journal=tmp_path / "stages.jsonl")
+    # a converter that fails when its dataset exists, as nnunet_ext_synthetic does without --overwrite
+    converter = [sys.executable, "-c", "import os, pathlib; folder = pathlib.Path(os.environ['nnUNet_raw'], "
+                 "'Dataset900_X'); folder.mkdir(parents=True); (folder / 'dataset.json').write_text('{}')"]
+    ran = pipeline.convert(converter)
+    assert (tmp_path / "raw" / "Dataset900_X" / "dataset.json").is_file() and ran["stage"] == "convert"
+    again = pipeline.convert(converter)
+    assert again["skipped"] == "raw dataset present" and again["seconds"] == ran["seconds"]
+    assert "convert: raw dataset present, skipped" in capsys.readouterr().out
+
+
+def test_check_trainers_finds_ours_and_names_the_export_for_an_unknown_one(monkeypatch):
+    monkeypatch.setenv("nnUNet_extTrainer", str(REPO / "trainers"))
+    check_trainers(["nnUNetTrainer", "nnUNetTrainerSiNGR_1epoch_2iters"])
+    with pytest.raises(NnunetExtError, match=r"^trainer nnUNetTrainerNoSuch not found .*export nnUNet_extTrainer=\S+$"):
+        check_trainers(["nnUNetTrainerNoSuch"])

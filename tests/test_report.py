@@ -137,6 +137,12 @@ def test_fold_states_and_print_commands(fake_nnunet, capsys):
     assert "B fold 0: finished, skipped" in output and output.strip().endswith("--val")
 
 
+def test_cv_checks_every_trainer_name_before_training(fake_nnunet, monkeypatch):
+    monkeypatch.setenv("nnUNet_extTrainer", str(fake_nnunet / "no_trainers_here"))
+    with pytest.raises(NnunetExtError, match="trainer B not found"):  # B has finished folds, nothing is started
+        run_cv("777", "3d_fullres", ["B"], [0, 1], device="cpu")
+
+
 def test_fixed_split_writes_nnunet_splits(fake_nnunet, capsys):
     paths = dataset_paths("777")
     split_file = fake_nnunet / "split.json"
