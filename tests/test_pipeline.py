@@ -4,16 +4,14 @@ conversion stage and the trainer check (fast)."""
 from __future__ import annotations
 
 import json
+import re
 import sys
-from pathlib import Path
 
 import pytest
 
 from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.workflow.pipeline import (Pipeline, check_trainers, fold_folder, fold_state, link_raw_images,
                                           train_command, training_log_times)
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_journal_keeps_what_ran_and_reports_it_for_a_skipped_stage(tmp_path):
@@ -106,8 +104,13 @@ def test_convert_runs_the_converter_once_and_a_rerun_reports_its_timings(tmp_pat
     assert "convert: raw dataset present, skipped" in capsys.readouterr().out
 
 
-def test_check_trainers_finds_ours_and_names_the_export_for_an_unknown_one(monkeypatch):
-    monkeypatch.setenv("nnUNet_extTrainer", str(REPO / "trainers"))
+def test_check_trainers_finds_ours_and_says_what_to_fix_for_an_unknown_one(monkeypatch):
+    from nnunet_ext.trainer_path import trainer_folder
+
+    monkeypatch.setenv("nnUNet_extTrainer", str(trainer_folder()))
     check_trainers(["nnUNetTrainer", "nnUNetTrainerSiNGR_1epoch_2iters"])
-    with pytest.raises(NnunetExtError, match=r"^trainer nnUNetTrainerNoSuch not found .*export nnUNet_extTrainer=\S+$"):
-        check_trainers(["nnUNetTrainerNoSuch"])
+    with pytest.raises(NnunetExtError, match=r"^trainer nnUNetTrainerSiNGRR not found .*; check the name"):
+        check_trainers(["nnUNetTrainerSiNGRR"])  # the folder is searched: the name is wrong
+    monkeypatch.delenv("nnUNet_extTrainer")
+    with pytest.raises(NnunetExtError, match=rf"\(not set\); .* export nnUNet_extTrainer={re.escape(str(trainer_folder()))}$"):
+        check_trainers(["nnUNetTrainerSiNGR"])

@@ -107,11 +107,14 @@ def check_trainers(names: list[str]) -> None:
                 warnings.simplefilter("ignore", FutureWarning)
                 recursive_find_trainer_class_by_name(name)
         except (RuntimeError, AssertionError):
-            raise NnunetExtError(
-                f"trainer {name} not found in nnunetv2 or nnUNet_extTrainer "
-                f"({os.environ.get('nnUNet_extTrainer') or 'not set'}); nnunet-ext's trainers, each with the budget "
-                f"suffixes of nnunet_ext/schedules.py, are found after: export nnUNet_extTrainer={trainer_folder()}"
-            ) from None
+            searched = os.environ.get("nnUNet_extTrainer", "")
+            if trainer_folder() in [Path(p).resolve() for p in searched.split(os.pathsep) if p]:
+                fix = ("check the name against the README's trainer table (each trainer also with every budget suffix "
+                       "of nnunet_ext/schedules.py)")
+            else:
+                fix = f"nnunet-ext's trainers are found after: export nnUNet_extTrainer={trainer_folder()}"
+            raise NnunetExtError(f"trainer {name} not found in nnunetv2 or nnUNet_extTrainer ({searched or 'not set'}); "
+                                 + fix) from None
 
 
 def training_log_times(folder: Path, since: float = 0.0) -> dict:
