@@ -113,8 +113,8 @@ def check_trainers(names: list[str]) -> None:
                        "of nnunet_ext/schedules.py)")
             else:
                 fix = f"nnunet-ext's trainers are found after: export nnUNet_extTrainer={trainer_folder()}"
-            raise NnunetExtError(f"trainer {name} not found in nnunetv2 or nnUNet_extTrainer ({searched or 'not set'}); "
-                                 + fix) from None
+            raise NnunetExtError(
+                f"trainer {name} not found in nnunetv2 or nnUNet_extTrainer ({searched or 'not set'}); {fix}") from None
 
 
 def training_log_times(folder: Path, since: float = 0.0) -> dict:
