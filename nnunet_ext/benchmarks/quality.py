@@ -166,9 +166,8 @@ def convert(args: argparse.Namespace, dataset_name: str) -> dict:
                        "-np", str(args.num_processes)],
          "lgg": ["nnunet_ext_convert_lgg", "-i", source, "-d", dataset_id, "-n", name,
                  "--bin-in-plane", str(args.shrink)]}[args.dataset])
-    raw = nnunet_folder("nnUNet_raw") / dataset_name
     if args.dataset == "brats2015" and (
-            layout := json.loads((raw / "dataset.json").read_text()).get("brats_layout")) != "2015":
+            layout := json.loads(Path(record["folder"], "dataset.json").read_text()).get("brats_layout")) != "2015":
         raise NnunetExtError(f"{args.source} converted as BraTS layout {layout!r}, not the 2015 sample layout; "
                              "pass the BraTS 2015 case folders as --source")
     return {**record, **({"shrink_in_plane": args.shrink} if args.shrink > 1 else {})}

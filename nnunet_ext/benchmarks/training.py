@@ -91,7 +91,7 @@ def prepare_dataset(args: argparse.Namespace) -> tuple[str, list[dict]]:
         ["nnunet_ext_convert_brats", "-i", str(args.source), "-d", str(dataset_id), "-n", base_name]
         if args.kind == "brats2015" else ["nnunet_ext_synthetic", "-d", str(dataset_id), "-k", args.kind])]
     if args.kind == "brats2015":  # no test images: a training case stands in (predict time depends on the size only)
-        raw = args.out / "nnUNet_raw" / pipeline.dataset
+        raw = Path(stages[0]["folder"])
         link_raw_images(raw, [sorted((raw / "imagesTr").glob("*"))[0].name.rsplit("_", 1)[0]], raw / "imagesTs")
     stages.append(pipeline.plan_and_preprocess())
     pipeline.split()  # nnU-Net's own needs 5 cases, the BraTS sample has 3
