@@ -95,28 +95,42 @@ def test_lgg_shrink_bins_slices_in_plane(tmp_path, sample_data):
     assert json.loads((out / "quality.json").read_text())["stages"][0]["shrink_in_plane"] == 4
 
 
-def test_batch_size_replaces_the_planned_one_and_remembers_it(tmp_path, monkeypatch):
-    """--batch-size N: the plans' configuration trains with N; the planned value is kept beside it, so a
-    second run (or another N) still reports what nnU-Net planned."""
+def test_plan_overrides_replace_the_planned_values_and_remember_them(tmp_path, monkeypatch):
+    """--batch-size N / --patch-size: the plans' configuration trains with them; each planned value is kept
+    beside it, so a second run (or another value) still reports what nnU-Net planned. A patch the planned
+    network cannot pool is refused."""
     import argparse
 
     from nnunet_ext.benchmarks import quality as benchmark_quality
+    from nnunet_ext.errors import NnunetExtError
     from nnunet_ext.workflow.pipeline import Pipeline
 
     dataset = tmp_path / "nnUNet_preprocessed" / "Dataset971_LGGFlairShrink4"
     dataset.mkdir(parents=True)
-    plans = {"configurations": {"2d": {"batch_size": 25, "patch_size": [32, 64]}, "3d_fullres": {"batch_size": 2}}}
+    strides = [[1, 1], [2, 2], [2, 2], [1, 2]]  # pools 4 x 8
+    plans = {"configurations": {"2d": {"batch_size": 25, "patch_size": [32, 64],
+                                       "architecture": {"arch_kwargs": {"strides": strides}}},
+                                "3d_fullres": {"batch_size": 2}}}
     (dataset / "nnUNetPlans.json").write_text(json.dumps(plans))
     monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path / "nnUNet_preprocessed"))
     out = tmp_path / "work"
-    args = argparse.Namespace(configuration="2d", batch_size=8, out=out,
+    args = argparse.Namespace(configuration="2d", batch_size=8, patch_size=None, out=out,
                               pipeline=Pipeline(dataset.name, "2d", out / "logs", journal=out / "stages.jsonl"))
     args.out.mkdir()
     for batch_size in (8, 8, 12):
         args.batch_size = batch_size
-        record = benchmark_quality.set_batch_size(args, dataset.name)
+        record = benchmark_quality.override_plans(args, dataset.name)
         written = json.loads((dataset / "nnUNetPlans.json").read_text())["configurations"]
         assert written["2d"]["batch_size"] == batch_size and written["2d"]["planned_batch_size"] == 25
         assert written["3d_fullres"] == {"batch_size": 2} and written["2d"]["patch_size"] == [32, 64]
-        assert record["planned"] == 25 and record["used"] == batch_size
+        assert record["planned"] == {"batch_size": 25} and record["used"] == {"batch_size": batch_size}
+    args.batch_size, args.patch_size = None, [16, 24]
+    record = benchmark_quality.override_plans(args, dataset.name)
+    written = json.loads((dataset / "nnUNetPlans.json").read_text())["configurations"]["2d"]
+    assert written["patch_size"] == [16, 24] and written["planned_patch_size"] == [32, 64]
+    assert written["batch_size"] == 12 and record["planned"] == {"patch_size": [32, 64]}
+    for bad in ([16, 20], [16]):  # 20 is not divisible by 8; one size for a 2d network
+        args.patch_size = bad
+        with pytest.raises(NnunetExtError, match="divisible by"):
+            benchmark_quality.override_plans(args, dataset.name)
     assert not list(dataset.glob(".*"))  # no temporary left

@@ -10,7 +10,7 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_ext.converters.brats import convert_brats, convert_brats_images, main as brats_main
-from nnunet_ext.converters.lgg import convert_lgg
+from nnunet_ext.converters.lgg import convert_lgg, read_patient_list
 from nnunet_ext.errors import NnunetExtError
 
 BRATS2015 = "brats2015_sample"  # sample folders, found by conftest's sample_data fixture
@@ -303,3 +303,54 @@ def test_lgg_tif_without_its_directory_is_reported(tmp_path, sample_data):
     _truncate(copy / f"{patient.name}_3_mask.tif", 0.9)
     with pytest.raises(NnunetExtError, match=rf"{patient.name}: {patient.name}_3_mask.tif holds no image \(truncated"):
         convert_lgg(source, 505, raw_root=tmp_path / "raw")
+
+
+def test_brats_extra_files_in_a_case_folder_are_not_read_and_listed(tmp_path, capsys):
+    """Public BraTS copies hold a brain mask, a model's prediction or an .h5 copy beside the case's files:
+    none is ground truth, none is converted, one line and dataset.json name them."""
+    source = tmp_path / "in"
+    for i in (1, 2):
+        folder = write_brats_case(source, f"Brats18_CBICA_AA{i}_1", brats_labels(i))
+        sitk.WriteImage(_image(np.ones(SHAPE, np.uint8)), str(folder / "mask.nii.gz"))
+        sitk.WriteImage(_image(brats_labels(9)), str(folder / f"{folder.name}_pred.nii.gz"))
+    (source / "Brats18_CBICA_AA1_1" / "Brats18_CBICA_AA1_1.h5").write_bytes(b"")
+    folder = convert_brats(source, 501, "BraTS18", raw_root=tmp_path / "raw")
+    assert sorted(p.name for p in (folder / "labelsTr").iterdir()) == ["Brats18_CBICA_AA1_1.nii.gz",
+                                                                      "Brats18_CBICA_AA2_1.nii.gz"]
+    assert len(list((folder / "imagesTr").iterdir())) == 8
+    converted = _read(folder / "labelsTr" / "Brats18_CBICA_AA1_1.nii.gz")
+    assert np.array_equal(converted == 3, brats_labels(1) == 4)  # from _seg, not from the prediction
+    ignored = json.loads((folder / "dataset.json").read_text())["ignored_files"]
+    assert ignored == {"Brats18_CBICA_AA1_1": ["Brats18_CBICA_AA1_1.h5", "Brats18_CBICA_AA1_1_pred.nii.gz", "mask.nii.gz"],
+                       "Brats18_CBICA_AA2_1": ["Brats18_CBICA_AA2_1_pred.nii.gz", "mask.nii.gz"]}
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("ignored")]
+    assert len(lines) == 1 and lines[0].startswith("ignored 5 file(s)") and "Brats18_CBICA_AA1_1/mask.nii.gz" in lines[0]
+
+
+def test_lgg_patient_list_converts_only_the_listed_patients(tmp_path):
+    source = _lgg_source(tmp_path)
+    listing = tmp_path / "cv.txt"
+    listing.write_text("# cross-validation patients\nTCGA_AA_0001_20000101\n\nTCGA_AA_0003_20000101  # last\n")
+    folder = convert_lgg(source, 504, raw_root=tmp_path / "raw", patients=read_patient_list(listing))
+    assert sorted(p.name for p in (folder / "labelsTr").iterdir()) == ["TCGA_AA_0001_20000101.nii.gz",
+                                                                      "TCGA_AA_0003_20000101.nii.gz"]
+    dataset = json.loads((folder / "dataset.json").read_text())
+    assert dataset["numTraining"] == 2 and dataset["converted_from_patient_list"] is True
+    with pytest.raises(NnunetExtError, match=r"1 listed patient\(s\) have no folder .* \(first: TCGA_AA_0009_20000101\)"):
+        convert_lgg(source, 505, raw_root=tmp_path / "raw", patients=["TCGA_AA_0001_20000101", "TCGA_AA_0009_20000101"])
+    listing.write_text("# nobody\n")
+    with pytest.raises(NnunetExtError, match="names no patient"):
+        read_patient_list(listing)
+
+
+def test_lgg_spacing_keeps_the_acquired_slices_the_axis_nnunet_slices(tmp_path):
+    """The default assumes 1 mm pixels and 5 mm between slices; binning that would make the in-plane spacing
+    larger than the slice spacing (nnU-Net's 2d would cut across the acquired slices) is refused."""
+    source = _lgg_source(tmp_path)
+    folder = convert_lgg(source, 504, raw_root=tmp_path / "raw", bin_in_plane=4)
+    flair = sitk.ReadImage(str(folder / "imagesTr" / "TCGA_AA_0001_20000101_0001.nii.gz"))
+    assert flair.GetSpacing() == (4.0, 4.0, 5.0)
+    assert json.loads((folder / "dataset.json").read_text())["assumed_spacing_mm"] == {"in_plane": 1.0,
+                                                                                      "between_slices": 5.0}
+    with pytest.raises(NnunetExtError, match="in-plane spacing 6 mm, more than the 5 mm between slices"):
+        convert_lgg(source, 505, raw_root=tmp_path / "raw", bin_in_plane=6)

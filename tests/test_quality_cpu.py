@@ -1,16 +1,19 @@
-"""nnunet_ext_benchmark quality-cpu: the converging CPU benchmark's records, in its --quick smoke mode (e2e)."""
+"""The converging benchmarks (quality-cpu, quality-real): plateau, claims, and quality-cpu's results rebuilt from
+its committed records. The e2e smoke of the machinery: tests/test_quality_real.py."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from nnunet_ext.benchmarks.quality_cpu import plateau
+from nnunet_ext.benchmarks.converging import Claim, check_claims, plateau
 
-PART = ["-m", "nnunet_ext.benchmarks", "quality-cpu"]
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 
 def test_plateau_is_the_ema_rise_over_the_last_fifth():
@@ -21,33 +24,27 @@ def test_plateau_is_the_ema_rise_over_the_last_fifth():
     assert plateau([0.5] * 7 + [0.80, 0.805, 0.809])["plateaued"]
 
 
-@pytest.mark.e2e
-def test_quick_run_writes_one_record_per_trainer_and_region(tmp_path):
-    out, results = tmp_path / "work", tmp_path / "results"
-    completed = subprocess.run([sys.executable, *PART, "--quick", "--out", str(out),
-                                "--results", str(results)], capture_output=True, text=True, timeout=900)
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    record = json.loads((results / "quality_cpu.json").read_text())
-    keys = {"trainer", "dataset", "region", "dice_mean", "dice_se", "hd95_mean", "folds", "collapsed_folds"}
-    rows = record["records"]
-    assert {(r["trainer"], r["region"]) for r in rows} == {
-        (t, region) for t in ("nnUNetTrainer", "nnUNetTrainerSiNGR")
-        for region in ("whole tumor", "tumor core", "enhancing tumor")}
-    for row in rows:
-        assert keys <= set(row) and row["dataset"] == "synthetic" and row["folds"] == [0]
-        assert 0 <= row["dice_mean"] <= 1 and isinstance(row["collapsed_folds"], list)
-    assert {r["dice_difference_vs_default"] is None for r in rows if r["trainer"] == "nnUNetTrainer"} == {True}
-    assert "0" in record["datasets"]["synthetic"]["default_plateau"]
-    assert record["hardware"]["logical_cpus"] >= 1 and record["budget"] == "_1epoch_2iters"
-    assert "| nnUNetTrainerSiNGR | tumor core |" in (results / "quality_cpu.md").read_text()
-    assert sorted(p.name for p in (results / "quality_cpu").glob("*.png")) == [
-        "curves_nnUNetTrainer.png", "curves_nnUNetTrainerSiNGR.png"]
+def test_claims_are_checked_per_region_by_direction_and_significance():
+    claim = Claim("SiNGR", "T", "brats", "hd95", -1, None, "lower HD95")
+    records = [{"trainer": "T", "dataset": "brats", "region": region, "hd95_difference_vs_default": d,
+                "hd95_wilcoxon_p": p} for region, d, p in (("wt", -2.0, 0.01), ("tc", -1.0, 0.3), ("et", 0.5, 0.01))]
+    records.append({"trainer": "T", "dataset": "lgg", "region": "tumor", "hd95_difference_vs_default": -9.0,
+                    "hd95_wilcoxon_p": 0.001})
+    verdicts = {c["region"]: c["verdict"] for c in check_claims((claim,), records)}
+    assert verdicts == {"wt": "reproduced", "tc": "same direction, not significant", "et": "not reproduced"}
+    only_tc = Claim("SiNGR", "T", "brats", "hd95", -1, "tc", "lower HD95")
+    assert [c["region"] for c in check_claims((only_tc,), records)] == ["tc"]
 
-    # the committed per-fold records are the benchmark's state: on a machine without the work folder
-    # nothing is retrained and the same results come back
-    again = subprocess.run([sys.executable, *PART, "--quick", "--out",
-                            str(tmp_path / "new_machine"), "--results", str(results)],
-                           capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "every trainer recorded" in again.stdout and not (tmp_path / "new_machine").exists()
-    assert json.loads((results / "quality_cpu.json").read_text())["records"] == rows
+
+def test_quality_cpu_results_are_rebuilt_from_the_committed_records(tmp_path):
+    """--report-only on a copy of docs/results: the same records come back from the per-fold run files."""
+    results = tmp_path / "results"
+    shutil.copytree(RESULTS / "quality_cpu", results / "quality_cpu")
+    completed = subprocess.run([sys.executable, "-m", "nnunet_ext.benchmarks", "quality-cpu", "--report-only",
+                                "--results", str(results), "--out", str(tmp_path / "work")],
+                               capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    rebuilt = json.loads((results / "quality_cpu.json").read_text())
+    committed = json.loads((RESULTS / "quality_cpu.json").read_text())
+    assert rebuilt["records"] == committed["records"] and rebuilt["budget"] == "_80epochs_20iters"
+    assert "| nnUNetTrainerSiNGR | tumor core | 0, 1, 2 |" in (results / "quality_cpu.md").read_text()

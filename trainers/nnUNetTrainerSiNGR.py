@@ -83,6 +83,14 @@ class nnUNetTrainerSiNGR_Official(nnUNetTrainerSiNGR):
         return OfficialSiNGRLoss()
 
 
+class nnUNetTrainerSiNGR_Euclidean(nnUNetTrainerSiNGR):
+    """SiNG maps with lambda 0 (Eq. 2 without the image term: the spatial step alone, FastGeodis' raster scan
+    of the Euclidean distance) + Focal-L1. The same maps as SiNGR without the image: does the geodesic part
+    matter? (An ablation of ours; neither the paper nor the authors' code has it.)"""
+
+    sing_options = SiNGOptions(lam=0.0)
+
+
 class nnUNetTrainerSiNGR_PaperAdam(PaperAdam, nnUNetTrainerSiNGR):
     """The paper's optimiser (Sec. 4: Adam, learning rate 1e-4, weight decay 1e-5)."""
 

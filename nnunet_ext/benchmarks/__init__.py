@@ -7,7 +7,8 @@ all             every part below that docs/results quote, one report (:mod:`.sui
 targets         map precompute per case, ours vs the authors' recipes, the hook, disk, CPU vs CUDA
 training        iteration time, loader throughput, predict time per trainer vs nnUNetTrainer
 quality         one dataset's pipeline with per-stage timings and the report (:mod:`.quality`)
-quality-cpu     the converging quality benchmark on 2 CPU cores, resumable (:mod:`.quality_cpu`)
+quality-cpu     every trainer vs the default on synthetic volumes, resumable (:mod:`.quality_cpu`)
+quality-real    the headline trainers vs the default on real BraTS and LGG, five folds (:mod:`.quality_real`)
 saturation      where a trained SiNGR-type fold's outputs sit on tanh (:mod:`.saturation`)
 hd95            our MONAI HD95 beside the BraTS organisers' package on the same files (:mod:`.hd95`)
 ==============  ==============================================================================

@@ -6,7 +6,7 @@ import importlib
 import sys
 
 PARTS = {"all": "suite", "targets": "targets", "training": "training", "quality": "quality",
-         "quality-cpu": "quality_cpu", "saturation": "saturation", "hd95": "hd95"}
+         "quality-cpu": "quality_cpu", "quality-real": "quality_real", "saturation": "saturation", "hd95": "hd95"}
 
 
 def main(argv: list[str] | None = None) -> int:

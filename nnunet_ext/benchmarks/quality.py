@@ -1,16 +1,22 @@
 """Segmentation quality on real MRI (or the synthetic BraTS-like set) with a short, stated budget:
 nnU-Net's default trainer against ours on one split, every stage timed.
 
-    nnunet_ext_benchmark quality --dataset lgg|brats2015|synthetic [--source DIR] [--out DIR]
+    nnunet_ext_benchmark quality --dataset lgg|brats|brats2015|synthetic [--source DIR] [--out DIR]
         [--trainers nnUNetTrainer nnUNetTrainerSiNGR ...] [--budget _10epochs_20iters] [--folds 0 1 2]
-        [--device cpu|cuda] [--np N] [--shrink N] [--batch-size N] [--stop-after STAGE]
+        [--device cpu|cuda] [--np N] [--configuration C] [--target-spacing Z Y X] [--patch-size Z Y X]
+        [--batch-size N] [--shrink N] [--patients FILE] [--stop-after STAGE]
 
 The stages, resumable (a stage skipped on a re-run is reported with the timings of the run that did it):
-convert (the LGG or BraTS 2015 converter, or ``nnunet_ext_synthetic``), then through
+convert (the LGG or BraTS converter, or ``nnunet_ext_synthetic``), then through
 :class:`nnunet_ext.workflow.pipeline.Pipeline` plan and preprocess, nnU-Net's seeded split, the maps of
 each spec the trainers declare, training per trainer and fold, prediction of the validation cases
 (``--predict``) and the report. Writes ``quality.json`` and ``quality.md`` to ``--out``. What each budget
 costs per device: docs/results/short-budget-cpu.md and docs/results/gpu.md.
+
+CPU concessions, each recorded with the planned value beside it: ``--target-spacing`` plans 3d_fullres at a
+coarser spacing (nnU-Net's ``-overwrite_target_spacing``; validation predictions are still exported at the
+raw images' spacing, so the metrics are at native resolution); ``--patch-size`` and ``--batch-size`` replace
+the planned patch and batch (the network planned for the original patch is kept).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.benchmarks.common import (DATA_VARIABLE, at_least, auto_device, hardware_markdown, hardware_record,
                                  invoked_command, markdown_table, sample_folder, write_json)
@@ -39,15 +47,18 @@ PLANNED = ("patch_size", "batch_size", "spacing", "median_image_size_in_voxels")
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 DATASETS = {
     "lgg": {"id": 971, "name": "LGGFlair", "configuration": "2d", "sample": "lgg_kaggle_3m_sample/kaggle_3m",
-            "folds": [0, 1, 2, 3, 4], "predict": False, "title": "LGG FLAIR (Kaggle lgg-mri-segmentation), 2d",
-            "note": "slices of each patient stacked into one volume, trained slice-wise (2d); spacing assumed 1 mm "
-                    "(the TIFs store none), so HD95 is in pixels of the (binned) slices"},
+            "folds": [0, 1, 2, 3, 4], "predict": False, "title": "LGG FLAIR (Kaggle lgg-mri-segmentation)",
+            "note": "slices of each patient stacked into one volume; spacing assumed 1 mm in-plane and 5 mm between "
+                    "slices (the TIFs store none; nnunet_ext_convert_lgg), HD95 in mm under that assumption"},
+    "brats": {"id": 974, "name": "BraTS", "configuration": "3d_fullres", "sample": None, "folds": [0, 1, 2, 3, 4],
+              "predict": False, "title": "BraTS 2017-2021 training cases (T1, T1ce, T2, FLAIR)",
+              "note": "four modalities, expert labels 0/1/2/4, 240x240x155 at 1 mm"},
     "synthetic": {"id": 973, "name": "SyntheticBraTS", "configuration": "3d_fullres", "sample": None,
                   "folds": [0], "predict": False,
-                  "title": "synthetic BraTS-like regions (nnunet_ext_synthetic -k brats), 3d_fullres",
+                  "title": "synthetic BraTS-like regions (nnunet_ext_synthetic -k brats)",
                   "note": "generated cases at 1 mm, 4 modalities, regions whole tumour, tumour core, enhancing tumour"},
     "brats2015": {"id": 972, "name": "BraTS2015", "configuration": "3d_fullres", "sample": "brats2015_sample",
-                  "folds": [0], "predict": True, "title": "BraTS 2015 (FLAIR + T1c), 3d_fullres",
+                  "folds": [0], "predict": True, "title": "BraTS 2015 (FLAIR + T1c)",
                   "note": "two channels (T1c, FLAIR; no T1/T2 in this sample), native 240x240x155 at 1 mm"},
 }
 # Each budget needs a ShortSchedule variant of every compared trainer. BraTS 2015 on CPU (about a minute
@@ -70,8 +81,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     add = parser.add_argument
     add("--dataset", required=True, choices=sorted(DATASETS))
-    add("--source", type=Path, help="lgg: the kaggle_3m folder (TCGA_*/ folders of TIF slices); brats2015: the case "
-        f"folders ({{T1c,Flair}}_subtrMeanDivStd.nii.gz, OTMultiClass.nii.gz); default: ${DATA_VARIABLE}/<sample>")
+    add("--source", type=Path, help="lgg: the kaggle_3m folder (TCGA_*/ folders of TIF slices); brats: the folder of "
+        "BraTS 2017-2021 case folders (<case>_{t1,t1ce,t2,flair,seg}.nii.gz); brats2015: the case folders "
+        f"({{T1c,Flair}}_subtrMeanDivStd.nii.gz, OTMultiClass.nii.gz); default: ${DATA_VARIABLE}/<sample>")
     add("--out", type=Path, help="work folder (default: benchmark_output/quality_<dataset>)")
     add("--trainers", nargs="+", default=["nnUNetTrainer", "nnUNetTrainerSiNGR"],
         help="trainer classes without the budget suffix; each runs as <trainer><budget>")
@@ -88,21 +100,33 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--disable-tta", action="store_true", help="nnUNetv2_predict without mirroring")
     add("--stop-after", choices=("convert", "plan", "precompute", "train"))
     add("--shrink", type=at_least(1), default=1, help="lgg: nnunet_ext_convert_lgg --bin-in-plane N (default 1)")
+    add("--patients", type=Path, help="lgg: nnunet_ext_convert_lgg --patients FILE (default: every patient)")
+    add("--configuration", help="nnU-Net configuration (default: lgg 2d, else 3d_fullres)")
+    add("--target-spacing", type=float, nargs=3, metavar=("Z", "Y", "X"),
+        help="plan 3d_fullres at this spacing in mm (nnU-Net's -overwrite_target_spacing; default: nnU-Net's)")
+    add("--patch-size", type=at_least(1), nargs="+", help="replace the planned patch size (default: nnU-Net's)")
     add("--batch-size", type=at_least(1), help="replace the planned batch size (default: nnU-Net's)")
     add("--cases", type=int, default=30, help="synthetic: number of cases (default 30)")
     add("--shape", type=int, nargs=3, default=(32, 32, 24), help="synthetic: X Y Z (default 32 32 24)")
     args = parser.parse_args(argv)
     spec = DATASETS[args.dataset]
     args.da_workers = args.da_workers or int(os.environ.get("nnUNet_n_proc_DA") or args.num_processes)
-    if args.shrink > 1 and args.dataset != "lgg":
-        parser.error("--shrink: for --dataset lgg only")
+    if (args.shrink > 1 or args.patients) and args.dataset != "lgg":
+        parser.error("--shrink, --patients: for --dataset lgg only")
+    if args.patients and not args.patients.is_file():
+        parser.error(f"--patients: file not found: {args.patients}")
+    if args.dataset == "brats" and args.source is None:
+        parser.error("--source: pass the folder of BraTS case folders (--dataset brats has no sample)")
     if spec["sample"]:
         args.source = (args.source or sample_folder(spec["sample"]) or parser.error(
             f"--source: pass --source DIR or set {DATA_VARIABLE} to the folder holding {spec['sample']}")).resolve()
         if not args.source.is_dir():
             parser.error(f"--source: folder not found: {args.source} (see --help)")
     args.out = (args.out or Path("benchmark_output") / f"quality_{args.dataset}").resolve()
-    args.configuration, args.folds = spec["configuration"], spec["folds"] if args.folds is None else args.folds
+    args.configuration = args.configuration or spec["configuration"]
+    args.folds = spec["folds"] if args.folds is None else args.folds
+    if args.target_spacing and args.configuration != "3d_fullres":
+        parser.error("--target-spacing: nnU-Net applies it to 3d_fullres only")
     if len(set(args.folds)) != len(args.folds):
         parser.error("--folds: distinct fold numbers")
     args.predict = spec["predict"] if args.predict is None else args.predict
@@ -162,29 +186,50 @@ def convert(args: argparse.Namespace, dataset_name: str) -> dict:
     record = args.pipeline.convert(
         {"synthetic": ["nnunet_ext_synthetic", "-d", dataset_id, "-k", "brats", "-n", name, "--cases", str(args.cases),
                        "--test-cases", "0", "--shape", *map(str, args.shape)],
-         "brats2015": ["nnunet_ext_convert_brats", "-i", source, "-d", dataset_id, "-n", name,
-                       "-np", str(args.num_processes)],
-         "lgg": ["nnunet_ext_convert_lgg", "-i", source, "-d", dataset_id, "-n", name,
-                 "--bin-in-plane", str(args.shrink)]}[args.dataset])
-    if args.dataset == "brats2015" and (
-            layout := json.loads(Path(record["folder"], "dataset.json").read_text()).get("brats_layout")) != "2015":
-        raise NnunetExtError(f"{args.source} converted as BraTS layout {layout!r}, not the 2015 sample layout; "
-                             "pass the BraTS 2015 case folders as --source")
-    return {**record, **({"shrink_in_plane": args.shrink} if args.shrink > 1 else {})}
+         **dict.fromkeys(("brats", "brats2015"), ["nnunet_ext_convert_brats", "-i", source, "-d", dataset_id, "-n",
+                                                  name, "-np", str(args.num_processes)]),
+         "lgg": ["nnunet_ext_convert_lgg", "-i", source, "-d", dataset_id, "-n", name, "--bin-in-plane",
+                 str(args.shrink), *(["--patients", str(args.patients.resolve())] if args.patients else [])]
+         }[args.dataset])
+    expected = {"brats2015": "2015", "brats": "2020"}.get(args.dataset)
+    if expected and (layout := json.loads(Path(record["folder"], "dataset.json").read_text()).get("brats_layout")) != expected:
+        raise NnunetExtError(f"{args.source} converted as BraTS layout {layout!r}, not {expected!r}; "
+                             f"pass the case folders of --dataset {args.dataset} as --source")
+    return {**record, **({"shrink_in_plane": args.shrink} if args.shrink > 1 else {}),
+            **({"patients": str(args.patients)} if args.patients else {})}
 
 
-def set_batch_size(args: argparse.Namespace, dataset_name: str) -> dict:
-    """Writes ``--batch-size`` into the plans' configuration (atomically), keeping the planned value beside
-    it; the preprocessed data do not depend on it. Started trainings keep their checkpoint's batch size."""
+def override_plans(args: argparse.Namespace, dataset_name: str) -> dict:
+    """Writes ``--batch-size`` / ``--patch-size`` into the plans' configuration (atomically), keeping each planned
+    value beside it (``planned_<key>``); the preprocessed data depend on neither. Started trainings keep their
+    checkpoint's values. A patch must be divisible by the network's pooling (nnU-Net's ``shape_must_be_divisible_by``)."""
     path = nnunet_folder("nnUNet_preprocessed") / dataset_name / f"{PLANS}.json"
     plans = json.loads(path.read_text())
     configuration = plans["configurations"][args.configuration]
-    planned = configuration.setdefault("planned_batch_size", configuration["batch_size"])
-    if configuration["batch_size"] != args.batch_size:
-        configuration["batch_size"] = args.batch_size
+    wanted = {key: value for key, value in (("batch_size", args.batch_size), ("patch_size", args.patch_size))
+              if value is not None}
+    if "patch_size" in wanted:
+        strides = configuration["architecture"]["arch_kwargs"]["strides"]
+        divisors = [int(np.prod([s[axis] for s in strides])) for axis in range(len(wanted["patch_size"]))]
+        if len(wanted["patch_size"]) != len(configuration["patch_size"]) or any(
+                size % d for size, d in zip(wanted["patch_size"], divisors)):
+            raise NnunetExtError(f"--patch-size {wanted['patch_size']}: the planned network needs "
+                                 f"{len(divisors)} sizes divisible by {divisors}")
+    planned = {key: configuration.setdefault(f"planned_{key}", configuration[key]) for key in wanted}
+    if any(configuration[key] != value for key, value in wanted.items()):
+        configuration.update(wanted)
         write_json(path, plans)
-    return args.pipeline.record({"stage": "batch_size", "configuration": args.configuration, "planned": planned,
-                                 "used": args.batch_size})
+    return args.pipeline.record({"stage": "plan_overrides", "configuration": args.configuration,
+                                 "planned": planned, "used": wanted})
+
+
+def check_target_spacing(args: argparse.Namespace, dataset_name: str) -> None:
+    """A work folder preprocessed at another spacing is an error, not a silent reuse."""
+    plans = json.loads((nnunet_folder("nnUNet_preprocessed") / dataset_name / f"{PLANS}.json").read_text())
+    spacing = plans["configurations"][args.configuration]["spacing"]
+    if args.target_spacing and not np.allclose(spacing, args.target_spacing):
+        raise NnunetExtError(f"{dataset_name} was preprocessed at spacing {spacing}, not --target-spacing "
+                             f"{args.target_spacing}; pass another --out or remove its nnUNet_preprocessed folder")
 
 
 def make_split(args: argparse.Namespace) -> dict:
@@ -274,13 +319,16 @@ def run(args: argparse.Namespace) -> dict:
     args.pipeline = Pipeline(dataset_folder_name(spec["id"], spec["name"] + shrunk), args.configuration,
                              args.out / "logs", args.device, args.num_processes, journal=args.out / "stages.jsonl")
     dataset_name = args.pipeline.dataset
-    note = spec["note"] + (f"; binned {args.shrink} x {args.shrink} in-plane" if args.shrink > 1 else "")
+    note = spec["note"] + (f"; binned {args.shrink} x {args.shrink} in-plane" if args.shrink > 1 else "") + (
+        f"; the patients of {args.patients.name}" if args.patients else "") + (
+        f"; planned at {' x '.join(map(str, args.target_spacing))} mm" if args.target_spacing else "")
     if args.dataset == "synthetic":
         note = f"{' x '.join(map(str, args.shape))} voxels; " + note
     record = {"command": invoked_command(), "note": SHORT_RUN_NOTE if args.budget else FULL_RUN_NOTE,
               "hardware": hardware_record(), "device": args.device, "num_processes": args.num_processes,
               "da_workers": args.da_workers,
-              "dataset": {"key": args.dataset, "title": spec["title"], "name": dataset_name, "note": note,
+              "dataset": {"key": args.dataset, "title": f"{spec['title']}, {args.configuration}", "name": dataset_name,
+                          "note": note,
                           "source": str(args.source) if args.source else "generated"},
               "folds": args.folds, "trainers": args.trainers, "baseline": args.baseline,
               "stopped_after": args.stop_after, "stages": [], "report": None, "results": None}
@@ -289,9 +337,11 @@ def run(args: argparse.Namespace) -> dict:
     stages.append(convert(args, dataset_name))
     record["dataset"]["cases"] = args.pipeline.raw_cases()
     if args.stop_after != "convert":
-        stages.append(args.pipeline.plan_and_preprocess())
-        if args.batch_size is not None:
-            stages.append(set_batch_size(args, dataset_name))
+        planner = ["-overwrite_target_spacing", *map(str, args.target_spacing)] if args.target_spacing else []
+        stages.append(args.pipeline.plan_and_preprocess(planner))
+        check_target_spacing(args, dataset_name)
+        if args.batch_size is not None or args.patch_size is not None:
+            stages.append(override_plans(args, dataset_name))
         inspected, specs = inspect_trainers(args, dataset_name)
         record.update(inspected, split=make_split(args))
         if args.stop_after != "plan":

@@ -31,6 +31,10 @@ truncated download: SimpleITK reads what is there and fills the rest with zeros 
 so the gzip stream is read to its end and its CRC checked); every modality and the segmentation with
 the same size, spacing, origin and direction; label values among the layout's. The layout and the labels
 to export back (``nnunet_ext_export_brats``) are recorded in ``dataset.json``.
+
+Other files in a case folder (a brain ``mask.nii.gz``, a model's ``*_pred*.nii.gz``, an ``.h5`` copy, as
+public BraTS copies hold) are not read: none is ground truth. One line lists them and ``dataset.json``
+records them (``ignored_files``).
 """
 
 from __future__ import annotations
@@ -114,6 +118,29 @@ def detect_layout(case_dir: Path) -> str | None:
         if (case_dir / layout.channels[-1][1].format(case=case_dir.name)).is_file():
             return name
     return None
+
+
+def layout_files(case_dir: Path, layout_name: str) -> set[str]:
+    """The file names the layout reads in ``case_dir`` (modalities, segmentation, brain mask)."""
+    layout = LAYOUTS[layout_name]
+    names = {template.format(case=case_dir.name) for _, template in layout.channels}
+    names.add(layout.segmentation.format(case=case_dir.name))
+    return names | ({layout.brain_mask} if layout.brain_mask else set())
+
+
+def ignored_files(cases: list[Path], layout_name: str) -> dict[str, list[str]]:
+    """Per case, the files of its folder that the layout does not read (sorted; cases without any left out)."""
+    found = {c.name: sorted(p.name for p in c.iterdir() if p.name not in layout_files(c, layout_name)) for c in cases}
+    return {case: names for case, names in found.items() if names}
+
+
+def report_ignored(ignored: dict[str, list[str]]) -> None:
+    """One line naming the files not read (the first few, then how many more)."""
+    if ignored:
+        listed = [f"{case}/{name}" for case, names in ignored.items() for name in names]
+        more = f" and {len(listed) - 6} more" if len(listed) > 6 else ""
+        print(f"ignored {len(listed)} file(s) that are not a modality or the segmentation: "
+              f"{', '.join(listed[:6])}{more} (listed in dataset.json, ignored_files)")
 
 
 def case_folders(source: Path) -> list[Path]:
@@ -269,6 +296,7 @@ def convert_brats(source: str | Path, dataset_id: int, name: str = "BraTS", over
     layout_name = _layout_of_all(cases, problems)
     layout = LAYOUTS[layout_name]
     candidates = [c for c in cases if c.name not in problems]
+    ignored = ignored_files(candidates, layout_name)
 
     def write(folder: Path) -> None:
         (folder / "imagesTr").mkdir()
@@ -292,9 +320,11 @@ def convert_brats(source: str | Path, dataset_id: int, name: str = "BraTS", over
             brats_layout=layout_name,
             brats_export_convention=layout.export,
             skipped_cases=dict(sorted(problems.items())),
+            ignored_files=ignored,
         )
 
     write_atomically(target, overwrite, write)
+    report_ignored(ignored)
     report_skipped(problems)
     return target
 
@@ -325,7 +355,7 @@ def _main(argv=None) -> None:
                     + "; ".join(f"{n}: {l.description}" for n, l in LAYOUTS.items()),
     )
     parser.add_argument("-i", "--input", required=True, help="folder holding the case folders "
-                        "(e.g. MICCAI_BraTS2020_TrainingData)")
+                        "(e.g. MICCAI_BraTS2020_TrainingData, or BraTS 2018 / 2019 / 2021 case folders side by side)")
     parser.add_argument("-d", "--dataset-id", type=int, help="nnU-Net dataset id (e.g. 501)")
     parser.add_argument("-n", "--name", default="BraTS", help="dataset name (default BraTS -> Dataset501_BraTS)")
     parser.add_argument("--images-only", metavar="OUTPUT",

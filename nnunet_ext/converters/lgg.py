@@ -12,10 +12,17 @@ trains on the slices of these volumes) and ``3d_fullres`` from it.
 ``--bin-in-plane N`` averages N x N pixel blocks of every slice (SimpleITK ``BinShrink``; a label
 pixel is tumour where most of its block is), for training on a CPU; the in-plane spacing grows N-fold.
 
-Spacing assumption: the TIF files store none. The default writes 1 mm in-plane and 1 mm between
-slices (``--spacing 1 1``), so HD95 / ASD come out in voxel units; pass ``--spacing INPLANE SLICE``
-(mm) when you know the acquisition (the TCIA headers of TCGA-LGG). The spacing matters for
-``3d_fullres`` (anisotropy handling, patch shape) and for surface distances, not for ``2d``.
+``--patients FILE`` converts only the patients named in FILE (one folder name per line, ``#``
+comments allowed), e.g. the cross-validation patients of a study that keeps the others as a test set;
+a listed patient without a folder is an error.
+
+Spacing assumption: the TIF files store none. The default, ``--spacing 1 5``, assumes 1 mm pixels
+(256 x 256 slices of a field of view of about 25 cm) and 5 mm between slices, the usual slice spacing
+of the 2D axial FLAIR acquisitions of TCGA-LGG (20 to 88 slices per patient); pass ``--spacing INPLANE
+SLICE`` (mm) when you know the acquisition (the TCIA headers). HD95 / ASD are in mm under this
+assumption. The binned in-plane spacing must not exceed the slice spacing: nnU-Net's ``2d`` slices
+along the axis of largest spacing, so a larger in-plane spacing would make it train on planes cut
+across the acquired slices (the converter refuses that with one line).
 
 Checks per patient: every slice has a mask and every mask a slice, slice numbers 1..N without
 gaps, every file readable (a truncated or corrupt TIF is reported with its file name: tifffile
@@ -106,13 +113,28 @@ def _write(array: np.ndarray, path: Path, spacing: tuple[float, float, float], b
     sitk.WriteImage(image, str(path), useCompression=True)
 
 
-def convert_lgg(source: str | Path, dataset_id: int, name: str = "LGGFlair", spacing: tuple[float, float] = (1.0, 1.0),
-                overwrite: bool = False, skip_bad: bool = False, raw_root: str | Path | None = None,
-                bin_in_plane: int = 1) -> Path:
+DEFAULT_SPACING = (1.0, 5.0)  # (in-plane, between slices) in mm: the module docstring's assumption
+
+
+def read_patient_list(path: str | Path) -> list[str]:
+    """Patient folder names of a list file: one per line, blank lines and ``#`` comments ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise NnunetExtError(f"patient list not found: {path}; pass a text file with one patient folder name per line")
+    names = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    names = [n for n in names if n]
+    if not names:
+        raise NnunetExtError(f"patient list {path} names no patient")
+    return names
+
+
+def convert_lgg(source: str | Path, dataset_id: int, name: str = "LGGFlair",
+                spacing: tuple[float, float] = DEFAULT_SPACING, overwrite: bool = False, skip_bad: bool = False,
+                raw_root: str | Path | None = None, bin_in_plane: int = 1, patients: list[str] | None = None) -> Path:
     """Converts ``kaggle_3m`` into ``<raw_root or $nnUNet_raw>/DatasetXXX_<name>``; returns that folder.
 
     ``spacing`` is (in-plane, between slices) in mm, of the TIFs; ``bin_in_plane`` N > 1 bins every slice
-    N x N (see the module docstring). Bad patients are reported by name (see
+    N x N; ``patients`` limits the conversion to those folder names (see the module docstring). Bad patients are reported by name (see
     :func:`nnunet_ext.converters.check_problems`).
     """
     from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
@@ -124,7 +146,19 @@ def convert_lgg(source: str | Path, dataset_id: int, name: str = "LGGFlair", spa
         raise NnunetExtError(f"spacing {tuple(spacing)} is invalid; pass two positive numbers in mm: --spacing INPLANE SLICE")
     if bin_in_plane < 1:
         raise NnunetExtError(f"bin_in_plane {bin_in_plane} is invalid; pass a whole number of at least 1")
+    if spacing[0] * bin_in_plane > spacing[1]:
+        raise NnunetExtError(
+            f"--bin-in-plane {bin_in_plane} makes the in-plane spacing {spacing[0] * bin_in_plane:g} mm, more than the "
+            f"{spacing[1]:g} mm between slices: nnU-Net would slice across the acquired slices; pass a smaller "
+            f"--bin-in-plane or --spacing {spacing[0]:g} S with S >= {spacing[0] * bin_in_plane:g}")
+    listed = patients
     patients = sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
+    if listed is not None:
+        absent = sorted(set(listed) - {p.name for p in patients})
+        if absent:
+            raise NnunetExtError(f"{len(absent)} listed patient(s) have no folder in {source} (first: {absent[0]}); "
+                                 "check the list against the kaggle_3m folder")
+        patients = [p for p in patients if p.name in set(listed)]
     if not patients:
         raise NnunetExtError(f"no patient folders in {source}; pass the kaggle_3m folder (holding TCGA_*/)")
     voxel_spacing = (float(spacing[0]), float(spacing[0]), float(spacing[1]))
@@ -160,6 +194,7 @@ def convert_lgg(source: str | Path, dataset_id: int, name: str = "LGGFlair", spa
             license="CC BY-NC-SA 4.0",
             converted_by="nnunet_ext_convert_lgg",
             assumed_spacing_mm={"in_plane": voxel_spacing[0], "between_slices": voxel_spacing[2]},
+            **({"converted_from_patient_list": True} if listed is not None else {}),
             skipped_cases=dict(sorted(problems.items())),
             **({"shrunk_in_plane": bin_in_plane} if bin_in_plane > 1 else {}),
         )
@@ -179,15 +214,18 @@ def _main(argv=None) -> None:
     parser.add_argument("-i", "--input", required=True, help="the kaggle_3m folder (holding TCGA_*/ patient folders)")
     parser.add_argument("-d", "--dataset-id", type=int, required=True, help="nnU-Net dataset id (e.g. 502)")
     parser.add_argument("-n", "--name", default="LGGFlair", help="dataset name (default LGGFlair)")
-    parser.add_argument("--spacing", type=float, nargs=2, default=(1.0, 1.0), metavar=("INPLANE", "SLICE"),
-                        help="assumed voxel spacing in mm (the TIFs store none; default 1 1)")
+    parser.add_argument("--spacing", type=float, nargs=2, default=DEFAULT_SPACING, metavar=("INPLANE", "SLICE"),
+                        help="assumed voxel spacing in mm (the TIFs store none; default 1 5, see the module docs)")
+    parser.add_argument("--patients", metavar="FILE",
+                        help="convert only the patients named in FILE (one folder name per line)")
     parser.add_argument("--bin-in-plane", type=int, default=1, metavar="N",
                         help="average N x N pixel blocks of every slice, labels by majority (default 1: none)")
     parser.add_argument("--skip-bad", action="store_true", help="leave out bad patients (listed) instead of failing")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset of the same name")
     args = parser.parse_args(argv)
+    patients = read_patient_list(args.patients) if args.patients else None
     folder = convert_lgg(args.input, args.dataset_id, args.name, tuple(args.spacing), args.overwrite, args.skip_bad,
-                         bin_in_plane=args.bin_in_plane)
+                         bin_in_plane=args.bin_in_plane, patients=patients)
     print(f"wrote {folder}")
     print(f"next: nnUNetv2_plan_and_preprocess -d {args.dataset_id} -c 2d 3d_fullres --verify_dataset_integrity")
 

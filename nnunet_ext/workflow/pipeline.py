@@ -217,14 +217,16 @@ class Pipeline:
             return self.skip(stage, "raw dataset present")
         return self.record(self.run(stage, command, log_name))
 
-    def plan_and_preprocess(self) -> dict:
+    def plan_and_preprocess(self, planner_args: list[str] = ()) -> dict:
+        """``nnUNetv2_plan_and_preprocess`` with ``planner_args`` (e.g. ``-overwrite_target_spacing 4 4 4``); skipped
+        when the configuration's cases are preprocessed (the caller checks that the plans are the ones it wants)."""
         plans = nnunet_folder("nnUNet_preprocessed") / self.dataset / f"{self.plans}.json"
         if plans.is_file() and self.configuration in json.loads(plans.read_text())["configurations"]:
             folder = self.configuration_folder()
             if all((folder / f"{c}_seg.b2nd").is_file() for c in self.raw_cases()):
                 return self.skip({"stage": "plan_and_preprocess", "folder": str(folder)}, "preprocessed cases present")
         command = ["nnUNetv2_plan_and_preprocess", "-d", self.dataset_id, "-c", self.configuration,
-                   "-np", str(self.num_processes), "--verify_dataset_integrity"]
+                   "-np", str(self.num_processes), "--verify_dataset_integrity", *planner_args]
         return self.record(self.run({"stage": "plan_and_preprocess"}, command, "plan_and_preprocess.log"))
 
     def split(self) -> list[dict]:
