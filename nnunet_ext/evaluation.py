@@ -126,6 +126,38 @@ def case_files(prediction_folder: str | Path, reference_folder: str | Path, data
     return [(r.name[: -len(ending)], prediction_folder / r.name, r) for r in references]
 
 
+def _geometry(segmentation: np.ndarray, properties: dict) -> tuple:
+    """(shape, spacing, origin) of a segmentation as nnU-Net's reader returns it (origin: SimpleITK's reader only)."""
+    origin = properties.get("sitk_stuff", {}).get("origin")
+    return (tuple(segmentation.shape[1:]), tuple(round(float(v), 4) for v in properties["spacing"]),
+            None if origin is None else tuple(round(float(v), 3) for v in origin))
+
+
+def read_case_pair(reader, case: str, prediction_file: Path, reference_file: Path) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """(prediction, reference, spacing) of one case, read with nnU-Net's ``reader``.
+
+    An unreadable file, or a prediction on another grid than its reference (shape, spacing, origin), is an
+    error naming the case and both geometries: a prediction that merely broadcasts would be scored wrongly."""
+    read = {}
+    for what, path in (("reference", reference_file), ("prediction", prediction_file)):
+        try:
+            read[what] = reader.read_seg(str(path))
+        except Exception as error:  # SimpleITK / nibabel raise RuntimeError, OSError, ... for what they cannot read
+            first = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+            raise NnunetExtError(f"case {case}: the {what} {path} cannot be read ({first}); "
+                                 f"write it again ({'nnUNetv2_predict' if what == 'prediction' else 'the converter'})"
+                                 ) from None
+    (prediction, prediction_properties), (reference, reference_properties) = read["prediction"], read["reference"]
+    got, expected = _geometry(prediction, prediction_properties), _geometry(reference, reference_properties)
+    if got[:2] != expected[:2] or (None not in (got[2], expected[2]) and
+                                   not np.allclose(got[2], expected[2], atol=1e-3)):
+        describe = "shape {}, spacing {} in array order, origin {}".format
+        raise NnunetExtError(f"case {case}: the prediction {prediction_file} ({describe(*got)}) is not on its "
+                             f"reference's grid ({describe(*expected)}); predict it again from the raw images "
+                             "with nnUNetv2_predict")
+    return prediction[0], reference[0], tuple(reference_properties["spacing"])
+
+
 def evaluate_folders(prediction_folder: str | Path, reference_folder: str | Path, dataset_json: dict,
                      cases: list[str] | None = None) -> list[CaseMetrics]:
     """Metrics for every reference case (or only ``cases``, given as case ids) against the prediction of the same file name.
@@ -140,11 +172,9 @@ def evaluate_folders(prediction_folder: str | Path, reference_folder: str | Path
     regions = region_definitions(dataset_json)
     results = []
     for case, prediction_file, reference_file in files:
-        reference, properties = reader.read_seg(str(reference_file))
-        prediction, _ = reader.read_seg(str(prediction_file))
-        spacing = tuple(properties["spacing"])
+        prediction, reference, spacing = read_case_pair(reader, case, prediction_file, reference_file)
         for name, labels in regions.items():
-            values = binary_metrics(np.isin(prediction[0], labels), np.isin(reference[0], labels), spacing)
+            values = binary_metrics(np.isin(prediction, labels), np.isin(reference, labels), spacing)
             results.append(CaseMetrics(case=case, region=name, **values))
     return results
 

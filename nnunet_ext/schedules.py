@@ -10,7 +10,9 @@ trainer module in ``trainers/`` ends with ``add_budget_variants(globals())``, wh
 hand-written trainer. A new budget is one line here; a new trainer gets every budget by itself.
 
 The learning-rate schedule (nnU-Net's poly decay) follows ``num_epochs``, so a short run still ends
-at a small learning rate.
+at a small learning rate. nnU-Net writes ``checkpoint_latest.pth`` every 50 epochs, which a short budget
+would never reach before its end: the variants write it every :data:`SAVE_EVERY` epochs, so a run killed
+mid-way resumes (``--c``) losing at most that many epochs.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ BUDGETS: dict[str, tuple[tuple[int, int, int], str]] = {
 }
 
 
+#: epochs between two ``checkpoint_latest.pth`` of a budget variant (nnU-Net's ``save_every`` is 50)
+SAVE_EVERY = 5
+
+
 class ShortSchedule:
     """Mixin that sets ``num_epochs`` / ``num_iterations_per_epoch`` / ``num_val_iterations_per_epoch``.
 
@@ -42,6 +48,7 @@ class ShortSchedule:
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = self.schedule
+        self.save_every = SAVE_EVERY
 
 
 def budget_variant(trainer: type, suffix: str, module: str) -> type:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_ext.schedules import BUDGETS, ShortSchedule, add_budget_variants
+from nnunet_ext.schedules import BUDGETS, SAVE_EVERY, ShortSchedule, add_budget_variants
 
 TRAINERS = Path(__file__).resolve().parents[1] / "trainers"
 
@@ -55,6 +55,7 @@ def test_variant_sets_the_schedule_and_keeps_nnunets_signature():
     variant = namespace["Base_10epochs_20iters"]
     trainer = variant({}, "2d", 0, {}, torch.device("cpu"))
     assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (10, 20, 5)
+    assert trainer.save_every == SAVE_EVERY == 5  # checkpoint_latest every 5 epochs, not nnU-Net's 50
     assert list(inspect.signature(variant.__init__).parameters) == list(inspect.signature(nnUNetTrainer.__init__).parameters)
 
 

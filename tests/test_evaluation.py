@@ -89,3 +89,39 @@ def test_missing_folders_are_named(tmp_path, capsys):
     assert main(["-p", str(missing), "-r", str(references), "-j", str(tmp_path / "dataset.json")]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "does not exist" in error and "have no prediction" not in error
+
+
+def test_a_prediction_off_its_references_grid_is_refused_not_scored(tmp_path):
+    """A 1 x 32 x 24 prediction broadcasts against a 32 x 32 x 24 reference: scoring it would give a silent
+    Dice 0; a shifted origin or another spacing is refused the same way, and so is an unreadable file."""
+    import SimpleITK as sitk
+
+    from nnunet_ext.errors import NnunetExtError
+    from nnunet_ext.evaluation import evaluate_folders
+
+    dataset_json = {"labels": {"background": 0, "lesion": 1}, "file_ending": ".nii.gz"}
+    references, predictions = tmp_path / "gt", tmp_path / "pred"
+    references.mkdir()
+    predictions.mkdir()
+    labels = np.zeros((24, 32, 32), np.uint8)
+    labels[8:16, 8:16, 8:16] = 1
+    sitk.WriteImage(sitk.GetImageFromArray(labels), str(references / "case_000.nii.gz"))
+
+    def predict(array, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0)):
+        image = sitk.GetImageFromArray(array)
+        image.SetSpacing(spacing)
+        image.SetOrigin(origin)
+        sitk.WriteImage(image, str(predictions / "case_000.nii.gz"))
+
+    predict(labels)
+    assert evaluate_folders(predictions, references, dataset_json)[0].dice == 1.0
+    for bad, what in ((dict(array=labels[:, :1]), r"shape \(24, 1, 32\)"),
+                      (dict(array=labels, spacing=(1.0, 1.0, 2.0)), r"spacing \(2.0, 1.0, 1.0\) in array order"),
+                      (dict(array=labels, origin=(0.0, 0.0, 5.0)), r"origin \(0.0, 0.0, 5.0\)")):
+        predict(**bad)
+        with pytest.raises(NnunetExtError, match=rf"^case case_000: the prediction .*{what}.*not on its reference's grid"):
+            evaluate_folders(predictions, references, dataset_json)
+    (predictions / "case_000.nii.gz").write_bytes(b"not a nifti file")
+    with pytest.raises(NnunetExtError, match=r"^case case_000: the prediction .* cannot be read") as error:
+        evaluate_folders(predictions, references, dataset_json)
+    assert "\n" not in str(error.value)
