@@ -100,8 +100,10 @@ def write_spec(config_folder: str | os.PathLike, spec: TargetSpec, extra: Mappin
     """Writes ``spec.json`` (atomically) describing the maps in the spec's folder."""
     folder = targets_folder(config_folder, spec)
     folder.mkdir(parents=True, exist_ok=True)
-    content = {**spec.to_json(), **(dict(extra) if extra else {})}
-    atomic_write_bytes(folder / "spec.json", json.dumps(content, indent=2, sort_keys=True).encode())
+    content = json.dumps({**spec.to_json(), **(dict(extra) if extra else {})}, indent=2, sort_keys=True).encode()
+    path = folder / "spec.json"
+    if not (path.is_file() and path.read_bytes() == content):  # unchanged: nothing written (read-only datasets)
+        atomic_write_bytes(path, content)
 
 
 def write_case(
@@ -215,11 +217,15 @@ def open_case(config_folder: str | os.PathLike, spec: TargetSpec, case: str) -> 
 
 def atomic_write_bytes(path: Path, content: bytes) -> None:
     """Writes ``content`` to ``path`` through a temporary file in the same folder and a rename: a reader
-    sees the old file or the new one, never a partial write."""
+    sees the old file or the new one, never a partial write. The file gets the mode of one created the
+    ordinary way (0o666 less the umask; ``mkstemp`` makes 0o600), so other users of a shared dataset read it."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)
         os.replace(tmp_name, path)
     finally:
         if os.path.exists(tmp_name):

@@ -117,6 +117,24 @@ def test_region_dataset_maps_match_the_transform_and_second_run_skips(preprocess
     assert (again["computed"], again["skipped"]) == (0, 3)
 
 
+def test_spec_file_is_group_readable_and_not_rewritten_when_up_to_date(preprocessed):
+    """spec.json of a shared dataset: readable by the other users (not mkstemp's 0600), and a precompute with
+    every map up to date writes nothing, so a read-only dataset can be used (root ignores file modes, so the
+    test checks that nothing was written rather than a permission error)."""
+    folder = preprocessed()
+    umask = os.umask(0o022)
+    try:
+        precompute_targets(951, "3d_fullres", progress=False)
+    finally:
+        os.umask(umask)
+    spec_file = targets_folder(folder, target_spec("sing")) / "spec.json"
+    assert spec_file.stat().st_mode & 0o777 == 0o644
+    written = {p: p.stat().st_mtime_ns for p in spec_file.parent.iterdir()}
+    time.sleep(0.01)
+    assert precompute_targets(951, "3d_fullres", progress=False)["computed"] == 0
+    assert {p: p.stat().st_mtime_ns for p in spec_file.parent.iterdir()} == written
+
+
 def test_stale_maps_are_detected_and_recomputed(preprocessed):
     folder = preprocessed()
     precompute_targets(951, "3d_fullres", progress=False)
