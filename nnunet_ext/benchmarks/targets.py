@@ -1,4 +1,4 @@
-"""Target maps per case: ours vs the authors' recipes, the precompute hook, disk, CPU vs GPU.
+"""Target maps per case: ours vs the authors' recipes, the precompute hook, disk, CPU vs GPU, FastGeodis vs PyTorch.
 
     nnunet_ext_benchmark targets [--out DIR] [--cases 3] [--authors-cases 1] [--repeats 3]
         [--threads 2] [--device auto|cpu|cuda] [--kinds sing dtm rrw geols] [--data DIR]
@@ -6,7 +6,9 @@
 On the BraTS 2013/2015 sample (``<--data or $NNUNET_EXT_DATA>/brats2015_sample``; else synthetic volumes
 of its size), voxels outside the brain mask being background for ours and the recipes alike. The
 authors' recipes (:mod:`.authors_recipes`) run on the full volume only, the geodesic ones (minutes) on
-the first ``--authors-cases``. Writes ``targets.json`` and ``targets.md`` to ``--out``.
+the first ``--authors-cases``. The geodesic distance's two backends (FastGeodis and the PyTorch raster scan,
+:mod:`nnunet_ext.targets.geodesic`) run on the same arrays of the first case, on the CPU and the ``--device``.
+Writes ``targets.json`` and ``targets.md`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ from nnunet_ext.precompute import channel_masks, precompute_targets
 from nnunet_ext.target_store import target_file
 from nnunet_ext.targets import SiNGOptions, get_kind, sing_bands, target_spec
 from nnunet_ext.targets.euclidean import euclidean_backend
-from nnunet_ext.targets.geodesic import geodesic_device
+from nnunet_ext.targets.geodesic import BACKENDS, geodesic_backend, geodesic_device, geodesic_distance
 
 SAMPLE = "brats2015_sample"  # inside the --data folder
 KINDS = ("sing", "dtm", "rrw", "geols")
-GEODESIC_KINDS = ("sing", "geols")  # FastGeodis: these can run on the GPU
+GEODESIC_KINDS = ("sing", "geols")  # geodesic distances: these can run on the GPU
 EUCLIDEAN_KINDS = ("dtm", "rrw")  # EDTs only: the edt package vs SciPy
 CHANNEL_SETS = {  # the masks a setting or recipe computes maps of: channel name -> labels
     "regions": {"WT": (1, 2, 3, 4), "TC": (1, 3, 4), "ET": (4,)},  # nnU-Net's BraTS order
@@ -108,7 +110,7 @@ def timed(function: Callable, *args, repeats: int = 1):
         start = time.perf_counter()
         result = function(*args)
         if torch.cuda.is_initialized():
-            torch.cuda.synchronize()  # FastGeodis' kernels run asynchronously
+            torch.cuda.synchronize()  # CUDA kernels run asynchronously
         seconds.append(time.perf_counter() - start)
     return statistics.median(seconds), result
 
@@ -169,6 +171,30 @@ def measure_ours(case: dict, repeats: int, settings: dict, keep: set[str], cuda:
         if name in keep:
             kept[name] = full_maps
     return rows, gpu, kept
+
+
+def measure_backends(case: dict, repeats: int, device: str) -> list[dict]:
+    """FastGeodis vs the PyTorch raster scan on the same arrays, threads and device: G^lambda (SiNG's lambda 0.5,
+    4 iterations) of the first image channel to the whole tumour on the full volume, and the SiNGR trainer's
+    maps on the brain box; seconds, their ratio and the largest difference."""
+    image, masks, _ = on_grid(case, "regions", "full")
+    setting = TRAINER_SETTING["sing"]
+    runs = {"G^lambda to the whole tumour, full volume":
+            lambda: timed(geodesic_distance, image[0], masks[0], case["spacing"], 0.5, 1e10, 4, repeats=repeats),
+            f"{setting}, brain box": lambda: time_ours(case, SETTINGS[setting], "box", repeats, device=device)}
+    rows = []
+    for what, run in runs.items():
+        results = {}
+        for backend in BACKENDS:
+            with geodesic_backend(backend), geodesic_device(device):
+                results[backend] = run()
+        (theirs_seconds, theirs), (ours_seconds, ours) = results["fastgeodis"], results["torch"]
+        rows.append({"case": case["name"], "computed": what, "device": device, "threads": torch.get_num_threads(),
+                     "fastgeodis_seconds": theirs_seconds, "torch_seconds": ours_seconds,
+                     "torch_to_fastgeodis": ours_seconds / theirs_seconds, "max_abs_diff": max_abs_diff(ours, theirs)})
+        print(f"{case['name']} {what} on {device}: FastGeodis {theirs_seconds:.2f} s, PyTorch {ours_seconds:.2f} s",
+              flush=True)
+    return rows
 
 
 def measure_recipe(case: dict, kind: str, ours_row: dict, ours_full: np.ndarray) -> tuple[dict, list[dict]]:
@@ -269,8 +295,10 @@ def markdown(report: dict) -> str:
              *table("The hook: precompute_targets -np 1 of each kind's trainer maps (brain-box crops)", report["hook"],
                     "kind device computed median_seconds_per_case peak_rss_mb_per_worker"),
              *table("Disk: float16 blosc2 maps vs nnU-Net's preprocessed image file", report["disk"]),
-             *table("GPU vs CPU (ours, FastGeodis on CUDA; first case)", report["gpu"],
-                    empty=f"Skipped: {report['gpu_skipped']}." if report["gpu_skipped"] else "none")]
+             *table("GPU vs CPU (ours, the geodesic backend chosen automatically; first case)", report["gpu"],
+                    empty=f"Skipped: {report['gpu_skipped']}." if report["gpu_skipped"] else "none"),
+             *table("FastGeodis vs the PyTorch raster scan (the same arrays, threads and device; first case)",
+                    report["backends"], empty=f"Skipped: {report['backends_skipped']}.")]
     return "\n".join(lines)
 
 
@@ -290,7 +318,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.authors_cases = min(args.authors_cases, args.cases)
     try:
-        with geodesic_device(args.device):  # fails now, not after the CPU part, if FastGeodis has no CUDA
+        with geodesic_device(args.device):  # fails now, not after the CPU part, if torch sees no GPU
             pass
     except ValueError as error:
         parser.error(str(error))
@@ -318,7 +346,7 @@ def main(argv=None) -> None:
                        "labels_outside_brain": [int(((c["labels"] > 0) & ~c["brain"]).sum()) for c in cases]},
               "settings": {name: {"kind": s.kind, "params": s.params, "channels": list(CHANNEL_SETS[s.channels])}
                            for name, s in settings.items()},
-              "ours": [], "authors": [], "agreement": [], "gpu": [],
+              "ours": [], "authors": [], "agreement": [], "gpu": [], "backends": [], "backends_skipped": None,
               "gpu_skipped": None if args.device == "cuda" else "no CUDA GPU visible to torch"
               if not torch.cuda.is_available() else "--device cpu was given"}
     for index, case in enumerate(cases):
@@ -334,6 +362,14 @@ def main(argv=None) -> None:
             report["authors"].append(entry)
             report["agreement"] += agreements
         del maps  # before the next case's
+    if "sing" in kinds:
+        try:
+            for device in dict.fromkeys(("cpu", args.device)):
+                report["backends"] += measure_backends(cases[0], args.repeats, device)
+        except ValueError as error:  # FastGeodis is not installed, or not built for this device
+            report["backends_skipped"] = str(error)
+    else:
+        report["backends_skipped"] = "--kinds without sing"
     with tempfile.TemporaryDirectory(prefix="benchmark_targets_") as root:
         report["hook"], report["disk"] = hook_benchmark(cases, kinds, args.device, Path(root))
     report["wall_seconds"] = time.perf_counter() - start
