@@ -4,4 +4,6 @@ The math (target maps, losses) lives in modules without nnU-Net imports; the nnU
 (dataset, loader, transforms, trainer machinery) import nnunetv2 lazily inside their own modules.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("nnunet-ext")  # one source: pyproject.toml

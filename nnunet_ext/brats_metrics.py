@@ -53,7 +53,11 @@ OTHER_LABELS = {"ped": "BraTS-PEDs labels (1 ET, 2 NET, 3 CC, 4 ED)", "MenRT": "
 # The two defaults of ``brats-parse-metrics mets``.
 METS_VOLUME_THRESHOLD = 20.0
 METS_OVERLAP_THRESHOLD = 0.1
-INSTALL = "pip install brats-evaluation==0.0.10 panoptica==2.1.7 (scripts/setup_env.sh installs both)"
+# panoptica caps numpy, pandas and rich (every release up to 2.1.7): said where the user installs it.
+INSTALL = ("pip install 'nnunet-ext[brats]' (tested: pip install brats-evaluation==0.0.10 panoptica==2.1.7; "
+           "scripts/setup_env.sh installs both); panoptica requires numpy < 2.3, pandas < 3 and rich < 14, so pip "
+           "downgrades newer ones: to keep them, install it in a separate environment (docs/getting-started.md, "
+           "\"Optional extras\")")
 # Our column -> the parser's CSV column prefix (followed by the group name).
 PARSER_COLUMNS = {
     "lw_dice": "lesionwise_dsc_mean_",

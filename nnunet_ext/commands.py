@@ -1,7 +1,9 @@
-"""Running nnU-Net's console commands from our own commands: printed, timed, logged, failures as one-line errors."""
+"""Our console commands: their shared ``--version``, and running nnU-Net's console commands from them (printed,
+timed, logged, failures as one-line errors)."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 import subprocess
@@ -10,6 +12,43 @@ import time
 from pathlib import Path
 
 from nnunet_ext.errors import NnunetExtError
+
+DISTRIBUTION = "nnunet-ext"
+
+
+def package_version(distribution: str = DISTRIBUTION) -> str | None:
+    """The installed version of ``distribution`` from its metadata (the one source: ``pyproject.toml``), or None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def version_text() -> str:
+    """``nnunet-ext 0.1.0 (nnunetv2 2.8.1, torch 2.14.1, Python 3.11.7)``: what ``--version`` prints."""
+    others = ", ".join(f"{name} {package_version(name) or 'not installed'}" for name in ("nnunetv2", "torch"))
+    python = ".".join(map(str, sys.version_info[:3]))
+    return f"{DISTRIBUTION} {package_version() or 'unknown (not installed)'} ({others}, Python {python})"
+
+
+class _VersionAction(argparse.Action):
+    """argparse's ``version`` action, with the text built only when asked for (metadata look-ups cost time)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0,
+                         help=help or "print the versions of nnunet-ext, nnunetv2, torch and Python, then exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
+def add_version_argument(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Adds ``--version`` to one of our console commands; returns the parser."""
+    parser.add_argument("--version", action=_VersionAction)
+    return parser
 
 
 def console_script(command: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nnunet_ext.commands import add_version_argument
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.nnunet_env import dataset_folder_name, datasets_with_id, nnunet_folder
 from nnunet_ext.workflow.pipeline import Pipeline, check_trainers
@@ -139,6 +140,7 @@ def _main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true",
                         help="regenerate the dataset and retrain (deletes this dataset's preprocessed data and results)")
+    add_version_argument(parser)
     args = parser.parse_args(argv)
     run_demo(args.dataset_id, args.kind, tuple(args.trainers), args.output, args.overwrite, args.seed)
 

@@ -41,6 +41,7 @@ import scipy.fft
 from scipy import ndimage
 from scipy.special import expit
 
+from nnunet_ext.commands import add_version_argument
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.raw_dataset import raw_dataset_target, write_atomically
 
@@ -522,7 +523,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--spacing", type=float, nargs="+", help="voxel spacing in mm, X Y Z (3D kinds only)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset of the same name")
-    return parser
+    return add_version_argument(parser)
 
 
 def _main(argv) -> None:

@@ -43,10 +43,13 @@ echo "[setup] installing pinned dependencies (torch, nnunetv2, ...): a few minut
 "${PIP[@]}" install -q -r "$ROOT/requirements.txt" -c "$ROOT/constraints.txt" \
     || fail "pip could not install requirements.txt" "check network access to PyPI, then re-run scripts/setup_env.sh (delete .venv to start from scratch)"
 
-# FastGeodis ships only as a source archive whose build imports torch, so it is built against the
-# torch installed above (no build isolation, no wheel cache: a cached wheel may have been built
-# against another torch). Its setup.py compiles CUDA kernels only when torch sees a GPU at build
-# time (or FORCE_CUDA=1 with a CUDA toolkit). A stamp records the torch it was built against.
+# FastGeodis (the package's optional extra "fast"; without it a PyTorch raster scan computes the same maps,
+# slower) is built here for this environment, which the tests and benchmarks compare against. It ships only as
+# a source archive whose build imports torch, so it is built against the torch installed above (no build
+# isolation, no wheel cache: a cached wheel may have been built against another torch; setuptools < 81 from
+# requirements.txt, since its setup.py imports pkg_resources). Its setup.py compiles CUDA kernels only when
+# torch sees a GPU at build time (or FORCE_CUDA=1 with a CUDA toolkit). A stamp records the torch it was built
+# against.
 TORCH_VERSION="$("$VENV/bin/python" -c 'import torch; print(torch.__version__)')"
 FASTGEODIS_STAMP="$VENV/.fastgeodis_built_against_torch"
 if [[ "$(cat "$FASTGEODIS_STAMP" 2>/dev/null)" != "$TORCH_VERSION" ]] || ! "$VENV/bin/python" -c "import FastGeodis" 2>/dev/null; then

@@ -1,5 +1,6 @@
 """The demo's bad-input paths: one-line errors that name the fix, nothing overwritten."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ def test_missing_environment_variable_names_the_export(nnunet_folders, monkeypat
 
 def test_trainer_folder_not_on_nnunet_exttrainer(nnunet_folders, monkeypatch):
     monkeypatch.delenv("nnUNet_extTrainer")
-    with pytest.raises(NnunetExtError, match=f"export nnUNet_extTrainer={REPO / 'trainers'}"):
+    with pytest.raises(NnunetExtError, match=re.escape(f"nnUNet_extTrainer:}}{REPO / 'trainers'}\"")):
         run_demo(output=nnunet_folders / "out")
 
 

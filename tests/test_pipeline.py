@@ -112,6 +112,6 @@ def test_check_trainers_finds_ours_and_says_what_to_fix_for_an_unknown_one(monke
     with pytest.raises(NnunetExtError, match=r"^trainer nnUNetTrainerSiNGRR not found .*; check the name"):
         check_trainers(["nnUNetTrainerSiNGRR"])  # the folder is searched: the name is wrong
     monkeypatch.delenv("nnUNet_extTrainer")
-    export = re.escape(f"export nnUNet_extTrainer={trainer_folder()}")
+    export = re.escape(f'export nnUNet_extTrainer="${{nnUNet_extTrainer:+$nnUNet_extTrainer:}}{trainer_folder()}"')
     with pytest.raises(NnunetExtError, match=rf"\(not set\); .*{export}$"):
         check_trainers(["nnUNetTrainerSiNGR"])

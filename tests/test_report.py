@@ -119,7 +119,17 @@ def test_paired_test_and_case_mismatch():
         summarise_rows(rows, "A")
 
 
-def test_fold_states_and_print_commands(fake_nnunet, capsys):
+@pytest.fixture
+def checked_names(monkeypatch):
+    """The trainer names nnunet_ext_cv checks (A-D are no trainers nnU-Net could find)."""
+    import nnunet_ext.workflow.cv as cv
+
+    names = []
+    monkeypatch.setattr(cv, "check_trainers", names.extend)
+    return names
+
+
+def test_fold_states_and_print_commands(fake_nnunet, capsys, checked_names):
     res = fake_nnunet / "nnUNet_results" / NAME / "C__nnUNetPlans__3d_fullres"
     (res / "fold_1").mkdir(parents=True)
     (res / "fold_1" / "checkpoint_latest.pth").write_bytes(b"")
@@ -135,6 +145,39 @@ def test_fold_states_and_print_commands(fake_nnunet, capsys):
     ]
     output = capsys.readouterr().out
     assert "B fold 0: finished, skipped" in output and output.strip().endswith("--val")
+    assert checked_names == ["B", "C"]  # printed commands are checked too
+    # without a device the printed commands leave it to nnU-Net (cuda), not to the machine that prints them
+    commands = run_cv("777", "3d_fullres", ["C"], [0], device=None, print_only=True)
+    assert [" ".join(c) for c in commands] == [f"nnUNetv2_train {NAME} 3d_fullres 0 -tr C -p nnUNetPlans"]
+    with pytest.raises(ValueError, match="needs a device"):
+        run_cv("777", "3d_fullres", ["C"], [0], device=None)
+
+
+def test_print_commands_from_the_command_line_carry_no_device_unless_given(fake_nnunet, capsys, checked_names):
+    from nnunet_ext.workflow.cv import main as cv_main
+
+    assert cv_main(["-d", "777", "-tr", "C", "-f", "0", "--print-commands"]) == 0
+    assert capsys.readouterr().out.strip() == f"nnUNetv2_train {NAME} 3d_fullres 0 -tr C -p nnUNetPlans"
+    assert cv_main(["-d", "777", "-tr", "C", "-f", "0", "--print-commands", "-device", "cuda"]) == 0
+    assert capsys.readouterr().out.strip().endswith("-device cuda")
+
+
+def test_report_folds_default_to_the_validated_ones(fake_nnunet, capsys):
+    res = fake_nnunet / "nnUNet_results" / NAME
+    import shutil
+
+    shutil.rmtree(res / "A__nnUNetPlans__3d_fullres" / "fold_1")  # A has only fold 0
+    out = fake_nnunet / "report_fold0"
+    assert report_main(["-d", "777", "-tr", "A", "B", "-b", "A", "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "folds with validation predictions of every trainer: 0" in captured.out
+    assert "cross-validation, fold 0" in (out / "report.md").read_text()
+    assert "evaluating 3 case(s)" in captured.err and "case 3/3" in captured.err  # progress on stderr
+    assert report_main(["-d", "777", "-tr", "A", "-f", "1", "-o", str(out)]) == 2
+    assert "or report the folds it has: -f 0" in capsys.readouterr().err
+    shutil.rmtree(res / "A__nnUNetPlans__3d_fullres" / "fold_0")
+    assert report_main(["-d", "777", "-tr", "A", "B", "-o", str(out)]) == 2
+    assert "then pass -f 0" in capsys.readouterr().err
 
 
 def test_cv_checks_every_trainer_name_before_training(fake_nnunet, monkeypatch):
@@ -143,7 +186,7 @@ def test_cv_checks_every_trainer_name_before_training(fake_nnunet, monkeypatch):
         run_cv("777", "3d_fullres", ["B"], [0, 1], device="cpu")
 
 
-def test_fixed_split_writes_nnunet_splits(fake_nnunet, capsys):
+def test_fixed_split_writes_nnunet_splits(fake_nnunet, capsys, checked_names):
     paths = dataset_paths("777")
     split_file = fake_nnunet / "split.json"
     split_file.write_text(json.dumps({"train": CASES[:3], "val": CASES[3:5], "test": [CASES[5]]}))

@@ -1,6 +1,6 @@
 """The nnU-Net trainers of nnunet-ext, installed as ``nnunet_ext.trainers``: the folder to put on ``nnUNet_extTrainer``.
 
-    export nnUNet_extTrainer=$(nnunet_ext_trainer_path)
+    export nnUNet_extTrainer="${nnUNet_extTrainer:+$nnUNet_extTrainer:}$(nnunet_ext_trainer_path)"
 
 nnU-Net does not import this package: its trainer lookup adds this folder to ``sys.path`` and imports
 each module under its bare file name (``nnUNetTrainerSiNGR``; this ``__init__`` is skipped), then

@@ -52,6 +52,7 @@ import numpy as np
 
 from nnunet_ext.converters import check_problems, report_skipped
 from nnunet_ext.raw_dataset import raw_dataset_target, write_atomically
+from nnunet_ext.commands import add_version_argument
 from nnunet_ext.errors import NnunetExtError, run_cli
 
 REGION_LABELS = {"background": 0, "whole tumor": (1, 2, 3), "tumor core": (2, 3), "enhancing tumor": (3,)}
@@ -364,6 +365,7 @@ def _main(argv=None) -> None:
     parser.add_argument("--skip-bad", action="store_true", help="leave out bad cases (listed) instead of failing")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset / output folder")
     parser.add_argument("-np", "--num-processes", type=int, default=1, help="cases converted in parallel")
+    add_version_argument(parser)
     args = parser.parse_args(argv)
     if args.images_only:
         folder = convert_brats_images(args.input, args.images_only, args.overwrite, args.skip_bad, args.num_processes)

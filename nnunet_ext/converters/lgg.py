@@ -40,6 +40,7 @@ import numpy as np
 
 from nnunet_ext.converters import check_problems, report_skipped
 from nnunet_ext.raw_dataset import raw_dataset_target, write_atomically
+from nnunet_ext.commands import add_version_argument
 from nnunet_ext.errors import NnunetExtError, run_cli
 
 CHANNELS = {0: "pre-contrast", 1: "FLAIR", 2: "post-contrast"}
@@ -222,6 +223,7 @@ def _main(argv=None) -> None:
                         help="average N x N pixel blocks of every slice, labels by majority (default 1: none)")
     parser.add_argument("--skip-bad", action="store_true", help="leave out bad patients (listed) instead of failing")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset of the same name")
+    add_version_argument(parser)
     args = parser.parse_args(argv)
     patients = read_patient_list(args.patients) if args.patients else None
     folder = convert_lgg(args.input, args.dataset_id, args.name, tuple(args.spacing), args.overwrite, args.skip_bad,

@@ -10,7 +10,9 @@ decides the command:
 - nothing: ``nnUNetv2_train ...``.
 
 So re-running the same command resumes what was interrupted. ``--print-commands`` prints the
-commands of the unfinished folds instead of running them (to spread folds over GPUs or a cluster).
+commands of the unfinished folds instead of running them (to spread folds over GPUs or a cluster): after
+the same trainer-name check, and without ``-device`` unless one is passed (nnU-Net's default is cuda;
+the machine printing them, e.g. a login node, need not be the one running them).
 
 Fixed-split mode (``--split-file``, the SiNGR paper's protocol): a JSON file
 ``{"train": [...], "val": [...], "test": [...]}`` of case ids becomes nnU-Net's
@@ -28,7 +30,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnunet_ext.commands import run_logged
+from nnunet_ext.commands import add_version_argument, run_logged
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.nnunet_env import nnunet_folder, resolve_dataset_name
 from nnunet_ext.workflow.pipeline import (PLANS, Pipeline, check_trainers, fold_folder, fold_state, link_raw_images,
@@ -122,10 +124,21 @@ def _test_input(paths: DatasetPaths, cases: list[str]) -> Path:
     return link_raw_images(paths.raw, cases, folder)
 
 
+def _without_device(command: list[str]) -> list[str]:
+    """``command`` without its ``-device X`` (nnU-Net then uses its default, cuda)."""
+    at = command.index("-device")
+    return command[:at] + command[at + 2:]
+
+
 def run_cv(dataset: int | str, configuration: str, trainers: list[str], folds: list[int] | None = None,
-           plans: str = PLANS, device: str = "cuda", split_file: str | Path | None = None,
+           plans: str = PLANS, device: str | None = "cuda", split_file: str | Path | None = None,
            overwrite_split: bool = False, print_only: bool = False, npz: bool = False) -> list[list[str]]:
-    """Runs (or, with ``print_only``, prints) the commands still needed; returns them."""
+    """Runs (or, with ``print_only``, prints) the commands still needed; returns them.
+
+    Every trainer name is checked first, as ``nnUNetv2_train -tr`` looks it up. ``device`` None (only with
+    ``print_only``): the printed commands carry no ``-device``, so they run on nnU-Net's default (cuda)."""
+    if device is None and not print_only:
+        raise ValueError("run_cv needs a device unless it only prints the commands")
     paths = dataset_paths(dataset)
     split = None
     if split_file is not None:
@@ -134,17 +147,18 @@ def run_cv(dataset: int | str, configuration: str, trainers: list[str], folds: l
         split = apply_split(paths, split_file, overwrite_split)
         folds = [0]
     folds = [0, 1, 2, 3, 4] if folds is None else folds
-    if not print_only:  # printed commands may run on other machines, with their own nnUNet_extTrainer
-        check_trainers(trainers)
+    check_trainers(trainers)  # printed commands too: a misspelt name fails here, not in a queued job
     logs = paths.results / "nnunet_ext_logs"
-    pipeline = Pipeline(paths.name, configuration, logs, device=device, plans=plans)
+    pipeline = Pipeline(paths.name, configuration, logs, device=device or "cuda", plans=plans)
+    printed = (lambda command: command) if device is not None else _without_device
     commands = []
     for trainer in trainers:
         folder = trainer_folder(paths, trainer, plans, configuration)
         for fold in folds:
             state = fold_state(folder / f"fold_{fold}")
             if state != "done":
-                commands.append(train_command(paths.name, configuration, fold, trainer, plans, device, state, npz))
+                commands.append(printed(train_command(paths.name, configuration, fold, trainer, plans, device or "cuda",
+                                                      state, npz)))
             if not print_only:
                 pipeline.train(trainer, fold, npz=npz)
             elif state == "done":
@@ -155,8 +169,8 @@ def run_cv(dataset: int | str, configuration: str, trainers: list[str], folds: l
             if all((output / f"{c}{ending}").is_file() for c in split["test"]):
                 print(f"{trainer}: test predictions present, skipped ({output})", flush=True)
                 continue
-            command = predict_command(paths.name, configuration, trainer, plans, [0], paths.preprocessed / TEST_INPUT,
-                                      output, device)
+            command = printed(predict_command(paths.name, configuration, trainer, plans, [0],
+                                              paths.preprocessed / TEST_INPUT, output, device or "cuda"))
             commands.append(command)
             if not print_only:
                 _test_input(paths, split["test"])
@@ -183,14 +197,18 @@ def _main(argv=None) -> None:
     parser.add_argument("-f", "--folds", type=int, nargs="+", help="folds (default 0 1 2 3 4; 0 with --split-file)")
     parser.add_argument("-p", "--plans", default=PLANS, help="plans identifier (default nnUNetPlans)")
     parser.add_argument("-device", "--device", choices=("cuda", "cpu", "mps"),
-                        help="passed to nnU-Net (default: cuda if torch sees a GPU, else cpu)")
+                        help="passed to nnU-Net (default: cuda if torch sees a GPU, else cpu; with --print-commands "
+                             "the commands carry -device only when it is given)")
     parser.add_argument("--npz", action="store_true", help="nnUNetv2_train --npz (keep softmax for ensembling)")
     parser.add_argument("--split-file", help="fixed split JSON {train, val, test} (SiNGR paper protocol)")
     parser.add_argument("--overwrite-split", action="store_true", help="replace a different existing splits_final.json")
     parser.add_argument("--print-commands", action="store_true",
-                        help="print the nnU-Net commands of the unfinished folds instead of running them")
+                        help="print the nnU-Net commands of the unfinished folds instead of running them (after "
+                             "checking the trainer names)")
+    add_version_argument(parser)
     args = parser.parse_args(argv)
-    run_cv(args.dataset, args.configuration, args.trainers, args.folds, args.plans, args.device or _default_device(),
+    device = args.device if args.print_commands else args.device or _default_device()
+    run_cv(args.dataset, args.configuration, args.trainers, args.folds, args.plans, device,
            args.split_file, args.overwrite_split, args.print_commands, args.npz)
 
 

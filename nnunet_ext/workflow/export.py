@@ -28,6 +28,7 @@ from pathlib import Path
 from nnunet_ext.brats_metrics import CONFIGS
 from nnunet_ext.raw_dataset import write_atomically
 from nnunet_ext.converters.brats import EXPORT_LABELS, REGION_LABELS, relabelled
+from nnunet_ext.commands import add_version_argument
 from nnunet_ext.errors import NnunetExtError, run_cli
 
 ENDING = ".nii.gz"
@@ -126,6 +127,7 @@ def _main(argv=None) -> None:
     parser.add_argument("--brats-config", choices=CONFIGS, help="the package's configuration for --references")
     parser.add_argument("--evaluation-csv", help="with --references: per-case official metrics to this CSV, and the "
                                                  "package's per-case output beside it (.brats_<config>.json)")
+    add_version_argument(parser)
     args = parser.parse_args(argv)
     if args.references or args.brats_config or args.evaluation_csv:
         if not (args.references and args.brats_config):

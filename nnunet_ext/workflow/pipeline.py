@@ -112,7 +112,8 @@ def check_trainers(names: list[str]) -> None:
                 fix = ("check the name against the README's trainer table (each trainer also with every budget suffix "
                        "of nnunet_ext/schedules.py)")
             else:
-                fix = f"nnunet-ext's trainers are found after: export nnUNet_extTrainer={trainer_folder()}"
+                fix = ("nnunet-ext's trainers are found after: export "
+                       f'nnUNet_extTrainer="${{nnUNet_extTrainer:+$nnUNet_extTrainer:}}{trainer_folder()}"')
             raise NnunetExtError(
                 f"trainer {name} not found in nnunetv2 or nnUNet_extTrainer ({searched or 'not set'}); {fix}") from None
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nnunet_ext.commands import add_version_argument
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.brats_metrics import CONFIGS, OFFICIAL_LABELS, OFFICIAL_METRICS
 from nnunet_ext.evaluation import METRICS, evaluate_folders, merge_rows
@@ -59,13 +60,30 @@ class Source:
     cases: list[str] | None  # None: every reference case
 
 
-def cv_sources(dataset: str, configuration: str, trainers: list[str], folds: list[int], plans: str = PLANS):
-    """(sources, reference folder, dataset.json) of the folds' validation predictions."""
+def trained_folds(paths, configuration: str, trainers: list[str], splits: list, plans: str = PLANS) -> list[int]:
+    """The folds of ``splits`` whose validation folder every trainer has (so that the paired tests stay paired)."""
+    return [fold for fold in range(len(splits))
+            if all((trainer_folder(paths, t, plans, configuration) / f"fold_{fold}" / "validation").is_dir()
+                   for t in trainers)]
+
+
+def cv_sources(dataset: str, configuration: str, trainers: list[str], folds: list[int] | None, plans: str = PLANS):
+    """(sources, reference folder, dataset.json) of the folds' validation predictions.
+
+    ``folds`` None: the folds every trainer has validated (:func:`trained_folds`), an error if none."""
     paths = dataset_paths(dataset)
     splits_file = paths.preprocessed / "splits_final.json"
     if not splits_file.is_file():
         raise NnunetExtError(f"{splits_file} not found; train first (nnunet_ext_cv -d {paths.name} -c {configuration} ...)")
     splits = json.loads(splits_file.read_text())
+    if folds is None:
+        folds = trained_folds(paths, configuration, trainers, splits, plans)
+        if not folds:
+            raise NnunetExtError(
+                f"no fold of {splits_file} ({len(splits)} fold(s)) has validation predictions of every trainer "
+                f"({', '.join(trainers)}); train and validate one, e.g.: nnunet_ext_cv -d {paths.name} "
+                f"-c {configuration} -p {plans} -tr {' '.join(trainers)} -f 0, then pass -f 0")
+        print(f"folds with validation predictions of every trainer: {' '.join(map(str, folds))}", flush=True)
     sources = []
     for trainer in trainers:
         for fold in folds:
@@ -74,8 +92,12 @@ def cv_sources(dataset: str, configuration: str, trainers: list[str], folds: lis
                                      + " ".join(map(str, range(len(splits)))))
             validation = trainer_folder(paths, trainer, plans, configuration) / f"fold_{fold}" / "validation"
             if not validation.is_dir():
+                have = trained_folds(paths, configuration, [trainer], splits, plans)
+                hint = (f"; or report the folds it has: -f {' '.join(map(str, have))} (or leave out -f: the folds "
+                        "every trainer has)") if have else ""
                 raise NnunetExtError(f"no validation predictions of {trainer} fold {fold} ({validation}); run: "
-                                     f"nnunet_ext_cv -d {paths.name} -c {configuration} -tr {trainer} --folds {fold}")
+                                     f"nnunet_ext_cv -d {paths.name} -c {configuration} -p {plans} -tr {trainer} "
+                                     f"--folds {fold}{hint}")
             _require_predictions(validation, splits[fold]["val"], paths.dataset_json["file_ending"],
                                  f"nnUNetv2_train {paths.name} {configuration} {fold} -tr {trainer} --val")
             sources.append(Source(trainer, fold, validation, sorted(splits[fold]["val"])))
@@ -117,10 +139,11 @@ def evaluate_sources(sources: list[Source], references: Path, dataset_json: dict
     for source in sources:
         label = source.trainer + ("" if source.fold is None else f" fold {source.fold}")
         print(f"evaluating {label}", flush=True)
-        own = [asdict(m) for m in evaluate_folders(source.predictions, references, dataset_json, source.cases)]
+        own = [asdict(m) for m in evaluate_folders(source.predictions, references, dataset_json, source.cases,
+                                                   progress=label)]
         if brats_config is not None:
             official, summary = official_folder_metrics(source.predictions, references, dataset_json, brats_config,
-                                                        source.cases)
+                                                        source.cases, progress=label)
             own = merge_rows(own, official)
             if package_summaries is not None:
                 package_summaries[label] = summary
@@ -333,12 +356,15 @@ def write_report(rows: list[dict], output: str | Path, title: str, baseline: str
 
 
 def _main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="nnunet_ext_report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="nnunet_ext_report", description=__doc__.splitlines()[0]
+                                     + " Progress: one line per case on stderr.")
     parser.add_argument("-d", "--dataset", help="dataset id or name (cross-validation and --test modes)")
     parser.add_argument("-c", "--configuration", default="3d_fullres")
     parser.add_argument("-tr", "--trainers", nargs="+", help="trainers to compare (cross-validation and --test)")
     parser.add_argument("-p", "--plans", default=PLANS)
-    parser.add_argument("-f", "--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("-f", "--folds", type=int, nargs="+",
+                        help="cross-validation folds to report, e.g. -f 0 for a single trained fold (default: "
+                             "every fold of splits_final.json that each trainer has validated)")
     parser.add_argument("--test", action="store_true",
                         help=f"the fixed split's test cases (recorded in {SPLIT_RECORD} by nnunet_ext_cv --split-file)")
     parser.add_argument("--predictions", nargs="+", metavar="NAME=FOLDER",
@@ -350,6 +376,7 @@ def _main(argv=None) -> None:
     parser.add_argument("--brats-config", choices=CONFIGS,
                         help="also the official BraTS metrics (lesion-wise Dice and HD95) of this configuration of "
                              "the package brats-evaluation, and its per-case output in brats_<config>.json")
+    add_version_argument(parser)
     args = parser.parse_args(argv)
     if args.brats_config:
         from nnunet_ext.brats_metrics import require_package
@@ -377,8 +404,9 @@ def _main(argv=None) -> None:
         else:
             sources, references, dataset_json = cv_sources(args.dataset, args.configuration, args.trainers, args.folds,
                                                            args.plans)
-            title = (f"{dataset_json.get('name', args.dataset)} {args.configuration}: cross-validation, folds "
-                     + ", ".join(map(str, args.folds)))
+            folds = sorted({source.fold for source in sources})
+            title = (f"{dataset_json.get('name', args.dataset)} {args.configuration}: cross-validation, "
+                     + ("fold " if len(folds) == 1 else "folds ") + ", ".join(map(str, folds)))
     package_summaries: dict = {}
     if args.brats_config:
         from nnunet_ext.brats_metrics import dataset_labels
