@@ -14,8 +14,14 @@ collapsed. Under Adam they learn, but a small region can first sit at pseudo-Dic
 number of epochs that varies from run to run (the RW gradient carries the probability itself, Eq. 5;
 docs/methods/distance-losses.md, docs/results/training-health.md). ``nnUNetTrainerRRW_AuthorsAdam`` is the
 authors' optimiser (Adam 1e-4), ``nnUNetTrainerRRW_nnUNetSGD`` nnU-Net's.
+
+Online pseudo-Dice: the maps are 1 in every channel beyond the case (their far value), where the RW loss has
+no gradient and the output is arbitrary; nnU-Net's validation step would count foreground predicted in a
+patch's padding as false positives, which its predictor never writes. :meth:`outside_case` marks those voxels
+and the base leaves them out (:class:`~nnunet_ext.training.map_trainer.nnUNetTrainerWithTargetMaps`).
 """
 
+import torch
 from torch import nn
 
 from nnunet_ext.schedules import add_budget_variants
@@ -39,6 +45,11 @@ class nnUNetTrainerRRW(AdamWithPolyDecay, nnUNetTrainerWithTargetMaps):
 
     def build_map_loss(self) -> nn.Module:
         return RRWTerm(self.label_manager.has_regions, self.label_manager.ignore_label)
+
+    def outside_case(self, maps: torch.Tensor) -> torch.Tensor:
+        # every map at the far value 1 (0 once shifted): a voxel of no class, outside the case or of nnU-Net's
+        # ignore label (nnunet_ext/targets/rrw.py). The loss is constant there, so the output is arbitrary
+        return (maps == 0).all(1, keepdim=True)
 
 
 class nnUNetTrainerRRW_AuthorsAdam(RRWAuthorsAdam, nnUNetTrainerRRW):

@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from torch import nn
 
 from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.image_check import check_trainer_images
@@ -78,6 +81,19 @@ def wrong_side_saturation(scores: torch.Tensor, reference: torch.Tensor,
     axes = [0, *range(2, scores.ndim)]
     saturated = ((scores < SATURATED_Q) & inside).sum(axes)
     return saturated.cpu().numpy().astype(np.int64), inside.sum(axes).cpu().numpy().astype(np.int64)
+
+
+@contextmanager
+def full_resolution_outputs(network: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """A list that receives ``network``'s full-resolution output (the first of its deep-supervision outputs) at
+    each forward pass inside the block: what nnU-Net's ``validation_step`` thresholds, without a second pass."""
+    outputs: list[torch.Tensor] = []
+    handle = network.register_forward_hook(
+        lambda module, inputs, output: outputs.append(output[0] if isinstance(output, (list, tuple)) else output))
+    try:
+        yield outputs
+    finally:
+        handle.remove()
 
 
 def collapsed_regions(history: list[tuple[list[float], list[float]]], epochs: int,
@@ -161,14 +177,9 @@ class nnUNetTrainerWithHealthGuard(nnUNetTrainer):
     def validation_step(self, batch: dict) -> dict:
         if self.saturating_activation is None:
             return super().validation_step(batch)
-        captured = []
-        handle = self.network.register_forward_hook(lambda module, inputs, output: captured.append(output))
-        try:
+        with full_resolution_outputs(self.network) as outputs:
             result = super().validation_step(batch)
-        finally:
-            handle.remove()
-        output = captured[-1]
-        output = output[0] if isinstance(output, (list, tuple)) else output
+        output = outputs[-1]
         target = batch["target"]
         seg = (target[0] if isinstance(target, (list, tuple)) else target).to(output.device)
         scores = foreground_scores(output.detach(), self.label_manager.has_regions, self.saturating_activation)

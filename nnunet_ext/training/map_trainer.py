@@ -18,6 +18,12 @@ does the rest without copying nnU-Net's training code:
   the network input and whose ``'target'`` is the list ``[seg per scale..., maps]``; the loss splits it
   again. nnU-Net's validation step reads ``target[0]``, the full-resolution seg, for its online
   pseudo-Dice, so the checkpoint choice still works on masks.
+- **online pseudo-Dice over the case**: nnU-Net counts every voxel of a validation patch, including the
+  loader's padding beyond the case (seg -1, made background), which its predictor crops off. Where a
+  trainer's maps tell those voxels apart (:meth:`nnUNetTrainerWithTargetMaps.outside_case`: RRW, whose
+  loss sets no target there), the foreground predicted there is taken out of nnU-Net's false positives,
+  so the logged pseudo-Dice, and the health guard and benchmarks that read it, measure the voxels
+  nnU-Net's prediction has.
 - **deep supervision**: nnU-Net's own scale weights (taken from the loss it would build); the maps of
   each scale are pooled on the training device (area mean, as the seg's scales are nnU-Net's).
 - **training health**: the guard of :mod:`nnunet_ext.training.health` (non-finite loss, wrong-side saturation).
@@ -39,8 +45,9 @@ from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.target_store import TargetSpec, targets_folder
 from nnunet_ext.targets import get_kind
 from nnunet_ext.training.data.dataset import nnUNetDatasetBlosc2WithTargets
-from nnunet_ext.training.health import nnUNetTrainerWithHealthGuard
+from nnunet_ext.training.health import full_resolution_outputs, nnUNetTrainerWithHealthGuard
 from nnunet_ext.training.data.transforms import get_training_transforms_with_maps, get_validation_transforms_with_maps
+from nnunet_ext.training.loss_adapters.seg_targets import ignore_mask
 
 
 class SplitTargets(nn.Module):
@@ -66,6 +73,15 @@ class SplitTargets(nn.Module):
         scaled = [maps if seg.shape[2:] == maps.shape[2:] else interpolate(maps, seg.shape[2:], mode="area")
                   for seg in segs]
         return self.loss(outputs, segs, scaled)
+
+
+def predicted_foreground(output: torch.Tensor, has_regions: bool) -> torch.Tensor:
+    """Bool (B, K, *): the foreground regions / classes of nnU-Net's hard prediction from ``output`` (B, C, *), made
+    as its ``validation_step`` and its predictor make it: sigmoid > 0.5 per region, argmax over the 1 + K classes."""
+    if has_regions:
+        return torch.sigmoid(output) > 0.5
+    labels = output.argmax(1, keepdim=True)
+    return torch.cat([labels == k for k in range(1, output.shape[1])], dim=1)
 
 
 class nnUNetTrainerWithTargetMaps(nnUNetTrainerWithHealthGuard):
@@ -148,8 +164,31 @@ class nnUNetTrainerWithTargetMaps(nnUNetTrainerWithHealthGuard):
     def train_step(self, batch: dict) -> dict:
         return super().train_step(self._maps_as_target(batch))
 
+    def outside_case(self, maps: torch.Tensor) -> torch.Tensor | None:
+        """Bool (B, 1, *): the voxels of a validation patch outside the case, told apart by its ``maps - far_value``
+        (B, K, *); None: the maps cannot tell them apart (here: a kind's far value also occurs inside a case)."""
+        return None
+
     def validation_step(self, batch: dict) -> dict:
-        return super().validation_step(self._maps_as_target(batch))
+        """nnU-Net's step, its false positives without the foreground predicted outside the case (:meth:`outside_case`).
+
+        There the reference is background (nnU-Net's loader pads the seg with -1, its validation transforms make it
+        0), so each such voxel is a false positive and nothing else, of a voxel nnU-Net's prediction does not have.
+        """
+        batch = self._maps_as_target(batch)
+        outside = self.outside_case(batch["target"][-1])
+        if outside is None:
+            return super().validation_step(batch)
+        lm = self.label_manager
+        counted = ignore_mask(batch["target"][0], lm.has_regions, lm.ignore_label)
+        if counted is not None:  # nnU-Net counts no ignored voxel (read first: on a CPU its step zeroes them in place)
+            outside = outside & counted
+        with full_resolution_outputs(self.network) as outputs:
+            result = super().validation_step(batch)
+        predicted = predicted_foreground(outputs[-1].detach(), lm.has_regions) & outside.to(outputs[-1].device)
+        axes = [0, *range(2, predicted.ndim)]
+        result["fp_hard"] = result["fp_hard"] - predicted.sum(axes, dtype=torch.float32).cpu().numpy()  # as nnU-Net's
+        return result
 
     def _maps_as_target(self, batch: dict) -> dict:
         """The batch with the network input as ``'data'`` and the maps appended to ``'target'``."""
