@@ -384,11 +384,15 @@ def check_claims(claims: tuple[Claim, ...], records: list[dict]) -> list[dict]:
     return checked
 
 
+def _p_value(p: float | None) -> str:
+    return "p undefined" if p is None else f"{p:.2g}"  # None: the test had no defined p (e.g. too few pairs)
+
+
 def _difference_cell(record: dict, metric: str, scale: float) -> str:
     difference, p = record.get(f"{metric}_difference_vs_default"), record.get(f"{metric}_wilcoxon_p")
     if difference is None:
         return "baseline" if record["trainer"] == BASELINE else ""
-    return f"{scale * difference:+.1f} ({p:.2g})"
+    return f"{scale * difference:+.1f} ({_p_value(p)})"
 
 
 def markdown(record: dict) -> str:
@@ -446,7 +450,7 @@ def markdown(record: dict) -> str:
             scale = 100 if c["metric"] == "dice" else 1
             unit = "Dice points" if c["metric"] == "dice" else "HD95 mm"
             lines.append(f"| {c['paper']} | {c['trainer']} | {c['dataset']} | {c['region']} | {c['what']} | "
-                         f"{c['expected']} {c['metric']} | {scale * c['difference']:+.1f} {unit} ({c['p']:.2g}) | "
+                         f"{c['expected']} {c['metric']} | {scale * c['difference']:+.1f} {unit} ({_p_value(c['p'])}) | "
                          f"{c['verdict']} |")
         lines.append("")
     lines += [f"Training curves: `{name}/curves_<trainer>.png` beside this file. A fold is *collapsed* on a "
