@@ -48,3 +48,12 @@ def test_quality_cpu_results_are_rebuilt_from_the_committed_records(tmp_path):
     committed = json.loads((RESULTS / "quality_cpu.json").read_text())
     assert rebuilt["records"] == committed["records"] and rebuilt["budget"] == "_80epochs_20iters"
     assert "| nnUNetTrainerSiNGR | tumor core | 0, 1, 2 |" in (results / "quality_cpu.md").read_text()
+
+
+def test_a_difference_without_a_defined_p_value_is_shown_as_such():
+    from nnunet_ext.benchmarks.converging import _difference_cell
+
+    record = {"trainer": "T", "dice_difference_vs_default": 0.1, "dice_wilcoxon_p": None}
+    assert _difference_cell(record, "dice", 100) == "+10.0 (p undefined)"
+    assert _difference_cell({**record, "dice_wilcoxon_p": 0.031}, "dice", 100) == "+10.0 (0.031)"
+    assert _difference_cell({"trainer": "nnUNetTrainer", "dice_difference_vs_default": None}, "dice", 100) == "baseline"
