@@ -39,11 +39,8 @@ def geodesic_device(device: str) -> Iterator[None]:
     CUDA kernels if it was built with CUDA, else the PyTorch scan on the GPU)."""
     if device != "cpu" and not torch.cuda.is_available():
         raise ValueError(f"geodesic device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
-    token = _GEODESIC_DEVICE.set(device)
-    try:
+    with _set_in_block(_GEODESIC_DEVICE, device):
         yield
-    finally:
-        _GEODESIC_DEVICE.reset(token)
 
 
 @contextlib.contextmanager
@@ -52,11 +49,18 @@ def geodesic_backend(name: str) -> Iterator[None]:
     ``"fastgeodis"`` raises ValueError where FastGeodis cannot run."""
     if name not in BACKENDS:
         raise ValueError(f"unknown geodesic backend {name!r}; known: {list(BACKENDS)}")
-    token = _BACKEND.set(name)
+    with _set_in_block(_BACKEND, name):
+        yield
+
+
+@contextlib.contextmanager
+def _set_in_block(setting: contextvars.ContextVar, value) -> Iterator[None]:
+    """``setting`` is ``value`` inside the block, its earlier value after it."""
+    token = setting.set(value)
     try:
         yield
     finally:
-        _BACKEND.reset(token)
+        setting.reset(token)
 
 
 def geodesic_distance(
