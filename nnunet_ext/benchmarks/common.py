@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent  # git reads the repository of an editable install from here
-PACKAGES = ("torch", "FastGeodis", "numpy", "scipy", "edt", "nnunetv2")
+PACKAGES = ("nnunet-ext", "torch", "FastGeodis", "numpy", "scipy", "edt", "nnunetv2")
 HARDWARE_KEYS = ("date_utc", "cpu_model", "logical_cpus", "affinity_cpus", "torch_threads", "ram_gb", "load_average",
                  "gpu", "versions", "python", "platform", "git")
 DATA_VARIABLE = "NNUNET_EXT_DATA"  # folder holding brats2015_sample/ and lgg_kaggle_3m_sample/
@@ -76,6 +76,9 @@ def hardware_record() -> dict:
     cpu = cpuinfo.is_file() and re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
     commit = _git("rev-parse", "--short", "HEAD")
     changes = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    if commit is None:  # an installed copy: the commit pip recorded for ``pip install git+<repository>@<commit>``
+        commit = _installed_commit()
+        changes = "" if commit else None
     return {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "cpu_model": cpu[1].strip() if cpu else platform.processor() or "unknown",
@@ -113,6 +116,16 @@ def _version(package: str) -> str:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "not installed"
+
+
+def _installed_commit() -> str | None:
+    """The commit of a VCS install of nnunet-ext (PEP 610 ``direct_url.json``); None for any other install."""
+    try:
+        direct_url = metadata.distribution("nnunet-ext").read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        return None
+    commit = direct_url and json.loads(direct_url).get("vcs_info", {}).get("commit_id")
+    return commit[:7] if commit else None
 
 
 def _git(*args: str) -> str | None:

@@ -12,8 +12,8 @@ Euclidean maps, five folds on real BraTS and LGG FLAIR cases.
   patients: keep a study's test patients out), each patient one 3D volume (``nnunet_ext_convert_lgg``),
   binned 4 x 4 in-plane; spacing assumed 1 mm pixels and 5 mm slices (the TIFs store none).
 
-Fitting 2 CPU cores (about 10 h for 50 runs): both run 3d_fullres with a patch of 32 x 32 x 32 voxels, batch 2,
-at ``_50epochs_20iters`` (1000 iterations); BraTS is planned at 4 mm isotropic (nnU-Net's
+Fitting 2 CPU cores (about 17 h for 50 runs: about 20 min each on an idle machine, 21 s per epoch measured):
+both run 3d_fullres with a patch of 32 x 32 x 32 voxels, batch 2, at ``_50epochs_20iters`` (1000 iterations); BraTS is planned at 4 mm isotropic (nnU-Net's
 ``-overwrite_target_spacing``), so the patch covers 128 mm as the SiNGR paper's 128^3 crops at 1 mm do; LGG at
 its 4 x 4 x 5 mm covers 128 x 128 mm in-plane as the paper's 128 x 128 x 32 patches do. nnU-Net exports the
 validation predictions at the raw images' spacing, so every metric is at native resolution. Each record states
