@@ -62,11 +62,32 @@ def test_hardware_record_has_the_documented_keys():
     record = hardware_record()
     assert tuple(record) == HARDWARE_KEYS
     assert record["logical_cpus"] >= record["affinity_cpus"] >= 1 and record["torch_threads"] >= 1
-    assert set(record["versions"]) == {"torch", "FastGeodis", "numpy", "scipy", "edt", "nnunetv2"}
+    assert set(record["versions"]) == {"nnunet-ext", "torch", "FastGeodis", "numpy", "scipy", "edt", "nnunetv2"}
     assert set(record["git"]) == {"commit", "dirty"}
     assert record["gpu"] is None or set(record["gpu"]) == {"name", "memory_gb", "cuda"}
     text = hardware_markdown(record)
     assert record["cpu_model"] in text and "torch threads" in text
+
+
+def test_an_installed_copy_records_the_commit_pip_installed(monkeypatch):
+    """Outside a repository the record names the commit of ``pip install git+<repository>@<commit>``."""
+    from nnunet_ext.benchmarks import common
+
+    class Installed:
+        version = "0.0"
+
+        def __init__(self, direct_url):
+            self.direct_url = direct_url
+
+        def read_text(self, name):
+            return self.direct_url if name == "direct_url.json" else None
+
+    monkeypatch.setattr(common, "_git", lambda *args: None)
+    vcs = '{"url": "file:///src", "vcs_info": {"vcs": "git", "commit_id": "8e1cc32f00"}}'
+    monkeypatch.setattr(common.metadata, "distribution", lambda name: Installed(vcs))
+    assert hardware_record()["git"] == {"commit": "8e1cc32", "dirty": False}
+    monkeypatch.setattr(common.metadata, "distribution", lambda name: Installed('{"url": "file:///src", "dir_info": {}}'))
+    assert hardware_record()["git"] == {"commit": None, "dirty": None}
 
 
 def test_sing_recipe_follows_the_released_code_on_a_zero_background():
