@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from nnunet_ext.evaluation import binary_metrics, region_definitions, summarise, CaseMetrics
+from nnunet_ext.evaluation import binary_metrics, summarise_rows
+from nnunet_ext.labels import region_definitions
 
 
 def cube(shape, lo, hi):
@@ -63,10 +64,12 @@ def test_region_definitions_for_regions_and_labels():
     assert region_definitions(labels) == {"liver": (1,), "tumour": (2,)}
 
 
-def test_summary_mean_and_sd():
-    rows = [CaseMetrics("a", "wt", 1.0, 1.0, 0.0, 0.0), CaseMetrics("b", "wt", 0.5, 0.25, 2.0, 1.0)]
-    summary = summarise(rows)["wt"]
-    assert summary["dice"] == (0.75, 0.25)
+def test_summary_mean_and_se():
+    # two cases: the standard error (ddof 1) equals half their difference
+    rows = [{"trainer": "t", "fold": None, "case": c, "region": "wt", "dice": d, "iou": i, "hd95": h, "asd": a}
+            for c, d, i, h, a in (("a", 1.0, 1.0, 0.0, 0.0), ("b", 0.5, 0.25, 2.0, 1.0))]
+    summary = {s["metric"]: (s["mean"], s["se_cases"]) for s in summarise_rows(rows, None)}
+    assert summary["dice"] == pytest.approx((0.75, 0.25))
     assert summary["hd95"][0] == 1.0 and math.isclose(summary["hd95"][1], 1.0)
 
 
