@@ -19,7 +19,8 @@ from nnunet_ext.commands import add_version_argument
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.labels import label_names, region_definitions
 from nnunet_ext.nnunet_env import dataset_folder_name, datasets_with_id, nnunet_folder
-from nnunet_ext.workflow.pipeline import Pipeline, check_trainers
+from nnunet_ext.trainer_path import check_trainers
+from nnunet_ext.workflow.pipeline import Pipeline
 
 DEFAULT_DATASET_ID = 990
 DEFAULT_TRAINERS = ("nnUNetTrainer_10epochs_20iters", "nnUNetTrainerSiNGR_10epochs_20iters")
