@@ -193,11 +193,11 @@ def evaluate_folders(prediction_folder: str | Path, reference_folder: str | Path
     """
     files = case_files(prediction_folder, reference_folder, dataset_json, cases)
     if progress:
-        unscored = ""
+        subset = ""
         if cases is None:
             references = sum(1 for _ in Path(reference_folder).glob(f"*{dataset_json['file_ending']}"))
-            unscored = f" (of {references} in {reference_folder}: the predicted ones)" if references > len(files) else ""
-        print(f"{progress}: evaluating {len(files)} case(s){unscored}", file=sys.stderr, flush=True)
+            subset = f" of {references} in {reference_folder} (those predicted)" if references > len(files) else ""
+        print(f"{progress}: evaluating {len(files)} case(s){subset}", file=sys.stderr, flush=True)
     reader = case_reader(dataset_json, files[0][2])
     regions = region_definitions(dataset_json)
     ignored = ignore_label(dataset_json)

@@ -185,7 +185,7 @@ def test_a_fold_validation_folder_against_all_references_scores_its_cases(tmp_pa
     assert main(["-p", str(validation), "-r", str(gt), "-j", str(tmp_path / "dataset.json"), "-o", str(csv_file)]) == 0
     captured = capsys.readouterr()
     assert "| validation | lesion | 2 | 100.00 ± 0.00 |" in captured.out
-    assert "evaluating 2 case(s) (of 6 in" in captured.err
+    assert "evaluating 2 case(s) of 6 in" in captured.err and "(those predicted)" in captured.err
     assert csv_file.read_text().splitlines()[0] == "trainer,fold,case,region,dice,iou,hd95,asd"
     _write(cube((8, 8, 8), (2, 2, 2), (5, 5, 5)), validation / "case_9.nii.gz")
     with pytest.raises(NnunetExtError, match=r"^1 case\(s\) have no reference segmentation in .*gt_segmentations "

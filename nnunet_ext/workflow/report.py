@@ -6,12 +6,14 @@ Three sources of predictions:
   against ``$nnUNet_preprocessed/DatasetXXX/gt_segmentations``, cases from ``splits_final.json``;
 - ``--test``: the fixed split's test cases (recorded by ``nnunet_ext_cv --split-file``), predicted
   by ``nnunet_ext_cv`` into ``<trainer folder>/fold_0/nnunet_ext_test``, against ``labelsTr`` of the raw dataset;
-- ``--predictions NAME=FOLDER ... --references FOLDER -j dataset.json``: any separate test set.
+- ``--predictions NAME=FOLDER ... --references FOLDER -j dataset.json``: any separate test set, the
+  cases those the folders hold (:func:`same_cases`).
 
-Metrics, statistics, tables and the CSV format come from :mod:`nnunet_ext.evaluation` (Dice and IoU by
-voxel counting; HD95 and ASD from MONAI, in mm), with the BraTS empty-mask convention and the ignore
-label masked; ``nnunet_ext_evaluate`` prints the same report for one folder. Outputs in ``--output``: ``report.md`` (tables
-of mean ± standard error over cases and, with several folds, over folds, plus the paired tests),
+Metrics, statistics, tables and the CSV format come from :mod:`nnunet_ext.evaluation` (Dice and IoU
+by voxel counting; HD95 and ASD from MONAI, in mm), with the BraTS empty-mask convention and the
+ignore label masked; ``nnunet_ext_evaluate`` prints the same report for one folder. Outputs in
+``--output``: ``report.md`` (tables of mean ± standard error over cases and, with several folds, over
+folds, plus the paired tests),
 ``summary.csv`` (one row per trainer, region and metric), ``cases.csv`` (every case), and
 ``boxplots.png``. The paired test is SciPy's Wilcoxon signed-rank test (two-sided) on the
 per-case values of each trainer and the baseline, per region and metric, paired by case.
@@ -36,6 +38,7 @@ from nnunet_ext.evaluation import (LABELS, METRICS, Source, evaluate_sources, ma
                                    summarise_rows, write_csv)
 from nnunet_ext.workflow.cv import (PLANS, SPLIT_RECORD, TEST_PREDICTIONS, dataset_paths, read_split_record,
                                     trainer_folder)
+
 
 def trained_folds(paths, configuration: str, trainers: list[str], splits: list, plans: str = PLANS) -> list[int]:
     """The folds of ``splits`` whose validation folder every trainer has (so that the paired tests stay paired)."""
