@@ -100,9 +100,12 @@ def split_test_sources(dataset: str, configuration: str, trainers: list[str], pl
 def same_cases(sources: list[Source], ending: str) -> list[Source]:
     """``sources`` of a separate test set, each to be scored on every case that any of them predicted.
 
-    So a folder that lacks a prediction the others have is an error (:func:`nnunet_ext.evaluation.case_files`),
-    not a comparison on different cases."""
+    A folder that lacks a prediction another one has is an error before anything is evaluated, not a
+    comparison on different cases."""
     cases = sorted({p.name[: -len(ending)] for source in sources for p in source.predictions.glob(f"*{ending}")})
+    for source in sources:
+        _require_predictions(source.predictions, cases, ending, f"nnUNetv2_predict for {source.trainer} on every case "
+                                                                 f"the other --predictions folders hold")
     return [dataclasses.replace(source, cases=cases or None) for source in sources]
 
 
