@@ -458,6 +458,7 @@ def write_csv(rows: list[dict], path: str | Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
 
+
 def read_dataset_json(path: str | Path) -> dict:
     """The dataset.json at ``path`` (``-j`` of the commands), or an error naming it."""
     if not Path(path).is_file():

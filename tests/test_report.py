@@ -257,7 +257,7 @@ def test_separate_test_set_folders_must_hold_the_same_cases(fake_nnunet, capsys)
     partial = fake_nnunet / "partial"
     shutil.copytree(validation, partial)
     (partial / "case_4.nii.gz").unlink()
-    assert report_main(["--predictions", f"B={validation}", f"A={partial}", "--references", str(pre / "gt_segmentations"),
-                        "-j", str(pre / "dataset.json"), "-o", str(fake_nnunet / "r")]) == 2
+    assert report_main(["--predictions", f"B={validation}", f"A={partial}", "--references",
+                        str(pre / "gt_segmentations"), "-j", str(pre / "dataset.json"), "-o", str(fake_nnunet / "r")]) == 2
     error = capsys.readouterr().err.strip()  # before any evaluation
     assert error.count("\n") == 0 and "1 prediction(s) missing in" in error and "(first: case_4.nii.gz); run: " in error
