@@ -22,7 +22,7 @@ missed ones and all false positives counting Dice 0 and HD95 373.
 
 Labels: the configurations ``gli``, ``mets``, ``MenPre`` and ``GoAT`` group BraTS 2023+ labels (1 NETC,
 2 SNFH, 3 ET, 4 RC). nnU-Net's BraTS datasets (labels 1 edema, 2 core, 3 enhancing; the converter's
-and ``Dataset137_BraTS21``) are converted with ``EXPORT_LABELS["2023"]``, the mapping
+and ``Dataset137_BraTS21``) are converted with ``BRATS_EXPORT_LABELS["2023"]`` (:mod:`nnunet_ext.labels`), the mapping
 ``nnunet_ext_export_brats`` writes, so evaluation and export cannot disagree; ``ped`` (1 ET, 2 NET,
 3 CC, 4 ED) and ``MenRT`` (1 GTV) have labels these three cannot express. Any other (label, not
 region) dataset is evaluated with its label values as they are.
@@ -42,8 +42,10 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from nnunet_ext.converters.brats import EXPORT_LABELS, REGION_LABELS, relabelled
+from nnunet_ext.converters.brats import relabelled
 from nnunet_ext.errors import NnunetExtError
+from nnunet_ext.labels import (BRATS_EXPORT_LABELS, BRATS_REGION_LABELS, BRATS_REGIONS_CLASS_ORDER,
+                               is_brats_region_dataset, region_definitions)
 
 # brats_evaluation.evaluation.BUNDLED_CONFIGS of brats-evaluation 0.0.10 (a test checks it).
 CONFIGS = ("gli", "mets", "ped", "MenRT", "MenPre", "GoAT")
@@ -103,23 +105,16 @@ class Labels:
     possible: frozenset | None
 
 
-def _is_brats_region_dataset(dataset_json: dict) -> bool:
-    labels = {k: tuple(v) if isinstance(v, (list, tuple)) else (v,) for k, v in dataset_json.get("labels", {}).items()}
-    return labels == {k: v if isinstance(v, tuple) else (v,) for k, v in REGION_LABELS.items()}
-
-
 def dataset_labels(dataset_json: dict, config: str) -> Labels:
     """The conversion of a dataset's label files (predictions and references) for ``config``."""
-    from nnunet_ext.evaluation import region_definitions
-
     if config not in CONFIGS:
         raise NnunetExtError(f"unknown BraTS configuration '{config}'; choose one of {', '.join(CONFIGS)}")
     regions = region_definitions(dataset_json)
-    if _is_brats_region_dataset(dataset_json):
+    if is_brats_region_dataset(dataset_json):
         if config not in GLIOMA_LABEL_CONFIGS:
             raise NnunetExtError(f"--brats-config {config} expects {OTHER_LABELS[config]}, which nnU-Net's BraTS labels "
                                  f"(edema, core, enhancing) cannot express; use one of {', '.join(GLIOMA_LABEL_CONFIGS)}")
-        lookup = EXPORT_LABELS["2023"]
+        lookup = BRATS_EXPORT_LABELS["2023"]
         names = {frozenset(lookup[label] for label in labels): name for name, labels in regions.items()}
         return Labels(dict(lookup), names, frozenset(v for v in lookup.values() if v))
     if dataset_json.get("regions_class_order"):
@@ -132,12 +127,13 @@ def dataset_labels(dataset_json: dict, config: str) -> Labels:
 def export_labels(convention: str) -> tuple[dict[int, int] | None, Labels]:
     """(lookup of exported files, Labels of nnU-Net reference files) to evaluate an export in ``convention``.
 
-    Exported files hold ``EXPORT_LABELS[convention]`` values; they go back through the inverse of that
-    map and forward through ``EXPORT_LABELS["2023"]`` (identity for ``2023``).
+    Exported files hold ``BRATS_EXPORT_LABELS[convention]`` values; they go back through the inverse of that
+    map and forward through ``BRATS_EXPORT_LABELS["2023"]`` (identity for ``2023``).
     """
-    to_nnunet = {challenge: nnunet for nnunet, challenge in EXPORT_LABELS[convention].items()}
-    lookup = {value: EXPORT_LABELS["2023"][label] for value, label in to_nnunet.items()}
-    reference = dataset_labels({"labels": dict(REGION_LABELS), "regions_class_order": [1, 2, 3]}, "gli")
+    to_nnunet = {challenge: nnunet for nnunet, challenge in BRATS_EXPORT_LABELS[convention].items()}
+    lookup = {value: BRATS_EXPORT_LABELS["2023"][label] for value, label in to_nnunet.items()}
+    reference = dataset_labels({"labels": dict(BRATS_REGION_LABELS),
+                                "regions_class_order": list(BRATS_REGIONS_CLASS_ORDER)}, "gli")
     return (None if all(k == v for k, v in lookup.items()) else lookup), reference
 
 

@@ -1,4 +1,4 @@
-"""The README demo: synthetic dataset -> nnU-Net plan/preprocess -> short CPU training -> predict -> evaluate.
+"""The README demo: synthetic dataset -> nnU-Net plan/preprocess -> short CPU training -> predict -> report.
 
 Every step runs nnU-Net's own command line (printed before it runs), so the demo exercises exactly
 what a user types. Steps whose results already exist are reused (re-running the demo is cheap and
@@ -17,24 +17,14 @@ import numpy as np
 
 from nnunet_ext.commands import add_version_argument
 from nnunet_ext.errors import NnunetExtError, run_cli
+from nnunet_ext.labels import label_names, region_definitions
 from nnunet_ext.nnunet_env import dataset_folder_name, datasets_with_id, nnunet_folder
-from nnunet_ext.workflow.pipeline import Pipeline, check_trainers
+from nnunet_ext.trainer_path import check_trainers
+from nnunet_ext.workflow.pipeline import Pipeline
 
 DEFAULT_DATASET_ID = 990
 DEFAULT_TRAINERS = ("nnUNetTrainer_10epochs_20iters", "nnUNetTrainerSiNGR_10epochs_20iters")
 DEFAULT_CONFIGURATION = {"brats": "3d_fullres", "binary": "3d_fullres", "2d": "2d"}
-
-
-def _label_names(dataset_json: dict) -> dict[int, str]:
-    """Name of each label value of a label map; in region datasets, the smallest region holding it."""
-    entries = [(name, value if isinstance(value, list) else [value]) for name, value in dataset_json["labels"].items()]
-    names: dict[int, str] = {}
-    # Largest region first, so that the smallest region containing a label is the one that names it.
-    for name, labels in sorted(entries, key=lambda entry: -len(entry[1])):
-        for label in labels:
-            if label != 0:
-                names[label] = name
-    return names
 
 
 def run_demo(
@@ -44,10 +34,15 @@ def run_demo(
     output: str | Path = "demo_output",
     overwrite: bool = False,
     seed: int = 0,
-) -> dict:
-    """Runs the demo; returns ``{trainer: summary}`` (see :func:`nnunet_ext.evaluation.summarise`)."""
-    from nnunet_ext.evaluation import evaluate_folders, format_table, summarise, write_csv
+) -> list[dict]:
+    """Runs the demo; returns the report's summary rows (:func:`nnunet_ext.evaluation.summarise_rows`).
+
+    The held-out test cases are reported as ``nnunet_ext_report`` reports a test set, the first trainer
+    the baseline: ``report.md``, ``summary.csv``, ``cases.csv`` and ``boxplots.png`` in ``output``.
+    """
+    from nnunet_ext.evaluation import Source, evaluate_sources, summarise_rows
     from nnunet_ext.synthetic import DEFAULT_NAMES
+    from nnunet_ext.workflow.report import write_report
 
     raw, preprocessed, results = (nnunet_folder(v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"))
     if kind not in DEFAULT_CONFIGURATION:
@@ -80,7 +75,6 @@ def run_demo(
 
     ending = dataset_json["file_ending"]
     test_cases = sorted(p.name[: -len(ending)] for p in (raw_folder / "labelsTs").glob(f"*{ending}"))
-    summaries = {}
     predictions = {}
     for trainer in trainers:
         print(f"[3/5] training {trainer} on fold 0 (CPU)", flush=True)
@@ -89,24 +83,21 @@ def run_demo(
             shutil.rmtree(predictions[trainer], ignore_errors=True)
         print(f"[4/5] predicting the held-out test cases with {trainer}", flush=True)
         pipeline.predict(trainer, [0], raw_folder / "imagesTs", predictions[trainer], test_cases)
-        case_metrics = evaluate_folders(predictions[trainer], raw_folder / "labelsTs", dataset_json)
-        write_csv(case_metrics, output / f"metrics_{trainer}.csv")
-        summaries[trainer] = summarise(case_metrics)
 
-    print("[5/5] evaluation on the held-out test cases (mean ± SD over cases)\n", flush=True)
-    table = format_table(summaries)
-    print(table)
-    (output / "results.md").write_text(table + "\n")
+    print("[5/5] evaluation on the held-out test cases (mean ± standard error over cases)\n", flush=True)
+    rows = evaluate_sources([Source(t, None, predictions[t], test_cases) for t in trainers], raw_folder / "labelsTs",
+                            dataset_json)
+    report = write_report(rows, output, f"Demo: {dataset_name}, held-out test cases", baseline=trainers[0])
+    print(report.read_text())
     figure = _figure(raw_folder, dataset_json, predictions, output / "demo_case.png")
-    print(f"\nfigure: {figure}\ntable: {output / 'results.md'}\nper-case metrics: {output}/metrics_*.csv")
-    return summaries
+    print(f"\nfigure: {figure}\nreport: {report} (summary.csv, cases.csv and boxplots.png beside it)")
+    return summarise_rows(rows, trainers[0])
 
 
 def _figure(raw_folder: Path, dataset_json: dict, predictions: dict[str, Path], path: Path) -> Path:
     """Image, ground truth, the SiNG map SiNGR regresses (first region/class) and every prediction, one case."""
     from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
 
-    from nnunet_ext.evaluation import region_definitions
     from nnunet_ext.figures import save_case_figure
     from nnunet_ext.targets import SiNGOptions, sing_maps
 
@@ -127,7 +118,7 @@ def _figure(raw_folder: Path, dataset_json: dict, predictions: dict[str, Path], 
     region_name, region_labels = next(iter(region_definitions(dataset_json).items()))
     target = sing_maps(image.astype("float32"), np.isin(reference, region_labels)[None], (image != 0).any(0),
                        tuple(properties["spacing"]), SiNGOptions())[0]
-    return save_case_figure(image[shown_channel], panels, path, _label_names(dataset_json), title=f"case {case}",
+    return save_case_figure(image[shown_channel], panels, path, label_names(dataset_json), title=f"case {case}",
                             extra_maps={f"SiNG map ({region_name})": target})
 
 
@@ -136,7 +127,7 @@ def _main(argv=None) -> None:
     parser.add_argument("-d", "--dataset-id", type=int, default=DEFAULT_DATASET_ID)
     parser.add_argument("-k", "--kind", default="brats", help=f"one of {', '.join(DEFAULT_CONFIGURATION)}")
     parser.add_argument("-tr", "--trainers", nargs="+", default=list(DEFAULT_TRAINERS))
-    parser.add_argument("-o", "--output", default="demo_output", help="folder for predictions, table and figure")
+    parser.add_argument("-o", "--output", default="demo_output", help="folder for predictions, report and figure")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true",
                         help="regenerate the dataset and retrain (deletes this dataset's preprocessed data and results)")

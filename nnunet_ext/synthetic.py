@@ -43,6 +43,7 @@ from scipy.special import expit
 
 from nnunet_ext.commands import add_version_argument
 from nnunet_ext.errors import NnunetExtError, run_cli
+from nnunet_ext.labels import BRATS_REGION_LABELS, BRATS_REGIONS_CLASS_ORDER
 from nnunet_ext.raw_dataset import raw_dataset_target, write_atomically
 
 # Voxels per axis. Smaller images leave nnU-Net's planner almost no room to downsample and make
@@ -351,8 +352,8 @@ KINDS: dict[str, Kind] = {
         default_cases=16,
         default_test_cases=4,
         channel_names={0: "T1", 1: "T1ce", 2: "T2", 3: "FLAIR"},
-        labels={"background": 0, "whole tumor": (1, 2, 3), "tumor core": (2, 3), "enhancing tumor": (3,)},
-        regions_class_order=(1, 2, 3),
+        labels=BRATS_REGION_LABELS,
+        regions_class_order=BRATS_REGIONS_CLASS_ORDER,
         file_ending=".nii.gz",
         configuration="3d_fullres",
         spacing_configurable=True,

@@ -15,19 +15,22 @@ not the package.
 
 ``--check`` reports the geodesic backend (FastGeodis or the PyTorch fallback), the nnU-Net version,
 ``nnUNet_extTrainer`` as nnU-Net reads it, each of our trainers as ``nnUNetv2_train -tr`` finds it
-(:func:`nnunet_ext.workflow.pipeline.check_trainers`) and the signatures of the nnU-Net methods our
+(:func:`check_trainers`) and the signatures of the nnU-Net methods our
 classes override (:func:`override_problems`); one line per problem on stderr, exit status 1 if any.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import inspect
+import io
 import os
 import pkgutil
 import sys
+import warnings
 from pathlib import Path
 
 from nnunet_ext.commands import add_version_argument, package_version
@@ -185,6 +188,28 @@ def _geodesic_backend() -> tuple[str, str | None]:
     return f"FastGeodis {package_version('FastGeodis') or '(version unknown)'}", None
 
 
+def check_trainers(names: list[str]) -> None:
+    """Finds each trainer as ``nnUNetv2_train -tr NAME`` does (nnunetv2, then ``nnUNet_extTrainer``), so that a
+    misspelt name fails at once, in one line, not after the trainers before it have trained."""
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    for name in names:
+        try:  # nnU-Net's look-up prints every folder it searches; its imports warn of torch's deprecations
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                recursive_find_trainer_class_by_name(name)
+        except (RuntimeError, AssertionError):
+            searched = os.environ.get("nnUNet_extTrainer", "")
+            if trainer_folder() in [Path(p).resolve() for p in searched.split(os.pathsep) if p]:
+                fix = ("check the name against the README's trainer table (each trainer also with every budget suffix "
+                       "of nnunet_ext/schedules.py)")
+            else:
+                fix = ("nnunet-ext's trainers are found after: export "
+                       f'nnUNet_extTrainer="${{nnUNet_extTrainer:+$nnUNet_extTrainer:}}{trainer_folder()}"')
+            raise NnunetExtError(
+                f"trainer {name} not found in nnunetv2 or nnUNet_extTrainer ({searched or 'not set'}); {fix}") from None
+
+
 def _looks_like_our_trainers(folder: Path) -> bool:
     return (folder / "nnUNetTrainerSiNGR.py").is_file() and (folder / "nnUNetTrainerGSL.py").is_file()
 
@@ -223,8 +248,6 @@ def check() -> list[str]:
         problems.append(f"nnUNet_extTrainer {'is not set' if value is None else 'does not name ' + str(ours)}, so "
                         f"nnU-Net does not find nnunet-ext's trainers; run: {EXPORT_LINE}")
     elif nnunet is not None:
-        from nnunet_ext.workflow.pipeline import check_trainers
-
         names = our_trainers()
         missing = 0
         for name in names:

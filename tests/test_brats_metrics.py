@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_ext.converters.brats import REGION_LABELS
+from nnunet_ext.labels import BRATS_REGION_LABELS as REGION_LABELS
 from nnunet_ext.errors import NnunetExtError
 
 BRATS_JSON = {"labels": REGION_LABELS, "regions_class_order": [1, 2, 3], "file_ending": ".nii.gz"}
@@ -174,8 +174,9 @@ def test_evaluate_cli_writes_the_official_columns(hand_folders, tmp_path, capsys
                  "--brats-config", "gli", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "Official BraTS metrics (brats-evaluation, config gli)" in printed
-    assert "| pred | enhancing tumor | 1 | 75.00 ± 0.00 | 1.00 ± 0.00 | 48.00 ± 0.00 |" in printed
-    assert "| pred | netc | 1 | 0.00 ± 0.00 | inf (1 of 1 infinite) |" in printed
+    # the report's table (mean ± standard error; one case has no standard error)
+    assert "| pred | enhancing tumor | 1 | 75.00 | 1.00 | 48.00 |" in printed
+    assert "| pred | netc | 1 | 0.00 | inf |" in printed
     with open(out) as handle:
         rows = {r["region"]: r for r in csv.DictReader(handle)}
     assert float(rows["enhancing tumor"]["dice"]) == pytest.approx(0.48) and rows["enhancing tumor"]["lw_dice"] == "0.75"
@@ -198,7 +199,7 @@ def test_without_the_package_the_option_says_how_to_install_it(hand_folders, tmp
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "pip install brats-evaluation==0.0.10 panoptica==2.1.7" in error
     assert main(args) == 0  # everything else works
-    assert "| pred | enhancing tumor | 48.0 ± 0.0 |" in capsys.readouterr().out
+    assert "| pred | enhancing tumor | 1 | 48.00 |" in capsys.readouterr().out
 
 
 def test_brats_sample_case(tmp_path, sample_data):

@@ -10,8 +10,9 @@ import sys
 import pytest
 
 from nnunet_ext.errors import NnunetExtError
-from nnunet_ext.workflow.pipeline import (Pipeline, check_trainers, fold_folder, fold_state, link_raw_images,
-                                          train_command, training_log_times)
+from nnunet_ext.trainer_path import check_trainers
+from nnunet_ext.workflow.pipeline import (Pipeline, fold_folder, fold_state, link_raw_images, train_command,
+                                          training_log_times)
 
 
 def test_journal_keeps_what_ran_and_reports_it_for_a_skipped_stage(tmp_path):

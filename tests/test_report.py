@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_ext.converters.brats import REGION_LABELS
+from nnunet_ext.labels import BRATS_REGION_LABELS as REGION_LABELS
 from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.workflow.cv import SPLIT_RECORD, apply_split, dataset_paths, fold_state, run_cv
-from nnunet_ext.workflow.report import main as report_main, paired_test, summarise_rows
+from nnunet_ext.evaluation import paired_test, summarise_rows
+from nnunet_ext.workflow.report import main as report_main
 
 NAME = "Dataset777_Fake"
 CASES = [f"case_{i}" for i in range(6)]
@@ -246,3 +247,17 @@ def test_official_values_missing_or_infinite_in_the_statistics():
     assert summary[("A", "lw_hd95")]["mean"] == inf
     # paired on x and z only; z is infinite for both: difference 0
     assert summary[("A", "lw_hd95")]["mean_difference"] == 1.0 and summary[("A", "dice")]["n_cases"] == 3
+
+
+def test_separate_test_set_folders_must_hold_the_same_cases(fake_nnunet, capsys):
+    import shutil
+
+    pre = fake_nnunet / "nnUNet_preprocessed" / NAME
+    validation = fake_nnunet / "nnUNet_results" / NAME / "B__nnUNetPlans__3d_fullres" / "fold_1" / "validation"
+    partial = fake_nnunet / "partial"
+    shutil.copytree(validation, partial)
+    (partial / "case_4.nii.gz").unlink()
+    assert report_main(["--predictions", f"B={validation}", f"A={partial}", "--references",
+                        str(pre / "gt_segmentations"), "-j", str(pre / "dataset.json"), "-o", str(fake_nnunet / "r")]) == 2
+    error = capsys.readouterr().err.strip()  # before any evaluation
+    assert error.count("\n") == 0 and "1 prediction(s) missing in" in error and "(first: case_4.nii.gz); run: " in error

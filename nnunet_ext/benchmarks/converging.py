@@ -208,7 +208,8 @@ def fold_record(work: Work, trainer: str, fold: int, official: str | None = None
     import SimpleITK as sitk
     import torch
 
-    from nnunet_ext.evaluation import evaluate_folders, region_definitions
+    from nnunet_ext.evaluation import evaluate_folders
+    from nnunet_ext.labels import region_definitions
 
     folder = work.fold_folder(trainer, fold)
     cases = sorted(work.splits[fold]["val"])
@@ -278,7 +279,7 @@ def _finite(value) -> float | None:
 
 def dataset_results(args: argparse.Namespace, dataset: str) -> dict:
     """Records per trainer and region, each trainer over the folds that it and the default have recorded."""
-    from nnunet_ext.workflow.report import summarise_rows
+    from nnunet_ext.evaluation import summarise_rows
 
     runs = {(t, f): json.loads(record_path(args, dataset, t, f).read_text())
             for f in args.report_folds for t in trainers_of_fold(args, dataset, f)
@@ -396,7 +397,7 @@ def _difference_cell(record: dict, metric: str, scale: float) -> str:
 
 
 def markdown(record: dict) -> str:
-    from nnunet_ext.workflow.report import mean_se_cell
+    from nnunet_ext.evaluation import mean_se_cell
 
     name = record["name"]
     lines = [f"# {record['title']}", "",

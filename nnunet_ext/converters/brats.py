@@ -54,9 +54,7 @@ from nnunet_ext.converters import check_problems, report_skipped
 from nnunet_ext.raw_dataset import raw_dataset_target, write_atomically
 from nnunet_ext.commands import add_version_argument
 from nnunet_ext.errors import NnunetExtError, run_cli
-
-REGION_LABELS = {"background": 0, "whole tumor": (1, 2, 3), "tumor core": (2, 3), "enhancing tumor": (3,)}
-REGIONS_CLASS_ORDER = (1, 2, 3)
+from nnunet_ext.labels import BRATS_REGION_LABELS, BRATS_REGIONS_CLASS_ORDER
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ class Layout:
     channels: tuple[tuple[str, str], ...]  # (nnU-Net channel name, file name template with {case})
     segmentation: str
     to_nnunet: dict[int, int]  # source label -> nnU-Net label
-    export: str  # the label convention nnunet_ext_export_brats writes for this dataset
+    export: str  # the label convention nnunet_ext_export_brats writes for this dataset (labels.BRATS_EXPORT_LABELS)
     brain_mask: str | None = None
 
 
@@ -87,11 +85,6 @@ LAYOUTS: dict[str, Layout] = {
         (("T1ce", "T1c_subtrMeanDivStd.nii.gz"), ("Flair", "Flair_subtrMeanDivStd.nii.gz")),
         "OTMultiClass.nii.gz", {0: 0, 1: 2, 2: 1, 3: 2, 4: 3}, export="2020", brain_mask="brainmask.nii.gz",
     ),
-}
-# nnU-Net label -> challenge label, per export convention (the inverse of the layouts' maps).
-EXPORT_LABELS: dict[str, dict[int, int]] = {
-    "2020": {0: 0, 1: 2, 2: 1, 3: 4},  # BraTS 2017-2022: 1 NCR(/NET), 2 ED, 4 ET
-    "2023": {0: 0, 1: 2, 2: 1, 3: 3},  # BraTS 2023+: 1 NETC, 2 SNFH, 3 ET
 }
 
 
@@ -308,10 +301,10 @@ def convert_brats(source: str | Path, dataset_id: int, name: str = "BraTS", over
         generate_dataset_json(
             str(folder),
             channel_names={i: channel for i, (channel, _) in enumerate(layout.channels)},
-            labels=dict(REGION_LABELS),
+            labels=dict(BRATS_REGION_LABELS),
             num_training_cases=converted,
             file_ending=".nii.gz",
-            regions_class_order=REGIONS_CLASS_ORDER,
+            regions_class_order=BRATS_REGIONS_CLASS_ORDER,
             dataset_name=name,
             description=f"BraTS converted by nnunet_ext_convert_brats from {layout.description}; labels 1 edema, "
                         f"2 necrotic/non-enhancing core, 3 enhancing tumour (nnU-Net's Dataset137 convention)",

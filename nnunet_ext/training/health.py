@@ -37,6 +37,7 @@ from torch import nn
 
 from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.image_check import check_trainer_images
+from nnunet_ext.labels import region_name
 from nnunet_ext.training.progress_logger import CurvesLocalLogger
 
 #: activation values q (scaled to (0, 1)) below this are saturated on the background side: 4 q (1 - q) < 0.01
@@ -220,7 +221,5 @@ class nnUNetTrainerWithHealthGuard(nnUNetTrainer):
         """'region tumour core (2, 3)' / 'label lesion (1)' for foreground channel ``k``."""
         lm = self.label_manager
         target = lm.foreground_regions[k] if lm.has_regions else lm.foreground_labels[k]
-        names = [name for name, value in self.dataset_json["labels"].items()
-                 if (tuple(value) if isinstance(value, (list, tuple)) else (value,))
-                 == (tuple(target) if isinstance(target, (list, tuple)) else (target,))]
-        return f"{'region' if lm.has_regions else 'label'} {names[0] if names else ''} {target}".replace("  ", " ")
+        name = region_name(self.dataset_json, target) or ""
+        return f"{'region' if lm.has_regions else 'label'} {name} {target}".replace("  ", " ")

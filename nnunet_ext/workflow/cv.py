@@ -33,8 +33,9 @@ from pathlib import Path
 from nnunet_ext.commands import add_version_argument, run_logged
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.nnunet_env import nnunet_folder, resolve_dataset_name
-from nnunet_ext.workflow.pipeline import (PLANS, Pipeline, check_trainers, fold_folder, fold_state, link_raw_images,
-                                         predict_command, train_command)
+from nnunet_ext.trainer_path import check_trainers
+from nnunet_ext.workflow.pipeline import (PLANS, Pipeline, fold_folder, fold_state, link_raw_images, predict_command,
+                                         train_command)
 
 SPLIT_RECORD = "nnunet_ext_split.json"
 TEST_PREDICTIONS = "nnunet_ext_test"

@@ -24,12 +24,13 @@ import argparse
 import json
 from pathlib import Path
 
-
 from nnunet_ext.brats_metrics import CONFIGS
 from nnunet_ext.raw_dataset import write_atomically
-from nnunet_ext.converters.brats import EXPORT_LABELS, REGION_LABELS, relabelled
+from nnunet_ext.converters.brats import relabelled
 from nnunet_ext.commands import add_version_argument
 from nnunet_ext.errors import NnunetExtError, run_cli
+from nnunet_ext.evaluation import markdown, summarise_rows, write_csv
+from nnunet_ext.labels import BRATS_EXPORT_LABELS, is_brats_region_dataset
 
 ENDING = ".nii.gz"
 
@@ -37,16 +38,14 @@ ENDING = ".nii.gz"
 def export_convention(prediction_folder: Path, convention: str | None) -> str:
     """The requested convention, or the one recorded in the prediction folder's dataset.json."""
     if convention is not None:
-        if convention not in EXPORT_LABELS:
-            raise NnunetExtError(f"unknown convention '{convention}'; choose one of {', '.join(EXPORT_LABELS)}")
+        if convention not in BRATS_EXPORT_LABELS:
+            raise NnunetExtError(f"unknown convention '{convention}'; choose one of {', '.join(BRATS_EXPORT_LABELS)}")
         return convention
     dataset_json = prediction_folder / "dataset.json"
     if not dataset_json.is_file():
         raise NnunetExtError(f"{dataset_json} not found (nnUNetv2_predict writes it); pass --convention 2020 or 2023")
     info = json.loads(dataset_json.read_text())
-    labels = {k: (tuple(v) if isinstance(v, list) else (v,)) for k, v in info.get("labels", {}).items()}
-    expected = {k: (v if isinstance(v, tuple) else (v,)) for k, v in REGION_LABELS.items()}
-    if labels != expected:
+    if not is_brats_region_dataset(info):
         raise NnunetExtError(f"{dataset_json} is not a BraTS region dataset of nnunet_ext_convert_brats "
                              f"(labels {info.get('labels')}); export needs nnU-Net's BraTS labels 1/2/3")
     recorded = info.get("brats_export_convention")
@@ -65,7 +64,7 @@ def export_brats(prediction_folder: str | Path, output_folder: str | Path, conve
     if not prediction_folder.is_dir():
         raise NnunetExtError(f"prediction folder not found: {prediction_folder}")
     convention = export_convention(prediction_folder, convention)
-    mapping = EXPORT_LABELS[convention]
+    mapping = BRATS_EXPORT_LABELS[convention]
     files = sorted(prediction_folder.glob(f"*{ENDING}"))
     if not files:
         raise NnunetExtError(f"no predictions (*{ENDING}) in {prediction_folder}; run nnUNetv2_predict first")
@@ -119,7 +118,7 @@ def _main(argv=None) -> None:
     )
     parser.add_argument("-i", "--input", required=True, help="folder written by nnUNetv2_predict or nnUNetv2_ensemble")
     parser.add_argument("-o", "--output", required=True, help="new folder for the challenge submission")
-    parser.add_argument("--convention", choices=sorted(EXPORT_LABELS),
+    parser.add_argument("--convention", choices=sorted(BRATS_EXPORT_LABELS),
                         help="label convention (default: the one recorded by nnunet_ext_convert_brats)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--references", help="then score the exported files with the official BraTS package against "
@@ -140,17 +139,12 @@ def _main(argv=None) -> None:
     convention = export_convention(Path(args.input), args.convention)
     print(f"wrote {len(files)} case(s) to {args.output} ({convention} labels)")
     if args.references:
-        from nnunet_ext.evaluation import format_official_table
-
-        rows, summary = evaluate_export(files, args.references, convention, args.brats_config)
-        print(format_official_table({Path(args.output).name: rows}, args.brats_config))
+        official, summary = evaluate_export(files, args.references, convention, args.brats_config)
+        name = Path(args.output).name
+        rows = [{"trainer": name, "fold": None, **row} for row in official]
+        print(markdown(summarise_rows(rows, None), f"{name} against {args.references}", None, args.brats_config))
         if args.evaluation_csv:
-            import csv
-
-            with open(args.evaluation_csv, "w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(rows)
+            write_csv(rows, args.evaluation_csv)
             summary_json = Path(args.evaluation_csv).with_suffix(f".brats_{args.brats_config}.json")
             summary_json.write_text(json.dumps(summary, indent=1))
             print(f"per-case official metrics: {args.evaluation_csv}, the package's output: {summary_json}")

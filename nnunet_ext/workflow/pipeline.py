@@ -5,7 +5,8 @@ and resumable.
 The demo (:mod:`nnunet_ext.demo`), ``nnunet_ext_cv`` (:mod:`nnunet_ext.workflow.cv`) and the benchmarks
 (:mod:`nnunet_ext.benchmarks`) drive nnU-Net through :class:`Pipeline`:
 
-- :func:`check_trainers`: every trainer found as ``nnUNetv2_train -tr`` finds it, before any stage;
+- :func:`nnunet_ext.trainer_path.check_trainers`: every trainer found as ``nnUNetv2_train -tr`` finds it,
+  before any stage;
 - :meth:`Pipeline.convert`: a converter's command line (``nnunet_ext_convert_brats``,
   ``nnunet_ext_synthetic``, ...), skipped when the raw dataset exists;
 - :meth:`Pipeline.plan_and_preprocess`: ``nnUNetv2_plan_and_preprocess``, skipped when every raw case
@@ -29,15 +30,12 @@ a resumed benchmark still says what each stage cost.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import io
 import json
 import os
 import re
 import shlex
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,30 +90,6 @@ def link_raw_images(raw_dataset: Path, cases: list[str], folder: Path) -> Path:
             if not (folder / image.name).exists():
                 (folder / image.name).symlink_to(image)
     return folder
-
-
-def check_trainers(names: list[str]) -> None:
-    """Finds each trainer as ``nnUNetv2_train -tr NAME`` does (nnunetv2, then ``nnUNet_extTrainer``), so that a
-    misspelt name fails at once, in one line, not after the trainers before it have trained."""
-    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
-
-    from nnunet_ext.trainer_path import trainer_folder
-
-    for name in names:
-        try:  # nnU-Net's look-up prints every folder it searches; its imports warn of torch's deprecations
-            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                recursive_find_trainer_class_by_name(name)
-        except (RuntimeError, AssertionError):
-            searched = os.environ.get("nnUNet_extTrainer", "")
-            if trainer_folder() in [Path(p).resolve() for p in searched.split(os.pathsep) if p]:
-                fix = ("check the name against the README's trainer table (each trainer also with every budget suffix "
-                       "of nnunet_ext/schedules.py)")
-            else:
-                fix = ("nnunet-ext's trainers are found after: export "
-                       f'nnUNet_extTrainer="${{nnUNet_extTrainer:+$nnUNet_extTrainer:}}{trainer_folder()}"')
-            raise NnunetExtError(
-                f"trainer {name} not found in nnunetv2 or nnUNet_extTrainer ({searched or 'not set'}); {fix}") from None
 
 
 def training_log_times(folder: Path, since: float = 0.0) -> dict:
