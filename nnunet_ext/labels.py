@@ -68,3 +68,29 @@ def label_names(dataset_json: dict) -> dict[int, str]:
             if label != 0:
                 names[label] = name
     return names
+
+
+def unrecoverable_regions(dataset_json: dict) -> list[str]:
+    """The regions that nnU-Net's label output of a region dataset cannot give back.
+
+    nnU-Net turns predicted regions into one label map by painting the regions in their declared order,
+    region ``i`` with label ``regions_class_order[i]``, so a later region overwrites an earlier one; the
+    evaluation then reads each region back as the union of its labels. Painting every label value the way
+    a voxel of that value would be painted shows which regions come back whole: with regions (whole
+    tumour, tumour core, enhancing tumour) = ((1, 2, 3), (2, 3), (3,)), ``regions_class_order`` (1, 2, 3)
+    loses nothing, (3, 2, 1) paints enhancing voxels 1 and loses tumour core and enhancing tumour.
+    Empty for label datasets.
+    """
+    order = dataset_json.get("regions_class_order")
+    if not order:
+        return []
+    regions = region_definitions(dataset_json)
+    values = sorted({label for labels in regions.values() for label in labels})
+    painted = {}
+    for value in values:
+        painted[value] = 0
+        for labels, label in zip(regions.values(), order):
+            if value in labels:
+                painted[value] = int(label)
+    return [name for name, labels in regions.items()
+            if any((painted[value] in labels) != (value in labels) for value in values)]

@@ -1,7 +1,7 @@
 """Label meanings read from dataset.json: region names, the label names of a figure, the BraTS region dataset."""
 
 from nnunet_ext.labels import (BRATS_REGION_LABELS, BRATS_REGIONS_CLASS_ORDER, ignore_label, is_brats_region_dataset,
-                               label_names, region_definitions, region_name)
+                               label_names, region_definitions, region_name, unrecoverable_regions)
 
 BRATS = {"labels": {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]},
          "regions_class_order": [1, 2, 3]}
@@ -28,3 +28,14 @@ def test_the_brats_region_dataset_is_recognised_as_json_writes_it():
     assert is_brats_region_dataset(BRATS)
     assert is_brats_region_dataset({"labels": BRATS_REGION_LABELS, "regions_class_order": BRATS_REGIONS_CLASS_ORDER})
     assert not is_brats_region_dataset({"labels": {**BRATS["labels"], "tumor core": [1, 3]}})
+
+
+def test_a_regions_class_order_that_overwrites_a_region_is_found():
+    brats = {"labels": dict(BRATS_REGION_LABELS), "regions_class_order": [1, 2, 3]}
+    assert unrecoverable_regions(brats) == []
+    # enhancing voxels (value 3) are painted 1 last, tumour-core voxels (2) are painted 2 after whole tumour's 3
+    assert unrecoverable_regions({**brats, "regions_class_order": [3, 2, 1]}) == ["tumor core", "enhancing tumor"]
+    # the region that comes last wins: whole tumour painted over everything leaves only whole tumour right
+    assert unrecoverable_regions({**brats, "labels": {"background": 0, "enhancing tumor": [3], "tumor core": [2, 3],
+                                                      "whole tumor": [1, 2, 3]}}) == ["enhancing tumor", "tumor core"]
+    assert unrecoverable_regions({"labels": {"background": 0, "lesion": 1}}) == []

@@ -37,7 +37,7 @@ from torch import nn
 
 from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.image_check import check_trainer_images
-from nnunet_ext.labels import region_name
+from nnunet_ext.labels import region_name, unrecoverable_regions
 from nnunet_ext.training.progress_logger import CurvesLocalLogger
 
 #: activation values q (scaled to (0, 1)) below this are saturated on the background side: 4 q (1 - q) < 0.01
@@ -138,8 +138,16 @@ class nnUNetTrainerWithHealthGuard(nnUNetTrainer):
 
     def check_before_training(self) -> None:
         """Raises a one-line :class:`NnunetExtError` when the preprocessed data cannot train: here a NaN /
-        inf channel (each case checked once, recorded; nnunet_ext/image_check.py)."""
+        inf channel (each case checked once, recorded; nnunet_ext/image_check.py). Warns (and goes on, as
+        nnU-Net would) when the label output cannot give back a region (:func:`unrecoverable_regions`)."""
         check_trainer_images(self)
+        lost = unrecoverable_regions(self.dataset_json)
+        if lost:
+            self.print_to_log_file(
+                f"WARNING: with regions_class_order {self.dataset_json['regions_class_order']} a later region "
+                f"overwrites an earlier one in nnU-Net's label output, so {', '.join(lost)} cannot be read back from "
+                "the predicted label maps; order the regions from largest to smallest in dataset.json",
+                also_print_to_console=True)
 
     # ------------------------------------------------------------------------------ non-finite loss
     def on_train_epoch_start(self):
