@@ -38,9 +38,6 @@ class nnUNetTrainerGeoLS_JML(nnUNetTrainerGeoLS):
     """SiNGR paper, Table 3: GeoLS soft labels with the Jaccard metric loss (JML1)."""
 
     soft_label_criterion = "jml"
-    # JML has no log term: like SiNGR's tanh loss its gradient vanishes where a probability is confidently
-    # wrong, so the training-health guard measures wrong-side saturation (nnunet_ext/training/health.py)
-    saturating_activation = "probabilities"
     collapse_alternative = "nnUNetTrainerGeoLS (soft cross-entropy)"
 
 

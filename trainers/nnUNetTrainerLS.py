@@ -25,9 +25,6 @@ class nnUNetTrainerLS_JML(AdamWithPolyDecay, nnUNetTrainerWithHealthGuard):
     """Label smoothing (alpha 0.1) with JML1 (sigmoid per region, softmax over classes for labels); Adam 1e-3."""
 
     smoothing_alpha = 0.1
-    # JML has no log term: its gradient vanishes where a probability is confidently wrong, so the
-    # training-health guard measures wrong-side saturation (nnunet_ext/training/health.py)
-    saturating_activation = "probabilities"
     collapse_alternative = "nnUNetTrainer (Dice + cross-entropy)"
 
     def _build_loss(self):

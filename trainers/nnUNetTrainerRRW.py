@@ -36,7 +36,6 @@ from nnunet_ext.training.optimizers import AdamWithPolyDecay, NnUNetSGD, RRWAuth
 class nnUNetTrainerRRW(AdamWithPolyDecay, nnUNetTrainerWithTargetMaps):
     """RW loss (Eq. 1) with RRW maps (Eq. 4); Adam 1e-3."""
 
-    saturating_activation = "probabilities"  # the training-health guard (nnunet_ext/training/health.py)
     collapse_alternative = "nnUNetTrainerRRW_AuthorsAdam (Adam at 1e-4)"
 
     def target_spec(self) -> TargetSpec:

@@ -28,7 +28,6 @@ class nnUNetTrainerSiNGR(AdamWithPolyDecay, nnUNetTrainerWithTargetMaps):
     """SiNG maps with the default options (delta 0.5, lambda 0.5) and Focal-L1 (Eq. 6); Adam 1e-3."""
 
     sing_options = SiNGOptions()
-    saturating_activation = "tanh"  # the training-health guard's wrong-side saturation (nnunet_ext/training/health.py)
     collapse_alternative = "nnUNetTrainerSiNGR_PaperAdam (Adam at 1e-4)"
 
     def regression_loss(self) -> nn.Module:
