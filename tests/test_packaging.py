@@ -22,7 +22,7 @@ from nnunet_ext.trainer_path import EXPORT_LINE, trainer_folder
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "nnunet_ext", "preprocessing", "trainers")  # what wheels build from
-VARIANT = "nnUNetTrainerGSL_10epochs_20iters"  # a generated budget variant (nnunet_ext/schedules.py)
+VARIANT = "nnUNetTrainerGSL_10epochs_20iters"  # a generated budget variant (nnunet_ext/budgets.py)
 
 LOOKUP = """
 import inspect, sys
@@ -32,7 +32,7 @@ from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 main([])
 found = recursive_find_trainer_class_by_name(sys.argv[1])
 files = {f.__code__.co_filename for k in found.__mro__ for f in vars(k).values() if inspect.isfunction(f)}
-print("CLASS", found.__name__, found.schedule)
+print("CLASS", found.__name__, found.budget)
 print("NNUNET_EXT", Path(sys.modules["nnunet_ext"].__file__).resolve())
 for f in sorted(files):
     print("FILE", Path(f).resolve())

@@ -15,7 +15,7 @@ Before training, every channel of every preprocessed case is checked for NaN / i
 
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 
-from nnunet_ext.schedules import add_budget_variants
+from nnunet_ext.budgets import add_budget_variants
 from nnunet_ext.training.health import nnUNetTrainerWithHealthGuard
 from nnunet_ext.training.optimizers import AdamWithPolyDecay, NnUNetSGD
 from nnunet_ext.training.loss_adapters.soft_label import SoftLabelLoss
@@ -41,4 +41,4 @@ class nnUNetTrainerLS_JML_nnUNetSGD(NnUNetSGD, nnUNetTrainerLS_JML):
     collapse_alternative = "nnUNetTrainerLS_JML (Adam 1e-3)"
 
 
-add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/schedules.py
+add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/budgets.py

@@ -24,7 +24,7 @@ and the base leaves them out (:class:`~nnunet_ext.training.map_trainer.nnUNetTra
 import torch
 from torch import nn
 
-from nnunet_ext.schedules import add_budget_variants
+from nnunet_ext.budgets import add_budget_variants
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import target_spec
 from nnunet_ext.targets.rrw import RRWOptions
@@ -61,4 +61,4 @@ class nnUNetTrainerRRW_nnUNetSGD(NnUNetSGD, nnUNetTrainerRRW):
     collapse_alternative = "nnUNetTrainerRRW (Adam 1e-3)"
 
 
-add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/schedules.py
+add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/budgets.py

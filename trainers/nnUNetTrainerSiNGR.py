@@ -16,7 +16,7 @@ nnU-Net's.
 from torch import nn
 
 from nnunet_ext.losses import FocalL1Loss, FocalL1SimpleLoss, L1Loss, L2Loss, OfficialSiNGRLoss, ProductLoss
-from nnunet_ext.schedules import add_budget_variants
+from nnunet_ext.budgets import add_budget_variants
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import SiNGOptions, target_spec
 from nnunet_ext.training.map_trainer import nnUNetTrainerWithTargetMaps
@@ -100,4 +100,4 @@ class nnUNetTrainerSiNGR_nnUNetSGD(NnUNetSGD, nnUNetTrainerSiNGR):
     collapse_alternative = "nnUNetTrainerSiNGR (Adam 1e-3)"
 
 
-add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/schedules.py
+add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/budgets.py

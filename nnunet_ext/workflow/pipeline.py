@@ -110,7 +110,7 @@ def check_trainers(names: list[str]) -> None:
             searched = os.environ.get("nnUNet_extTrainer", "")
             if trainer_folder() in [Path(p).resolve() for p in searched.split(os.pathsep) if p]:
                 fix = ("check the name against the README's trainer table (each trainer also with every budget suffix "
-                       "of nnunet_ext/schedules.py)")
+                       "of nnunet_ext/budgets.py)")
             else:
                 fix = ("nnunet-ext's trainers are found after: export "
                        f'nnUNet_extTrainer="${{nnUNet_extTrainer:+$nnUNet_extTrainer:}}{trainer_folder()}"')
