@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import run_command
-from nnunet_ext.losses import L1Loss
+from nnunet_ext.losses import TanhL1Loss
 from nnunet_ext.target_store import targets_folder
 from nnunet_ext.targets import target_spec
 from nnunet_ext.training.loss_adapters.signed_map import SignedMapRegression
@@ -30,12 +30,12 @@ def test_label_dataset_argmax_is_the_zero_threshold_rule():
 def test_regressed_channels_for_labels_and_regions():
     maps = torch.rand(2, 2, 4, 4, 4) * 2 - 1
     label_output = torch.randn(2, 3, 4, 4, 4)
-    per_scale = SignedMapRegression(L1Loss(), has_regions=False)
-    expected = L1Loss()(label_output[:, 1:] - label_output[:, :1], maps)
+    per_scale = SignedMapRegression(TanhL1Loss(), has_regions=False)
+    expected = TanhL1Loss()(label_output[:, 1:] - label_output[:, :1], maps)
     assert torch.isclose(per_scale(label_output, torch.zeros(2, 1, 4, 4, 4), maps), expected)
     region_output = torch.randn(2, 2, 4, 4, 4)
-    assert torch.isclose(SignedMapRegression(L1Loss(), has_regions=True)(region_output, None, maps),
-                         L1Loss()(region_output, maps))
+    assert torch.isclose(SignedMapRegression(TanhL1Loss(), has_regions=True)(region_output, None, maps),
+                         TanhL1Loss()(region_output, maps))
 
 
 def test_ignore_label_is_masked_out():
@@ -44,13 +44,13 @@ def test_ignore_label_is_masked_out():
     output[:, 1, :2] = 10.0  # d = 10 where not ignored -> tanh(d) ~ 1, error 0.25
     seg = torch.zeros(1, 1, 4, 4, 4)
     seg[:, :, 2:] = 5  # ignore label 5 on the half where the prediction is wrong
-    loss = SignedMapRegression(L1Loss(), has_regions=False, ignore_label=5)(output, seg, maps)
+    loss = SignedMapRegression(TanhL1Loss(), has_regions=False, ignore_label=5)(output, seg, maps)
     assert loss.item() == pytest.approx(0.25, abs=1e-4)
 
 
 def test_channel_count_mismatch_is_explained():
     with pytest.raises(ValueError, match="recompute them"):
-        SignedMapRegression(L1Loss(), has_regions=True)(torch.zeros(1, 3, 4, 4, 4), None, torch.zeros(1, 2, 4, 4, 4))
+        SignedMapRegression(TanhL1Loss(), has_regions=True)(torch.zeros(1, 3, 4, 4, 4), None, torch.zeros(1, 2, 4, 4, 4))
 
 
 def explicit_zero_threshold(probabilities: np.ndarray, dataset_json: dict) -> np.ndarray:

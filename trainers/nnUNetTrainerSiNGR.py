@@ -15,7 +15,7 @@ nnU-Net's.
 
 from torch import nn
 
-from nnunet_ext.losses import FocalL1Loss, FocalL1SimpleLoss, L1Loss, L2Loss, OfficialSiNGRLoss, ProductLoss
+from nnunet_ext.losses import FocalL1Loss, FocalL1SimpleLoss, OfficialSiNGRLoss, ProductLoss, TanhL1Loss, TanhL2Loss
 from nnunet_ext.budgets import add_budget_variants
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import SiNGOptions, target_spec
@@ -45,14 +45,14 @@ class nnUNetTrainerSiNGR_L1(nnUNetTrainerSiNGR):
     """Table 3: SiNG + L1."""
 
     def regression_loss(self) -> nn.Module:
-        return L1Loss()
+        return TanhL1Loss()
 
 
 class nnUNetTrainerSiNGR_L2(nnUNetTrainerSiNGR):
     """Table 3: SiNG + L2 (MSE)."""
 
     def regression_loss(self) -> nn.Module:
-        return L2Loss()
+        return TanhL2Loss()
 
 
 class nnUNetTrainerSiNGR_FocalL1Simple(nnUNetTrainerSiNGR):
