@@ -51,8 +51,7 @@ clamps the background at ``-fg_max``, divides by ``fg_max``, adds the margin del
 which averages the per-modality maps). Left as ours: the image is nnU-Net's normalised one (zero
 outside nnU-Net's nonzero mask, like the raw BraTS background the authors' code tests against 0), the
 real spacing (theirs: 1 mm hard-coded), Canny's padding at the array border, ``valid`` and the ignore
-label (below), and the 1e-8 the authors add to fg_max. ``outside="code"``, a G^0 formula that matched
-the released recipe only when both gave -1, was replaced by ``"released"``.
+label (below), and the 1e-8 the authors add to fg_max.
 
 Cropping (``crop=True``, default): each channel is computed only on a box around the object,
 its mask's bounding box grown by beta (in voxels per axis, from the real spacing) plus one voxel.
@@ -124,9 +123,6 @@ class SiNGOptions(TargetOptions):
     crop: bool = field(default=True, metadata={"help": "compute each channel on a box around its band only"})
 
     def __post_init__(self):
-        if self.outside == "code":
-            raise ValueError("outside='code' (a G^0 approximation of the authors' outside value) was replaced by "
-                             "outside='released', the authors' released recipe (SiNGOptions.authors_code())")
         super().__post_init__()
         if not 0.0 <= self.lam <= 1.0:
             raise ValueError(f"lam must be in [0, 1], got {self.lam}")
