@@ -59,6 +59,7 @@ NNUNET_SIGNATURES: dict[tuple[str, str], tuple[str, ...]] = {
          "use_mask_for_norm", "is_cascaded", "foreground_labels", "regions", "ignore_label"),
     ("nnunetv2.training.nnUNetTrainer.nnUNetTrainer.nnUNetTrainer", "get_validation_transforms"):
         ("deep_supervision_scales", "is_cascaded", "foreground_labels", "regions", "ignore_label"),
+    ("nnunetv2.training.nnUNetTrainer.nnUNetTrainer.nnUNetTrainer", "initialize"): ("self",),
     ("nnunetv2.training.nnUNetTrainer.nnUNetTrainer.nnUNetTrainer", "on_train_epoch_start"): ("self",),
     ("nnunetv2.training.nnUNetTrainer.nnUNetTrainer.nnUNetTrainer", "on_train_start"): ("self",),
     ("nnunetv2.training.nnUNetTrainer.nnUNetTrainer.nnUNetTrainer", "on_validation_epoch_end"): ("self", "val_outputs"),
@@ -93,12 +94,12 @@ def our_trainers() -> list[str]:
     """Names of the trainer classes written in the trainer modules (not the generated budget variants)."""
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-    from nnunet_ext.schedules import ShortSchedule
+    from nnunet_ext.budgets import ShortBudget
 
     return sorted({cls.__name__ for module in _our_modules() if module.__name__.startswith("nnunet_ext.trainers.")
                    for cls in vars(module).values()
                    if inspect.isclass(cls) and cls.__module__ == module.__name__ and issubclass(cls, nnUNetTrainer)
-                   and not issubclass(cls, ShortSchedule)})
+                   and not issubclass(cls, ShortBudget)})
 
 
 def _function(attribute):
@@ -202,7 +203,7 @@ def check_trainers(names: list[str]) -> None:
             searched = os.environ.get("nnUNet_extTrainer", "")
             if trainer_folder() in [Path(p).resolve() for p in searched.split(os.pathsep) if p]:
                 fix = ("check the name against the README's trainer table (each trainer also with every budget suffix "
-                       "of nnunet_ext/schedules.py)")
+                       "of nnunet_ext/budgets.py)")
             else:
                 fix = ("nnunet-ext's trainers are found after: export "
                        f'nnUNet_extTrainer="${{nnUNet_extTrainer:+$nnUNet_extTrainer:}}{trainer_folder()}"')
@@ -257,7 +258,7 @@ def check() -> list[str]:
                 missing += 1
                 problems.append(str(error))
         print(f"trainers found by nnU-Net's look-up (as nnUNetv2_train -tr): {len(names) - missing} of {len(names)} "
-              f"({', '.join(names)}; each also with the budget suffixes of nnunet_ext/schedules.py)")
+              f"({', '.join(names)}; each also with the budget suffixes of nnunet_ext/budgets.py)")
     if nnunet is not None:
         signature_problems = override_problems()
         print(f"nnU-Net methods our trainers override: {len(NNUNET_SIGNATURES)}, "

@@ -101,3 +101,25 @@ def tiny_dataset(nnunet_env):
         return cache[kind]
 
     return make
+
+
+#: the budget of the e2e runs whose validation Dice is checked (200 iterations); the 2-iteration smoke budget's Dice
+#: means nothing (0.01-0.25 on a BraTS case, docs/results/short-budget-cpu.md)
+LEARNING_BUDGET = "_10epochs_20iters"
+#: the mean validation Dice of every label / region a run of LEARNING_BUDGET must reach: 200-iteration runs reached
+#: 0.70-0.87 on the demo's whole tumour and tumour core (docs/results/demo.md)
+LEARNED_DICE = 0.5
+
+
+def assert_learned(summary: dict) -> None:
+    """Asserts that nnU-Net's validation ``summary`` (summary.json) shows a trained network: per label / region a
+    mean Dice of at least LEARNED_DICE and above that of predicting foreground everywhere, 2 n_ref / (n_ref + N),
+    which bounds (in expectation) every prediction that ignores the image, an untrained network's included."""
+    everywhere: dict[str, list[float]] = {}
+    for case in summary["metric_per_case"]:
+        for label, metrics in case["metrics"].items():
+            voxels = metrics["TP"] + metrics["FP"] + metrics["FN"] + metrics["TN"]
+            everywhere.setdefault(label, []).append(2 * metrics["n_ref"] / (metrics["n_ref"] + voxels))
+    reached = {label: summary["mean"][label]["Dice"] for label in everywhere}
+    bars = {label: max(LEARNED_DICE, sum(values) / len(values)) for label, values in everywhere.items()}
+    assert all(reached[label] >= bars[label] for label in bars), f"validation Dice {reached}, below {bars}"

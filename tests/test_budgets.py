@@ -1,4 +1,4 @@
-"""Budgets declared once (nnunet_ext/schedules.py): every trainer of trainers/ has every budget, found by name."""
+"""Budgets declared once (nnunet_ext/budgets.py): every trainer of trainers/ has every budget, found by name."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_ext.schedules import BUDGETS, SAVE_EVERY, ShortSchedule, add_budget_variants
+from nnunet_ext.budgets import BUDGETS, SAVE_EVERY, ShortBudget, add_budget_variants
 
 TRAINERS = Path(__file__).resolve().parents[1] / "trainers"
 
@@ -27,7 +27,7 @@ def trainer_modules():
 
 def _base_trainers(module) -> list[type]:
     return [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, nnUNetTrainer)
-            and not issubclass(v, ShortSchedule) and (v.__module__ == module.__name__ or v is nnUNetTrainer)]
+            and not issubclass(v, ShortBudget) and (v.__module__ == module.__name__ or v is nnUNetTrainer)]
 
 
 def test_every_trainer_has_every_budget(trainer_modules):
@@ -38,13 +38,13 @@ def test_every_trainer_has_every_budget(trainer_modules):
                 continue
             for suffix, ((epochs, iterations, validation), _) in BUDGETS.items():
                 variant = getattr(module, trainer.__name__ + suffix)
-                assert issubclass(variant, trainer) and variant.schedule == (epochs, iterations, validation)
+                assert issubclass(variant, trainer) and variant.budget == (epochs, iterations, validation)
                 assert variant.__module__ == module.__name__ and variant.__qualname__ == variant.__name__
                 checked += 1
     assert checked >= 20 * len(BUDGETS)  # every method and its variants
 
 
-def test_variant_sets_the_schedule_and_keeps_nnunets_signature():
+def test_variant_sets_the_budget_and_keeps_nnunets_signature():
     class Base:
         def __init__(self, plans, configuration, fold, dataset_json, device=torch.device("cuda")):
             self.num_epochs = 1000
@@ -64,5 +64,5 @@ def test_nnunet_finds_a_generated_variant_by_name(monkeypatch):
 
     monkeypatch.setenv("nnUNet_extTrainer", str(TRAINERS))
     found = recursive_find_trainer_class_by_name("nnUNetTrainerGSL_cosine_80epochs_20iters")
-    assert found.__name__ == "nnUNetTrainerGSL_cosine_80epochs_20iters" and found.schedule == BUDGETS[
+    assert found.__name__ == "nnUNetTrainerGSL_cosine_80epochs_20iters" and found.budget == BUDGETS[
         "_80epochs_20iters"][0]

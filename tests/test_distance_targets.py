@@ -8,6 +8,7 @@ from scipy import ndimage
 
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import REGISTRY, make_options, target_spec
+from nnunet_ext.targets.common import bounding_box
 from nnunet_ext.targets.dtm import DTMOptions, dtm_maps, signed_distance
 from nnunet_ext.targets.euclidean import distance_to_outside, euclidean_backend
 from nnunet_ext.targets.rrw import RRWOptions, rrw_maps
@@ -35,6 +36,16 @@ def test_signed_distance_3d_matches_full_volume_edt_and_is_antisymmetric():
     np.testing.assert_allclose(d, expected, rtol=1e-6, atol=1e-5)  # the bounding-box crop is exact
     np.testing.assert_allclose(signed_distance(~mask, spacing), -d, atol=1e-5)
     assert (d[mask] < 0).all() and (d[~mask] > 0).all()
+
+
+def test_bounding_box_grows_per_axis_and_clips_to_the_array():
+    mask = np.zeros((6, 8), bool)
+    mask[1:3, 4:7] = True
+    assert bounding_box(mask) == (slice(1, 3), slice(4, 7))
+    assert bounding_box(mask, 2) == (slice(0, 5), slice(2, 8))
+    assert bounding_box(mask, (0, 1)) == (slice(1, 3), slice(3, 8))
+    with pytest.raises(ValueError, match="empty mask"):
+        bounding_box(np.zeros((3, 3), bool))
 
 
 def test_dtm_empty_full_and_background_channels():

@@ -32,7 +32,7 @@ def test_the_record_lists_exactly_the_methods_we_override():
     found = nnunet_overrides()
     assert set(found) == set(NNUNET_SIGNATURES), "record a new override's nnU-Net parameters in NNUNET_SIGNATURES"
     # overrides reached through mixins and generated classes are found too
-    assert "nnunet_ext.schedules.ShortSchedule" in found[(TRAINER, "__init__")]  # every budget variant's __init__
+    assert "nnunet_ext.budgets.ShortBudget" in found[(TRAINER, "__init__")]  # every budget variant's __init__
     assert "nnunet_ext.training.optimizers.AdamWithPolyDecay" in found[(TRAINER, "configure_optimizers")]
     assert "nnunet_ext.training.map_trainer.nnUNetTrainerWithTargetMaps" in found[(TRAINER, "train_step")]
 

@@ -4,9 +4,9 @@ metadata and the files that ship with it."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
-import pkgutil
 import re
 import shutil
 import subprocess
@@ -22,7 +22,24 @@ from nnunet_ext.trainer_path import EXPORT_LINE, trainer_folder
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "nnunet_ext", "preprocessing", "trainers")  # what wheels build from
-VARIANT = "nnUNetTrainerGSL_10epochs_20iters"  # a generated budget variant (nnunet_ext/schedules.py)
+VARIANT = "nnUNetTrainerGSL_10epochs_20iters"  # a generated budget variant (nnunet_ext/budgets.py)
+
+
+def _setuptools_config() -> dict:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+
+
+def source_files() -> dict[str, Path]:
+    """Every module of the source tree by its path in an install (``nnunet_ext/trainers/x.py``), from the folders of
+    pyproject's package-dir: what a wheel must hold."""
+    files = {}
+    for package, folder in _setuptools_config()["package-dir"].items():
+        for path in (REPO / folder).rglob("*.py"):
+            relative = path.relative_to(REPO / folder)
+            if not any(part.startswith((".", "__pycache__")) for part in relative.parts):
+                files.setdefault(str(Path(*package.split(".")) / relative), path)
+    return files
 
 LOOKUP = """
 import inspect, sys
@@ -32,7 +49,7 @@ from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 main([])
 found = recursive_find_trainer_class_by_name(sys.argv[1])
 files = {f.__code__.co_filename for k in found.__mro__ for f in vars(k).values() if inspect.isfunction(f)}
-print("CLASS", found.__name__, found.schedule)
+print("CLASS", found.__name__, found.budget)
 print("NNUNET_EXT", Path(sys.modules["nnunet_ext"].__file__).resolve())
 for f in sorted(files):
     print("FILE", Path(f).resolve())
@@ -43,8 +60,19 @@ def test_editable_install_prints_the_repository_trainers():
     assert trainer_folder() == REPO / "trainers"
     printed = subprocess.run([str(VENV_BIN / "nnunet_ext_trainer_path")], capture_output=True, text=True, check=True)
     assert printed.stdout.strip() == str(REPO / "trainers")
-    # the package's __init__ is not a trainer module for nnU-Net's lookup (pkgutil skips it)
-    assert "__init__" not in {m.name for m in pkgutil.iter_modules([str(REPO / "trainers")])}
+
+
+def test_pyproject_lists_every_package_of_the_source_tree():
+    """setuptools installs the packages pyproject lists, not the folders: a new subpackage must be listed."""
+    packages = {str(Path(name).parent).replace("/", ".") for name in source_files() if name.endswith("/__init__.py")}
+    assert sorted(_setuptools_config()["packages"]) == sorted(packages)
+
+
+def test_every_module_imports_from_the_source_tree():
+    """Each module imports (no stale import after a rename) and is the source tree's file (the install serves it)."""
+    for name, path in sorted(source_files().items()):
+        module = importlib.import_module(name[:-3].replace("/", ".").removesuffix(".__init__"))
+        assert Path(module.__file__).resolve() == path.resolve(), name
 
 
 @pytest.mark.e2e
@@ -62,7 +90,7 @@ def test_wheel_installs_the_trainers_and_nnunet_finds_a_budget_variant_there(tmp
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         entry_points = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert {f"nnunet_ext/trainers/{p.name}" for p in (REPO / "trainers").glob("*.py")} <= names
+    assert {n for n in names if n.endswith(".py")} == set(source_files())  # every module, nothing else
     assert not any(n.startswith(("trainers/", "preprocessing/")) for n in names)  # no generic top-level names
     assert "nnunet_ext_trainer_path = nnunet_ext.trainer_path:main" in entry_points
     assert "nnunet_ext_benchmark = nnunet_ext.benchmarks.__main__:main" in entry_points

@@ -15,7 +15,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
 
 from conftest import run_command
-from nnunet_ext.schedules import ShortSchedule
+from nnunet_ext.budgets import ShortBudget
 from nnunet_ext.training.optimizers import AdamWithPolyDecay, NnUNetSGD, PaperAdam, RRWAuthorsAdam
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,8 +29,8 @@ class _StandInTrainer:
         self.network, self.device = nn.Conv2d(1, 2, 3), device
 
 
-class _Trainer(ShortSchedule, PaperAdam, _StandInTrainer):
-    schedule = (4, 2, 1)
+class _Trainer(ShortBudget, PaperAdam, _StandInTrainer):
+    budget = (4, 2, 1)
 
 
 def test_adam_with_the_papers_rate_and_weight_decay():
@@ -40,7 +40,7 @@ def test_adam_with_the_papers_rate_and_weight_decay():
     assert type(optimizer) is torch.optim.Adam
     group = optimizer.param_groups[0]
     assert group["weight_decay"] == 1e-5 and group["amsgrad"] is False
-    # nnU-Net's poly decay over the (short) schedule's 4 epochs: lr_t = 1e-4 * (1 - t / 4) ** 0.9
+    # nnU-Net's poly decay over the (short) budget's 4 epochs: lr_t = 1e-4 * (1 - t / 4) ** 0.9
     for epoch in range(4):
         scheduler.step(epoch)
         assert group["lr"] == pytest.approx(1e-4 * (1 - epoch / 4) ** 0.9)
@@ -48,8 +48,8 @@ def test_adam_with_the_papers_rate_and_weight_decay():
 
 @pytest.mark.parametrize("mixin, lr, weight_decay", [(AdamWithPolyDecay, 1e-3, 1e-5), (RRWAuthorsAdam, 1e-4, 3e-5)])
 def test_other_adam_settings(mixin, lr, weight_decay):
-    class Trainer(ShortSchedule, mixin, _StandInTrainer):
-        schedule = (4, 2, 1)
+    class Trainer(ShortBudget, mixin, _StandInTrainer):
+        budget = (4, 2, 1)
 
     trainer = Trainer({}, "2d", 0, {}, torch.device("cpu"))
     optimizer, _ = trainer.configure_optimizers()

@@ -14,6 +14,7 @@ from nnunetv2.utilities.label_handling.label_handling import LabelManager
 from scipy.ndimage import distance_transform_edt
 
 from nnunet_ext import target_store
+from nnunet_ext.losses import BoundaryLoss, GeneralizedSurfaceLoss, RegionWiseLoss
 from nnunet_ext.targets import REGISTRY
 from nnunet_ext.training.data import (
     AppendMapsToImage,
@@ -208,11 +209,46 @@ def test_adapting_twice_changes_nothing():
     assert sum(isinstance(t, SplitMapsFromImage) for t in again.transforms) == 1
 
 
-def test_every_kind_names_the_value_of_its_maps_outside_the_case():
-    # SiNG: the saturated far background; DTM: 0, no distance information; RRW: equal components, zero
-    # gradient (RRW Eq. 2); GeoLS: exp(-D) = 0 far from every class
-    assert {name: kind.far_value for name, kind in REGISTRY.items()} == {"sing": -1.0, "dtm": 0.0, "rrw": 1.0,
-                                                                        "geols": 0.0}
+def _default_maps(kind: str, ignored: np.ndarray | None = None) -> np.ndarray:
+    """The default maps of ``kind`` on a 64 x 64 case whose only object is a 4 x 4 square in the middle."""
+    image = np.random.default_rng(0).normal(size=(1, 64, 64)).astype(np.float32)
+    mask = np.zeros((1, 64, 64), bool)
+    mask[0, 30:34, 30:34] = True
+    return REGISTRY[kind].compute(image, mask, np.ones((64, 64), bool), (1.0, 1.0), REGISTRY[kind].options_type(),
+                                  ignored)
+
+
+def _logit_gradient_where_the_maps_are_far(kind: str, loss) -> torch.Tensor:
+    """d loss(softmax(z), maps) / dz at the voxels whose maps hold ``kind``'s far value (the others random)."""
+    generator = torch.Generator().manual_seed(0)
+    z = torch.randn(2, 3, 8, 8, generator=generator, requires_grad=True)
+    maps = torch.rand(2, 3, 8, 8, generator=generator) * 4 - 2
+    far = torch.zeros(2, 1, 8, 8, dtype=torch.bool)
+    far[..., :4] = True
+    maps = torch.where(far, REGISTRY[kind].far_value, maps)
+    loss(torch.softmax(z, 1), maps).backward()
+    return z.grad.masked_select(far.expand_as(z))
+
+
+def test_every_kinds_far_value_carries_no_target_beyond_the_case():
+    """Where a patch leaves the case its maps hold the kind's far value: the maps' own value far from every
+    object (SiNG's saturated background, GeoLS' exp(-D) = 0), or a value where the kind's loss is flat (DTM:
+    D = 0 drops out of the GSL and Boundary terms; RRW: equal components, RRW Eq. 2, as on ignored voxels)."""
+    target = torch.zeros(2, 3, 8, 8)
+    target[:, 0] = 1.0
+    corner = np.zeros((64, 64), bool)
+    corner[:8, :8] = True  # 26 voxels from the object
+    checks = {
+        "sing": lambda: np.all(_default_maps("sing")[:, corner] == REGISTRY["sing"].far_value),
+        "geols": lambda: np.all(_default_maps("geols")[:, corner] == REGISTRY["geols"].far_value),
+        "dtm": lambda: all(bool((_logit_gradient_where_the_maps_are_far("dtm", loss) == 0).all()) for loss in (
+            BoundaryLoss(), lambda p, maps: GeneralizedSurfaceLoss()(p, target, maps))),
+        # also the value of the voxels of no known class (nnU-Net's ignore label), which RRW's trainer tells apart
+        "rrw": lambda: bool(_logit_gradient_where_the_maps_are_far("rrw", RegionWiseLoss()).abs().max() < 1e-9)
+                       and np.all(_default_maps("rrw", corner)[:, corner] == REGISTRY["rrw"].far_value),
+    }
+    assert sorted(checks) == sorted(REGISTRY), "a new kind: say why its far value holds no target, here"
+    assert [kind for kind, holds in checks.items() if not holds()] == []
 
 
 def test_a_spatial_transform_that_does_not_pad_with_zeros_is_refused():

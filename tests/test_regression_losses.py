@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from nnunet_ext.losses import FocalL1Loss, FocalL1SimpleLoss, L1Loss, L2Loss, OfficialSiNGRLoss, ProductLoss
+from nnunet_ext.losses import FocalL1Loss, FocalL1SimpleLoss, OfficialSiNGRLoss, ProductLoss, TanhL1Loss, TanhL2Loss
 
-ALL_LOSSES = [FocalL1Loss(), FocalL1SimpleLoss(), L1Loss(), L2Loss(), OfficialSiNGRLoss(), ProductLoss()]
+ALL_LOSSES = [FocalL1Loss(), FocalL1SimpleLoss(), TanhL1Loss(), TanhL2Loss(), OfficialSiNGRLoss(), ProductLoss()]
 
 
 def _logits(values):
@@ -92,7 +92,7 @@ def test_masks_exclude_voxels(loss):
     assert empty.item() == 0.0 and torch.all(z_req.grad == 0)
 
 
-@pytest.mark.parametrize("loss", [FocalL1Loss(), FocalL1SimpleLoss(), L1Loss(), L2Loss(), OfficialSiNGRLoss()],
+@pytest.mark.parametrize("loss", [FocalL1Loss(), FocalL1SimpleLoss(), TanhL1Loss(), TanhL2Loss(), OfficialSiNGRLoss()],
                          ids=lambda loss: type(loss).__name__)
 def test_voxelwise_losses_mask_equals_mean_over_kept_voxels(loss):
     torch.manual_seed(3)
@@ -160,7 +160,7 @@ def test_official_loss_is_2x_mse_in_value_and_1x_mse_in_gradient_for_delta_half_
     z_mse = z.clone().requires_grad_(True)
 
     official = OfficialSiNGRLoss()(z_official, target)
-    mse = L2Loss()(z_mse, target)
+    mse = TanhL2Loss()(z_mse, target)
     assert official.item() == pytest.approx(2 * mse.item(), rel=1e-5)
 
     official.backward()
@@ -174,7 +174,7 @@ def test_official_loss_differs_from_mse_for_delta0_targets():
     target = _as_volume([0.1])
     z = _logits([-0.1]).reshape(1, 1, 1, 1)
     assert OfficialSiNGRLoss()(z, target).item() == pytest.approx(0.2, rel=1e-5)
-    assert 2 * L2Loss()(z, target).item() == pytest.approx(0.08, rel=1e-5)
+    assert 2 * TanhL2Loss()(z, target).item() == pytest.approx(0.08, rel=1e-5)
 
 
 def test_product_loss_hand_computed():
@@ -200,6 +200,6 @@ def test_product_loss_all_zero_channel_counts_as_perfect():
 
 def test_shape_mismatch_rejected():
     with pytest.raises(ValueError):
-        L1Loss()(torch.zeros(1, 2, 4, 4), torch.zeros(1, 1, 4, 4))
+        TanhL1Loss()(torch.zeros(1, 2, 4, 4), torch.zeros(1, 1, 4, 4))
     with pytest.raises(ValueError):
-        L1Loss()(torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 4), torch.ones(1, 3, 4, 4))
+        TanhL1Loss()(torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 4), torch.ones(1, 3, 4, 4))

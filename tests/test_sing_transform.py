@@ -298,9 +298,9 @@ def test_authors_code_equals_the_released_recipe_on_a_zero_background():
         torch.set_num_threads(threads)
 
 
-def test_outside_code_was_replaced_by_released():
+def test_outside_is_minus_one_or_the_released_recipe():
     assert SiNGOptions.authors_code().outside == "released"
-    with pytest.raises(ValueError, match="released"):
+    with pytest.raises(ValueError, match=r"outside must be one of \('minus_one', 'released'\), got 'code'"):
         SiNGOptions(outside="code")
     # the paper defaults and their spec id are untouched by the authors' options
     assert SiNGOptions().outside == "minus_one" and "released" not in SiNGOptions().as_params().values()

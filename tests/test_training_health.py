@@ -7,6 +7,7 @@ import inspect
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,38 +18,42 @@ from nnunet_ext.training.health import (
     SATURATED_Q,
     SATURATED_TANH_INPUT,
     collapsed_regions,
-    foreground_scores,
+    declared_saturating_activation,
     nnUNetTrainerWithHealthGuard,
-    reference_masks,
     wrong_side_saturation,
 )
+from nnunet_ext.training.loss_adapters.distance import PROBABILITIES
+from nnunet_ext.training.loss_adapters.signed_map import SignedMapRegression
+
+TANH = SignedMapRegression.saturating_activation
 
 
 def test_threshold_is_one_percent_of_the_activation_slope():
     assert 4 * SATURATED_Q * (1 - SATURATED_Q) == pytest.approx(0.01)
     assert 1 - math.tanh(SATURATED_TANH_INPUT) ** 2 == pytest.approx(0.01)
     # tanh's q = sigmoid(2 v) crosses the threshold exactly at v = -atanh(sqrt(0.99)) = -2.99
-    q = foreground_scores(torch.tensor([-SATURATED_TANH_INPUT]).view(1, 1, 1, 1), True, "tanh")
+    q = TANH.foreground_scores(torch.tensor([-SATURATED_TANH_INPUT]).view(1, 1, 1, 1), True)
     assert float(q) == pytest.approx(SATURATED_Q)
 
 
 def test_wrong_side_saturation_counts_on_hand_inputs():
     # regions, tanh head: v = -5 (saturated, wrong side), -1 (wrong side, not saturated), 3 (right side)
     v = torch.tensor([-5.0, -1.0, 3.0, -6.0]).view(1, 1, 4, 1)
-    reference = torch.tensor([True, True, True, False]).view(1, 1, 4, 1)  # the -6 voxel is background
-    saturated, foreground = wrong_side_saturation(foreground_scores(v, True, "tanh"), reference)
+    seg = torch.tensor([1.0, 1.0, 1.0, 0.0]).view(1, 1, 4, 1)  # the -6 voxel is background
+    saturated, foreground = wrong_side_saturation(v, seg, TANH, True, None)
     assert saturated.tolist() == [1] and foreground.tolist() == [3]
+    # regions with nnU-Net's ignore channel appended: the ignored voxels (here the -5 one) do not count
+    seg = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]]).view(1, 2, 4, 1)
+    saturated, foreground = wrong_side_saturation(v, seg, TANH, True, 3)
+    assert saturated.tolist() == [0] and foreground.tolist() == [2]
     # labels, tanh head: v = z_1 - z_0
     z = torch.tensor([[4.0, 0.0], [0.0, 0.0]]).view(1, 2, 2, 1)  # voxel 0: v = -4, voxel 1: v = 0
     seg = torch.tensor([1, 1]).view(1, 1, 2, 1)
-    scores = foreground_scores(z, False, "tanh")
-    reference, valid = reference_masks(seg, 1, False, None)
-    assert wrong_side_saturation(scores, reference, valid)[0].tolist() == [1]
+    assert wrong_side_saturation(z, seg, TANH, False, None)[0].tolist() == [1]
     # labels, softmax: class 1 at probability e^-10 / (1 + e^-10) is saturated; ignored voxels do not count
     z = torch.tensor([[10.0, 10.0, 0.0], [0.0, 0.0, 0.0]]).view(1, 2, 3, 1)
     seg = torch.tensor([1, 2, 1]).view(1, 1, 3, 1)  # label 2 is the ignore label
-    reference, valid = reference_masks(seg, 1, False, 2)
-    saturated, foreground = wrong_side_saturation(foreground_scores(z, False, "probabilities"), reference, valid)
+    saturated, foreground = wrong_side_saturation(z, seg, PROBABILITIES, False, 2)
     assert saturated.tolist() == [1] and foreground.tolist() == [2]
 
 
@@ -65,8 +70,12 @@ def test_collapse_needs_dice_zero_and_saturation_in_every_recent_epoch():
 class _GuardedTrainer(nnUNetTrainerWithHealthGuard):
     """nnU-Net's loss and network with the guard's saturation measure on the softmax probabilities."""
 
-    saturating_activation = "probabilities"
     collapse_alternative = "nnUNetTrainerExample"
+
+    def _build_loss(self):
+        loss = super()._build_loss()
+        loss.loss.saturating_activation = PROBABILITIES  # declared inside nnU-Net's deep-supervision wrapper
+        return loss
 
 
 @pytest.fixture
@@ -197,8 +206,24 @@ def test_every_plugin_trainer_is_guarded():
     unguarded = sorted(n for n, t in trainers.items()
                        if not issubclass(t, nnUNetTrainerWithHealthGuard) and not n.startswith("nnUNetTrainer_"))
     assert unguarded == [] and len(trainers) > 50
-    for name in ("nnUNetTrainerSiNGR", "nnUNetTrainerSiNGR_L1", "nnUNetTrainerSiNGR_nnUNetSGD"):
-        assert trainers[name].saturating_activation == "tanh"
-    for name in ("nnUNetTrainerRRW", "nnUNetTrainerLS_JML", "nnUNetTrainerGeoLS_JML"):
-        assert trainers[name].saturating_activation == "probabilities"
-    assert trainers["nnUNetTrainerGSL"].saturating_activation is None  # Dice + CE keeps a gradient
+
+    def measured_activation(name: str, has_regions: bool, build: str) -> str | None:
+        """The saturating activation the guard finds in trainer ``name``'s loss at one scale (built on a bare
+        instance: these losses need only the dataset's label handling)."""
+        trainer = object.__new__(trainers[name])
+        trainer.label_manager = SimpleNamespace(has_regions=has_regions, ignore_label=None)
+        trainer.configuration_manager = SimpleNamespace(batch_dice=False)
+        trainer.enable_deep_supervision = False  # LS: the per-scale loss, without nnU-Net's wrapper
+        trainer.class_weighted = False  # GSL: no voxel counts from a dataset
+        activation = declared_saturating_activation(getattr(trainer, build)())
+        return None if activation is None else activation.name
+
+    for has_regions in (False, True):
+        for name in ("nnUNetTrainerSiNGR", "nnUNetTrainerSiNGR_L1", "nnUNetTrainerSiNGR_nnUNetSGD"):
+            assert measured_activation(name, has_regions, "build_map_loss") == "tanh"
+        for name in ("nnUNetTrainerRRW", "nnUNetTrainerGeoLS_JML"):
+            assert measured_activation(name, has_regions, "build_map_loss") == "probabilities"
+        assert measured_activation("nnUNetTrainerLS_JML", has_regions, "_build_loss") == "probabilities"
+        assert measured_activation("nnUNetTrainerGeoLS", has_regions, "build_map_loss") is None  # cross-entropy
+        for name in ("nnUNetTrainerGSL", "nnUNetTrainerBoundary"):  # beside nnU-Net's Dice + CE, which keeps a gradient
+            assert measured_activation(name, has_regions, "distance_term") is None

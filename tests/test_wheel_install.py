@@ -25,6 +25,7 @@ import sys
 import sysconfig
 import textwrap
 import time
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -142,7 +143,7 @@ def test_wheel_into_an_existing_nnunet_environment(tmp_path):
     run([*pip, "install", "-q", "--dry-run", "--report", report, wheel], env, cwd)
     planned = {re.sub(r"[-_.]+", "-", i["metadata"]["name"]).lower(): i["metadata"]["version"]
                for i in json.loads(report.read_text())["install"]}
-    assert planned.pop("nnunet-ext") == "0.1.0"
+    assert planned.pop("nnunet-ext") == metadata.version("nnunet-ext")  # the checkout's (tests/test_packaging.py)
     assert {n: (before.get(n, ("not installed",))[0], v) for n, v in planned.items() if before.get(n, ("",))[0] != v} \
         == {}, "pip would install these or change their versions"
     run([*pip, "install", "-q", "--no-deps", "--ignore-installed", wheel], env, cwd)

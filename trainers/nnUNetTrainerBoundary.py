@@ -10,7 +10,7 @@ authors' rebalancing: 1 in the first epoch, 0.01 less each epoch, at least 0.01.
 from torch import nn
 
 from nnunet_ext.losses.distance import alpha_rebalance
-from nnunet_ext.schedules import add_budget_variants
+from nnunet_ext.budgets import add_budget_variants
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import target_spec
 from nnunet_ext.targets.dtm import DTMOptions
@@ -34,4 +34,4 @@ class nnUNetTrainerBoundary(nnUNetTrainerRegionAndDistance):
         return BoundaryTerm(self.label_manager.has_regions, self.label_manager.ignore_label)
 
 
-add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/schedules.py
+add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/budgets.py

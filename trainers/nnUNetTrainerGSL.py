@@ -13,7 +13,7 @@ from torch import nn
 
 from nnunet_ext.losses.distance import GeneralizedSurfaceLoss, alpha_cosine, alpha_linear, alpha_step
 from nnunet_ext.precompute import load_configuration
-from nnunet_ext.schedules import add_budget_variants
+from nnunet_ext.budgets import add_budget_variants
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import target_spec
 from nnunet_ext.targets.dtm import DTMOptions
@@ -94,4 +94,4 @@ class nnUNetTrainerGSL_MIST(nnUNetTrainerGSL):
         return alpha_linear(epoch, max(self.num_epochs - 1, 1), hold=self.hold_epochs)
 
 
-add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/schedules.py
+add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/budgets.py

@@ -10,7 +10,7 @@ See nnunet_ext/training/loss_adapters/soft_label.py and nnunet_ext/targets/geols
 
 from torch import nn
 
-from nnunet_ext.schedules import add_budget_variants
+from nnunet_ext.budgets import add_budget_variants
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import target_spec
 from nnunet_ext.targets.geols import GeoLSOptions
@@ -38,10 +38,7 @@ class nnUNetTrainerGeoLS_JML(nnUNetTrainerGeoLS):
     """SiNGR paper, Table 3: GeoLS soft labels with the Jaccard metric loss (JML1)."""
 
     soft_label_criterion = "jml"
-    # JML has no log term: like SiNGR's tanh loss its gradient vanishes where a probability is confidently
-    # wrong, so the training-health guard measures wrong-side saturation (nnunet_ext/training/health.py)
-    saturating_activation = "probabilities"
     collapse_alternative = "nnUNetTrainerGeoLS (soft cross-entropy)"
 
 
-add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/schedules.py
+add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/budgets.py

@@ -15,7 +15,7 @@ Before training, every channel of every preprocessed case is checked for NaN / i
 
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 
-from nnunet_ext.schedules import add_budget_variants
+from nnunet_ext.budgets import add_budget_variants
 from nnunet_ext.training.health import nnUNetTrainerWithHealthGuard
 from nnunet_ext.training.optimizers import AdamWithPolyDecay, NnUNetSGD
 from nnunet_ext.training.loss_adapters.soft_label import SoftLabelLoss
@@ -25,9 +25,6 @@ class nnUNetTrainerLS_JML(AdamWithPolyDecay, nnUNetTrainerWithHealthGuard):
     """Label smoothing (alpha 0.1) with JML1 (sigmoid per region, softmax over classes for labels); Adam 1e-3."""
 
     smoothing_alpha = 0.1
-    # JML has no log term: its gradient vanishes where a probability is confidently wrong, so the
-    # training-health guard measures wrong-side saturation (nnunet_ext/training/health.py)
-    saturating_activation = "probabilities"
     collapse_alternative = "nnUNetTrainer (Dice + cross-entropy)"
 
     def _build_loss(self):
@@ -44,4 +41,4 @@ class nnUNetTrainerLS_JML_nnUNetSGD(NnUNetSGD, nnUNetTrainerLS_JML):
     collapse_alternative = "nnUNetTrainerLS_JML (Adam 1e-3)"
 
 
-add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/schedules.py
+add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/budgets.py

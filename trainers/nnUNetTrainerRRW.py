@@ -24,7 +24,7 @@ and the base leaves them out (:class:`~nnunet_ext.training.map_trainer.nnUNetTra
 import torch
 from torch import nn
 
-from nnunet_ext.schedules import add_budget_variants
+from nnunet_ext.budgets import add_budget_variants
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import target_spec
 from nnunet_ext.targets.rrw import RRWOptions
@@ -36,7 +36,6 @@ from nnunet_ext.training.optimizers import AdamWithPolyDecay, NnUNetSGD, RRWAuth
 class nnUNetTrainerRRW(AdamWithPolyDecay, nnUNetTrainerWithTargetMaps):
     """RW loss (Eq. 1) with RRW maps (Eq. 4); Adam 1e-3."""
 
-    saturating_activation = "probabilities"  # the training-health guard (nnunet_ext/training/health.py)
     collapse_alternative = "nnUNetTrainerRRW_AuthorsAdam (Adam at 1e-4)"
 
     def target_spec(self) -> TargetSpec:
@@ -62,4 +61,4 @@ class nnUNetTrainerRRW_nnUNetSGD(NnUNetSGD, nnUNetTrainerRRW):
     collapse_alternative = "nnUNetTrainerRRW (Adam 1e-3)"
 
 
-add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/schedules.py
+add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/budgets.py

@@ -15,8 +15,8 @@ nnU-Net's.
 
 from torch import nn
 
-from nnunet_ext.losses import FocalL1Loss, FocalL1SimpleLoss, L1Loss, L2Loss, OfficialSiNGRLoss, ProductLoss
-from nnunet_ext.schedules import add_budget_variants
+from nnunet_ext.losses import FocalL1Loss, FocalL1SimpleLoss, OfficialSiNGRLoss, ProductLoss, TanhL1Loss, TanhL2Loss
+from nnunet_ext.budgets import add_budget_variants
 from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets import SiNGOptions, target_spec
 from nnunet_ext.training.map_trainer import nnUNetTrainerWithTargetMaps
@@ -28,7 +28,6 @@ class nnUNetTrainerSiNGR(AdamWithPolyDecay, nnUNetTrainerWithTargetMaps):
     """SiNG maps with the default options (delta 0.5, lambda 0.5) and Focal-L1 (Eq. 6); Adam 1e-3."""
 
     sing_options = SiNGOptions()
-    saturating_activation = "tanh"  # the training-health guard's wrong-side saturation (nnunet_ext/training/health.py)
     collapse_alternative = "nnUNetTrainerSiNGR_PaperAdam (Adam at 1e-4)"
 
     def regression_loss(self) -> nn.Module:
@@ -46,14 +45,14 @@ class nnUNetTrainerSiNGR_L1(nnUNetTrainerSiNGR):
     """Table 3: SiNG + L1."""
 
     def regression_loss(self) -> nn.Module:
-        return L1Loss()
+        return TanhL1Loss()
 
 
 class nnUNetTrainerSiNGR_L2(nnUNetTrainerSiNGR):
     """Table 3: SiNG + L2 (MSE)."""
 
     def regression_loss(self) -> nn.Module:
-        return L2Loss()
+        return TanhL2Loss()
 
 
 class nnUNetTrainerSiNGR_FocalL1Simple(nnUNetTrainerSiNGR):
@@ -101,4 +100,4 @@ class nnUNetTrainerSiNGR_nnUNetSGD(NnUNetSGD, nnUNetTrainerSiNGR):
     collapse_alternative = "nnUNetTrainerSiNGR (Adam 1e-3)"
 
 
-add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/schedules.py
+add_budget_variants(globals())  # <Trainer>_1epoch_2iters, _10epochs_20iters, ...: nnunet_ext/budgets.py

@@ -465,7 +465,7 @@ def write_results(args: argparse.Namespace) -> dict:
     name = args.benchmark.name
     results = {d: dataset_results(args, d) for d in args.suite}  # every dataset with records, whatever ran now
     figures = curves(results, args.results / name, args.budget)
-    from nnunet_ext.schedules import BUDGETS
+    from nnunet_ext.budgets import BUDGETS
 
     (epochs, iterations, _), _ = BUDGETS[args.budget]
     hardware = hardware_record()

@@ -62,7 +62,7 @@ DATASETS = {
                   "folds": [0], "predict": True, "title": "BraTS 2015 (FLAIR + T1c)",
                   "note": "two channels (T1c, FLAIR; no T1/T2 in this sample), native 240x240x155 at 1 mm"},
 }
-# Each budget needs a ShortSchedule variant of every compared trainer. BraTS 2015 on CPU (about a minute
+# Each budget needs a ShortBudget variant of every compared trainer. BraTS 2015 on CPU (about a minute
 # per 3d_fullres iteration on 2 cores) runs the smoke budget: a pipeline-and-timings check, not quality.
 DEFAULT_BUDGET = {("lgg", "cpu"): "_10epochs_20iters", ("brats2015", "cpu"): "_1epoch_2iters",
                   ("synthetic", "cpu"): "_80epochs_20iters"}  # on a GPU: _50epochs_100iters for every dataset

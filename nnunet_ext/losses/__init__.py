@@ -5,14 +5,14 @@ distance and region-wise losses (GSL, RRW, Boundary, :mod:`.distance`), soft lab
 from nnunet_ext.losses.regression import (
     FocalL1Loss,
     FocalL1SimpleLoss,
-    L1Loss,
-    L2Loss,
     OfficialSiNGRLoss,
     ProductLoss,
+    TanhL1Loss,
+    TanhL2Loss,
 )
 from nnunet_ext.losses.distance import BoundaryLoss, GeneralizedSurfaceLoss, RegionWiseLoss
 from nnunet_ext.losses.soft_labels import JaccardMetricLoss, SoftBinaryCrossEntropyLoss, SoftCrossEntropyLoss
 
-__all__ = ["FocalL1Loss", "FocalL1SimpleLoss", "L1Loss", "L2Loss", "OfficialSiNGRLoss", "ProductLoss"]
+__all__ = ["FocalL1Loss", "FocalL1SimpleLoss", "OfficialSiNGRLoss", "ProductLoss", "TanhL1Loss", "TanhL2Loss"]
 __all__ += ["JaccardMetricLoss", "SoftBinaryCrossEntropyLoss", "SoftCrossEntropyLoss"]
 __all__ += ["BoundaryLoss", "GeneralizedSurfaceLoss", "RegionWiseLoss"]

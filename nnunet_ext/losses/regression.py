@@ -23,8 +23,8 @@ Variants (Table 3 of the SiNGR paper, plus the authors' released setting):
 ======================  =====================================================================================
 ``FocalL1Loss``         SiNGR Eq. 6, the paper's loss.
 ``FocalL1SimpleLoss``   Focal-L1-dagger of Table 3: weight simplified to ``|S - Z|^gamma``.
-``L1Loss``              mean ``|S - Z|``.
-``L2Loss``              mean ``(S - Z)^2``.
+``TanhL1Loss``          mean ``|S - Z|``.
+``TanhL2Loss``          mean ``(S - Z)^2``.
 ``ProductLoss``         Xue et al., AAAI 2020 (SiNGR ref. 28), their Eq. 4 product term plus L1.
 ``OfficialSiNGRLoss``   weight as in the authors' released BraTS configuration (not Eq. 6).
 ======================  =====================================================================================
@@ -37,7 +37,7 @@ from torch import nn
 
 from nnunet_ext.losses.masking import mask_weights, masked_mean
 
-__all__ = ["FocalL1Loss", "FocalL1SimpleLoss", "L1Loss", "L2Loss", "OfficialSiNGRLoss", "ProductLoss"]
+__all__ = ["FocalL1Loss", "FocalL1SimpleLoss", "OfficialSiNGRLoss", "ProductLoss", "TanhL1Loss", "TanhL2Loss"]
 
 
 def _prepare(z: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,14 +140,14 @@ class FocalL1SimpleLoss(_TanhRegressionLoss):
         return error * error.detach().pow(self.gamma)
 
 
-class L1Loss(_TanhRegressionLoss):
+class TanhL1Loss(_TanhRegressionLoss):
     r"""L1 regression on tanh outputs (SiNGR Table 3, "L1"): :math:`\frac{1}{|\Omega|}\sum_i |S_i - \tanh(z_i)|`."""
 
     def _per_voxel(self, target: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
         return (target - prediction).abs()
 
 
-class L2Loss(_TanhRegressionLoss):
+class TanhL2Loss(_TanhRegressionLoss):
     r"""Mean squared error on tanh outputs (SiNGR Table 3, "L2"): :math:`\frac{1}{|\Omega|}\sum_i (S_i - \tanh(z_i))^2`."""
 
     def _per_voxel(self, target: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:

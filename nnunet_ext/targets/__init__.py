@@ -12,8 +12,8 @@ unknown: every kind keeps them out of every mask and lets them create no boundar
 rule per kind is in its module: :mod:`~nnunet_ext.targets.sing`, :mod:`~nnunet_ext.targets.dtm`,
 :mod:`~nnunet_ext.targets.rrw`, :mod:`~nnunet_ext.targets.geols`); the losses mask them.
 
-Later kinds (GSL signed distance maps, RRW rectified region-wise maps, GeoLS maps) register
-here and reuse the precompute command unchanged (``nnUNetv2_precompute_targets --kind ...``).
+Every kind (SiNG maps, GSL's signed distance maps, RRW's rectified region-wise maps, GeoLS maps)
+registers here and shares the precompute command (``nnUNetv2_precompute_targets --kind ...``).
 """
 
 from __future__ import annotations

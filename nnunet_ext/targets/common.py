@@ -6,6 +6,7 @@ from dataclasses import asdict, fields
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from scipy.ndimage import find_objects
 
 _COERCED = {kind.__name__: kind for kind in (bool, int, float)}  # by annotation name: "bool" or bool alike
 
@@ -73,6 +74,16 @@ def ignored_voxels(ignored: np.ndarray | None, spatial: Sequence[int]) -> np.nda
     if ignored.shape != tuple(spatial):
         raise ValueError(f"shapes disagree: ignored {ignored.shape}, channel masks {tuple(spatial)}")
     return ignored if ignored.any() else None
+
+
+def bounding_box(mask: np.ndarray, margin: int | Sequence[int] = 0) -> tuple[slice, ...]:
+    """The bounding box of the True voxels of a non-empty bool ``mask`` (scipy's ``find_objects``), grown by
+    ``margin`` voxels (one per axis, or one for all axes) and clipped to the array."""
+    boxes = find_objects(mask)
+    if not boxes:
+        raise ValueError("the bounding box of an empty mask")
+    margins = [margin] * mask.ndim if isinstance(margin, int) else margin
+    return tuple(slice(max(0, b.start - m), min(n, b.stop + m)) for b, m, n in zip(boxes[0], margins, mask.shape))
 
 
 #: how a geodesic cost term uses the image (:func:`gradient_channels`): one channel, or every channel's map averaged

@@ -41,7 +41,7 @@ from typing import Sequence
 
 import numpy as np
 
-from nnunet_ext.targets.common import TargetOptions, channel_masks_within, ignored_voxels
+from nnunet_ext.targets.common import TargetOptions, bounding_box, channel_masks_within, ignored_voxels
 from nnunet_ext.targets.euclidean import distance_to_outside
 
 
@@ -120,16 +120,8 @@ def inside_distance(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     Computed on the mask's bounding box grown by one voxel (exact, see the module docstring). The
     mask must have at least one voxel and at least one voxel outside it.
     """
-    box = grown_bounding_box(mask, 1)
+    box = bounding_box(mask, 1)
     out = np.zeros(mask.shape, dtype=np.float32)
     out[box] = distance_to_outside(mask[box], spacing)
     return out
 
-
-def grown_bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
-    """Bounding box of the True voxels of a non-empty ``mask``, grown by ``margin`` voxels, clipped to the array."""
-    box = []
-    for axis in range(mask.ndim):
-        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        box.append(slice(max(0, int(present[0]) - margin), min(mask.shape[axis], int(present[-1]) + 1 + margin)))
-    return tuple(box)

@@ -62,7 +62,14 @@ from typing import Any, Sequence
 import numpy as np
 from skimage.morphology import skeletonize
 
-from nnunet_ext.targets.common import IMAGE_MODES, TargetOptions, channel_masks_within, gradient_channels, ignored_voxels
+from nnunet_ext.targets.common import (
+    IMAGE_MODES,
+    TargetOptions,
+    bounding_box,
+    channel_masks_within,
+    gradient_channels,
+    ignored_voxels,
+)
 from nnunet_ext.targets.geodesic import geodesic_distance
 
 SCALINGS = ("eq5", "mean")
@@ -133,7 +140,8 @@ def geols_maps(
         box = tuple(slice(0, n) for n in spatial)
         if options.crop and options.scaling == "eq5":
             reach = [int(np.ceil(CUTOFF / s)) + 1 for s in spacing]
-            box = tuple(slice(max(0, int(i.min()) - r), int(i.max()) + 1 + r) for i, r in zip(np.nonzero(seeds), reach))
+            # the stop is left unclipped (slicing clips it): an axis the grown box overreaches counts as whole below
+            box = tuple(slice(max(0, b.start - r), b.stop + r) for b, r in zip(bounding_box(seeds), reach))
         cropped = any(b.stop - b.start < n for b, n in zip(box, spatial))
         for channel in channels:
             maps[k][box] += geols_map(channel[box], seeds[box], spacing, options, cropped)
@@ -146,7 +154,7 @@ def skeleton_seeds(mask: np.ndarray) -> np.ndarray | None:
     itself if thinning leaves nothing; None for an empty mask."""
     if not mask.any():
         return None
-    box = tuple(slice(max(0, int(i.min()) - 1), int(i.max()) + 2) for i in np.nonzero(mask))
+    box = bounding_box(mask, 1)
     seeds = np.zeros(mask.shape, dtype=bool)
     seeds[box] = skeletonize(mask[box])
     return seeds if seeds.any() else mask.copy()

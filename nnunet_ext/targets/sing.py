@@ -51,8 +51,7 @@ clamps the background at ``-fg_max``, divides by ``fg_max``, adds the margin del
 which averages the per-modality maps). Left as ours: the image is nnU-Net's normalised one (zero
 outside nnU-Net's nonzero mask, like the raw BraTS background the authors' code tests against 0), the
 real spacing (theirs: 1 mm hard-coded), Canny's padding at the array border, ``valid`` and the ignore
-label (below), and the 1e-8 the authors add to fg_max. ``outside="code"``, a G^0 formula that matched
-the released recipe only when both gave -1, was replaced by ``"released"``.
+label (below), and the 1e-8 the authors add to fg_max.
 
 Cropping (``crop=True``, default): each channel is computed only on a box around the object,
 its mask's bounding box grown by beta (in voxels per axis, from the real spacing) plus one voxel.
@@ -86,7 +85,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from nnunet_ext.targets.boundary import BOUNDARY_MODES, boundary_seeds, seed_padding
-from nnunet_ext.targets.common import IMAGE_MODES, TargetOptions, channel_masks_within, gradient_channels, ignored_voxels
+from nnunet_ext.targets.common import (
+    IMAGE_MODES,
+    TargetOptions,
+    bounding_box,
+    channel_masks_within,
+    gradient_channels,
+    ignored_voxels,
+)
 from nnunet_ext.targets.euclidean import distance_to_outside
 from nnunet_ext.targets.geodesic import geodesic_distance
 
@@ -117,9 +123,6 @@ class SiNGOptions(TargetOptions):
     crop: bool = field(default=True, metadata={"help": "compute each channel on a box around its band only"})
 
     def __post_init__(self):
-        if self.outside == "code":
-            raise ValueError("outside='code' (a G^0 approximation of the authors' outside value) was replaced by "
-                             "outside='released', the authors' released recipe (SiNGOptions.authors_code())")
         super().__post_init__()
         if not 0.0 <= self.lam <= 1.0:
             raise ValueError(f"lam must be in [0, 1], got {self.lam}")
@@ -177,8 +180,7 @@ def sing_map(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...], op
     shape = mask.shape
 
     # R_B on a small box around the object; seed_padding gives the extractor the context it needs
-    mask_lo, mask_hi = _bounding_box(mask)
-    seed_box = _box(mask_lo, mask_hi, [seed_padding(options.boundary)] * mask.ndim, shape)
+    seed_box = bounding_box(mask, seed_padding(options.boundary))
     seeds_small = boundary_seeds(mask[seed_box], spacing, options.boundary,
                                  None if ignored is None else ignored[seed_box])
     if not seeds_small.any():
@@ -193,9 +195,9 @@ def sing_map(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...], op
         # bound is safe for band_distance="geodesic0" too.
         beta_bound = float(_band_distance(seeds_small, spacing, options)[mask[seed_box]].max())
         reach = [math.ceil(beta_bound / s) + 1 for s in spacing]
-        lo = [min(m, int(c.min())) for m, c in zip(mask_lo, seed_coords)]
-        hi = [max(m, int(c.max()) + 1) for m, c in zip(mask_hi, seed_coords)]
-        box = _box(lo, hi, reach, shape)
+        reached = np.zeros(shape, dtype=bool)  # the object and its seeds, both inside the seed box
+        reached[seed_box] = mask[seed_box] | seeds_small
+        box = bounding_box(reached, reach)
         box = tuple(slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(box, seed_box))
     else:
         box = tuple(slice(0, n) for n in shape)
@@ -288,15 +290,3 @@ def _band_distance(seeds: np.ndarray, spacing: Sequence[float], options: SiNGOpt
         return distance_to_outside(~seeds, spacing)
     return geodesic_distance(np.zeros(seeds.shape, np.float32), seeds, spacing, 0.0, options.v, options.iterations)
 
-
-def _bounding_box(mask: np.ndarray) -> tuple[list[int], list[int]]:
-    lo, hi = [], []
-    for axis in range(mask.ndim):
-        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        lo.append(int(present[0]))
-        hi.append(int(present[-1]) + 1)
-    return lo, hi
-
-
-def _box(lo: Sequence[int], hi: Sequence[int], pad: Sequence[int], shape: Sequence[int]) -> tuple[slice, ...]:
-    return tuple(slice(max(0, a - p), min(n, b + p)) for a, b, p, n in zip(lo, hi, pad, shape))

@@ -1,4 +1,6 @@
-"""Trainer machinery shared by the distance-loss trainers (GSL, Boundary loss, RRW).
+"""Trainer machinery of the trainers that mix nnU-Net's loss with a distance term: GSL and the Boundary loss.
+
+(RRW trains with the RW loss alone, directly on :class:`~nnunet_ext.training.map_trainer.nnUNetTrainerWithTargetMaps`.)
 
 - :class:`nnUNetTrainerRegionAndDistance`: ``alpha * nnU-Net's loss + (1 - alpha) * distance term`` at
   every deep-supervision scale, alpha from a per-epoch schedule (:meth:`alpha`), set at the start of

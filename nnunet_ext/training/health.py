@@ -10,7 +10,8 @@ passes):
   loss stops it at the end of the epoch. nnU-Net's own trainer logs ``train_loss nan``, saves
   checkpoints and exits 0.
 - **wrong-side saturation** (trainers whose loss is linear in a saturating activation: SiNGR's
-  ``tanh``, RRW's sigmoid / softmax; ``saturating_activation``): on nnU-Net's validation batches, per
+  ``tanh``, RRW's and JML's sigmoid / softmax; the loss declares it,
+  :mod:`nnunet_ext.training.loss_adapters.saturation`): on nnU-Net's validation batches, per
   region or class, the fraction of reference-foreground voxels whose activation sits on the background
   side with a slope below 1 % of its maximum. The loss gradient carries that slope as a factor, so such
   a voxel barely trains, and the 0-threshold predicts nothing there. With ``q`` the activation scaled to
@@ -38,50 +39,35 @@ from torch import nn
 from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.image_check import check_trainer_images
 from nnunet_ext.labels import region_name, unrecoverable_regions
+from nnunet_ext.training.loss_adapters.saturation import SaturatingActivation
+from nnunet_ext.training.loss_adapters.seg_targets import one_hot_target
 from nnunet_ext.training.progress_logger import CurvesLocalLogger
 
 #: activation values q (scaled to (0, 1)) below this are saturated on the background side: 4 q (1 - q) < 0.01
 SATURATED_Q = (1.0 - math.sqrt(0.99)) / 2.0
 #: |v| beyond which tanh'(v) < 0.01 (the same threshold on tanh's input)
 SATURATED_TANH_INPUT = math.atanh(math.sqrt(0.99))
-ACTIVATIONS = ("tanh", "probabilities")
 
 
-def foreground_scores(output: torch.Tensor, has_regions: bool, activation: str) -> torch.Tensor:
-    """``q`` (B, K, *) in (0, 1): the activation of each region / foreground class, scaled so that 0.5 is the threshold.
-
-    ``tanh``: q = (1 + tanh v) / 2 with v the regressed output (z_k for regions, z_k - z_0 for labels, as
-    SiNGR's loss uses it); ``probabilities``: sigmoid per region, softmax over the classes (foreground ones kept).
-    """
-    output = output.float()
-    if activation == "tanh":
-        v = output if has_regions else output[:, 1:] - output[:, :1]
-        return torch.sigmoid(2.0 * v)
-    if activation == "probabilities":
-        return torch.sigmoid(output) if has_regions else torch.softmax(output, dim=1)[:, 1:]
-    raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-
-
-def reference_masks(seg: torch.Tensor, num_foreground: int, has_regions: bool,
-                    ignore_label: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bool reference (B, K, *) per region / foreground label from nnU-Net's seg, and the valid voxels (B, 1, *)."""
-    if has_regions:
-        reference = seg[:, :num_foreground].bool()
-        valid = ~seg[:, -1:].bool() if ignore_label is not None else torch.ones_like(seg[:, :1], dtype=torch.bool)
-    else:
-        labels = seg[:, :1].long()
-        reference = torch.cat([labels == k for k in range(1, num_foreground + 1)], dim=1)
-        valid = labels != ignore_label if ignore_label is not None else torch.ones_like(labels, dtype=torch.bool)
-    return reference, valid
-
-
-def wrong_side_saturation(scores: torch.Tensor, reference: torch.Tensor,
-                          valid: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per channel: (reference voxels with ``q < SATURATED_Q``, reference voxels), over batch and space."""
+def wrong_side_saturation(output: torch.Tensor, seg: torch.Tensor, activation: SaturatingActivation,
+                          has_regions: bool, ignore_label: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per region / foreground class: (reference voxels with ``q < SATURATED_Q``, reference voxels), over batch
+    and space; ``q`` the loss's ``activation.foreground_scores`` of ``output`` (B, C, *), the reference and the
+    ignore-label mask nnU-Net's ``seg`` as the losses read it (:func:`one_hot_target`)."""
+    scores = activation.foreground_scores(output, has_regions)
+    target, valid = one_hot_target(seg, output.shape[1], has_regions, ignore_label)
+    reference = (target if has_regions else target[:, 1:]).bool()
     inside = reference if valid is None else reference & valid
     axes = [0, *range(2, scores.ndim)]
     saturated = ((scores < SATURATED_Q) & inside).sum(axes)
     return saturated.cpu().numpy().astype(np.int64), inside.sum(axes).cpu().numpy().astype(np.int64)
+
+
+def declared_saturating_activation(loss: nn.Module) -> SaturatingActivation | None:
+    """The ``saturating_activation`` that ``loss`` or a module inside it (the per-scale loss inside nnU-Net's
+    deep-supervision wrapper) declares; None where none does."""
+    declared = (getattr(module, "saturating_activation", None) for module in loss.modules())
+    return next((activation for activation in declared if activation is not None), None)
 
 
 @contextmanager
@@ -112,8 +98,9 @@ def collapsed_regions(history: list[tuple[list[float], list[float]]], epochs: in
 class nnUNetTrainerWithHealthGuard(nnUNetTrainer):
     """nnU-Net's trainer with the guard of this module (the base of every trainer of the plugin)."""
 
-    #: "tanh" or "probabilities" for losses linear in a saturating activation; None: only the non-finite check
-    saturating_activation: str | None = None
+    #: what the loss declares (:func:`declared_saturating_activation`, set by :meth:`initialize`); None: only the
+    #: non-finite check
+    saturating_activation: SaturatingActivation | None = None
     #: the trainer to name when a region collapses or the weights diverge (None: name none)
     collapse_alternative: str | None = None
     collapse_epochs: int = 3
@@ -122,11 +109,15 @@ class nnUNetTrainerWithHealthGuard(nnUNetTrainer):
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.logger.local_logger = CurvesLocalLogger(self.logger.local_logger.verbose)
-        if self.saturating_activation is not None:
-            self.logger.local_logger.add_curve("wrong_side_saturated", "wrong-side saturated foreground, output")
         self._iteration = 0
         self._health_history: list[tuple[list[float], list[float]]] = []
         self._collapse_warned: set[int] = set()
+
+    def initialize(self):
+        super().initialize()
+        self.saturating_activation = declared_saturating_activation(self.loss)
+        if self.saturating_activation is not None:
+            self.logger.local_logger.add_curve("wrong_side_saturated", "wrong-side saturated foreground, output")
 
     # ------------------------------------------------------------------------------ before training
     def on_train_start(self):
@@ -191,10 +182,9 @@ class nnUNetTrainerWithHealthGuard(nnUNetTrainer):
         output = outputs[-1]
         target = batch["target"]
         seg = (target[0] if isinstance(target, (list, tuple)) else target).to(output.device)
-        scores = foreground_scores(output.detach(), self.label_manager.has_regions, self.saturating_activation)
-        reference, valid = reference_masks(seg, scores.shape[1], self.label_manager.has_regions,
-                                           self.label_manager.ignore_label)
-        result["saturated_foreground"], result["foreground_voxels"] = wrong_side_saturation(scores, reference, valid)
+        result["saturated_foreground"], result["foreground_voxels"] = wrong_side_saturation(
+            output.detach(), seg, self.saturating_activation, self.label_manager.has_regions,
+            self.label_manager.ignore_label)
         return result
 
     def on_validation_epoch_end(self, val_outputs: list[dict]):
@@ -222,7 +212,7 @@ class nnUNetTrainerWithHealthGuard(nnUNetTrainer):
             self.print_to_log_file(
                 f"WARNING: {self._region_name(k)} has collapsed: pseudo-Dice 0 for {self.collapse_epochs} epochs with "
                 f"{100 * fractions[k]:.0f} % of its foreground saturated on the background side, where this loss "
-                f"({self.saturating_activation}) has almost no gradient to pull it back; the optimiser drove it "
+                f"({self.saturating_activation.name}) has almost no gradient to pull it back; the optimiser drove it "
                 f"there." + (f" Train with {self.collapse_alternative} instead." if self.collapse_alternative else ""))
 
     def _region_name(self, k: int) -> str:

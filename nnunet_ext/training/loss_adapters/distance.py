@@ -19,12 +19,23 @@ import torch
 from torch import nn
 
 from nnunet_ext.losses.distance import BoundaryLoss, GeneralizedSurfaceLoss, RegionWiseLoss
+from nnunet_ext.training.loss_adapters.saturation import SaturatingActivation
 from nnunet_ext.training.loss_adapters.seg_targets import ignore_mask, one_hot_target
 
 
 def probabilities(output: torch.Tensor, has_regions: bool) -> torch.Tensor:
     """P (B, C, *) at one scale: sigmoid per region, softmax over the classes."""
     return torch.sigmoid(output.float()) if has_regions else torch.softmax(output.float(), dim=1)
+
+
+def foreground_probabilities(output: torch.Tensor, has_regions: bool) -> torch.Tensor:
+    """:func:`probabilities` of the regions, or of the foreground classes (B, K, *)."""
+    probs = probabilities(output, has_regions)
+    return probs if has_regions else probs[:, 1:]
+
+
+#: losses linear in the sigmoid / softmax probabilities (the RW loss, JML)
+PROBABILITIES = SaturatingActivation("probabilities", foreground_probabilities)
 
 
 def _channel_check(maps: torch.Tensor, expected: int, what: str) -> None:
@@ -76,6 +87,9 @@ class RRWTerm(nn.Module):
     [sigmoid(z_1..z_R), 1 - sigmoid(z_1..z_R)] and the maps are [Z_1..Z_R, Z_not1..Z_notR]
     (``RRWOptions(complements=True)``): RRW applied to each region-vs-rest problem.
     """
+
+    #: the RW loss is linear in P (Eq. 1), so its gradient carries the probability's slope (Eq. 5)
+    saturating_activation = PROBABILITIES
 
     def __init__(self, has_regions: bool, ignore_label: int | None = None):
         super().__init__()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nnunet_ext.training.loss_adapters.saturation import SaturatingActivation
 from nnunet_ext.training.loss_adapters.seg_targets import ignore_mask
 
 
@@ -30,8 +31,16 @@ def regressed_outputs(output: torch.Tensor, has_regions: bool) -> torch.Tensor:
     return output if has_regions else output[:, 1:] - output[:, :1]
 
 
+def tanh_scores(output: torch.Tensor, has_regions: bool) -> torch.Tensor:
+    """q = (1 + tanh v) / 2 = sigmoid(2 v) (B, K, *), v the :func:`regressed_outputs`: tanh scaled to (0, 1)."""
+    return torch.sigmoid(2.0 * regressed_outputs(output.float(), has_regions))
+
+
 class SignedMapRegression(nn.Module):
     """``loss(output (B, C, *), seg (B, 1 or R[+1], *), maps (B, K, *))`` for one deep-supervision scale."""
+
+    #: the regression losses compare tanh(v) with the maps (nnunet_ext/losses/regression.py)
+    saturating_activation = SaturatingActivation("tanh", tanh_scores)
 
     def __init__(self, regression_loss: nn.Module, has_regions: bool, ignore_label: int | None = None):
         super().__init__()

@@ -30,6 +30,8 @@ from nnunet_ext.losses.soft_labels import (
     geols_soft_labels,
     label_smoothing,
 )
+from nnunet_ext.training.loss_adapters.distance import PROBABILITIES
+from nnunet_ext.training.loss_adapters.saturation import SaturatingActivation
 from nnunet_ext.training.loss_adapters.seg_targets import one_hot_target
 
 SOFT_LABELS = ("ls", "geols")
@@ -64,6 +66,8 @@ class SoftLabelLoss(nn.Module):
             self.criterion = SoftBinaryCrossEntropyLoss() if has_regions else SoftCrossEntropyLoss()
         else:
             self.criterion = JaccardMetricLoss("sigmoid" if has_regions else "softmax", batch=batch_jml)
+        # JML has no log term: its gradient vanishes where a probability is confidently wrong (cross-entropy's does not)
+        self.saturating_activation: SaturatingActivation | None = PROBABILITIES if criterion == "jml" else None
 
     def forward(self, output: torch.Tensor, seg: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
         y, mask = one_hot_target(seg, output.shape[1], self.has_regions, self.ignore_label)

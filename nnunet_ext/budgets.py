@@ -1,4 +1,4 @@
-"""Training budgets: short schedules of every nnU-Net trainer of this plugin, declared once.
+"""Training budgets: short variants of every nnU-Net trainer of this plugin, declared once.
 
 nnU-Net's own ``nnUNetTrainer_Xepochs`` variants shorten the number of epochs but keep 250
 iterations per epoch, which is still hours on a CPU. Here each budget is one line of
@@ -35,28 +35,29 @@ BUDGETS: dict[str, tuple[tuple[int, int, int], str]] = {
 SAVE_EVERY = 5
 
 
-class ShortSchedule:
+class ShortBudget:
     """Mixin that sets ``num_epochs`` / ``num_iterations_per_epoch`` / ``num_val_iterations_per_epoch``.
 
     Its ``__init__`` keeps nnU-Net's exact signature: the base trainer rebuilds its init arguments
     from the signature of ``self.__init__`` to re-create itself from a checkpoint.
     """
 
-    schedule: tuple[int, int, int]
+    #: (epochs, training iterations per epoch, validation iterations per epoch)
+    budget: tuple[int, int, int]
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = self.schedule
+        self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = self.budget
         self.save_every = SAVE_EVERY
 
 
 def budget_variant(trainer: type, suffix: str, module: str) -> type:
-    """``<trainer><suffix>``: ``trainer`` with the schedule of ``BUDGETS[suffix]``, defined in ``module``."""
+    """``<trainer><suffix>``: ``trainer`` with the budget of ``BUDGETS[suffix]``, defined in ``module``."""
     (epochs, iterations, validation), purpose = BUDGETS[suffix]
     name = trainer.__name__ + suffix
-    return type(name, (ShortSchedule, trainer), {
-        "schedule": (epochs, iterations, validation),
+    return type(name, (ShortBudget, trainer), {
+        "budget": (epochs, iterations, validation),
         "__module__": module,
         "__qualname__": name,
         "__doc__": f"{trainer.__name__} for {purpose}: {epochs} epochs x {iterations} iterations "
@@ -76,7 +77,7 @@ def add_budget_variants(namespace: dict, trainers: Iterable[type] | None = None)
     if trainers is None:
         trainers = [value for value in list(namespace.values())
                     if isinstance(value, type) and issubclass(value, nnUNetTrainer) and value.__module__ == module
-                    and not issubclass(value, ShortSchedule)]
+                    and not issubclass(value, ShortBudget)]
     added = []
     for trainer in trainers:
         for suffix in BUDGETS:
