@@ -14,6 +14,8 @@ from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.trainer_path import trainer_folder
 
 NNUNET_FOLDER_VARIABLES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+#: nnU-Net's default plans identifier (``-p`` of its commands)
+PLANS = "nnUNetPlans"
 _DATASET_FOLDER = re.compile(r"^Dataset(\d{3})_(.+)$")
 
 

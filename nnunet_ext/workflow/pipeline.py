@@ -35,7 +35,6 @@ import io
 import json
 import os
 import re
-import shlex
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -43,9 +42,8 @@ from pathlib import Path
 
 from nnunet_ext.commands import run_logged
 from nnunet_ext.errors import NnunetExtError
-from nnunet_ext.nnunet_env import nnunet_folder
+from nnunet_ext.nnunet_env import PLANS, nnunet_folder
 
-PLANS = "nnUNetPlans"
 _LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+): (.*)$")
 _JOURNAL_KEY = ("stage", "repeat", "trainer", "fold")
 
@@ -247,19 +245,20 @@ class Pipeline:
         return json.loads(splits_file.read_text())
 
     def precompute(self, spec, trainers: list[str]) -> dict:
-        """``nnUNetv2_precompute_targets`` of one map spec (a trainer's ``target_spec()``) for ``trainers``."""
-        from nnunet_ext.precompute import precompute_command
-        from nnunet_ext.target_store import case_identifiers, case_status
+        """``nnUNetv2_precompute_targets`` of one map spec (a trainer's ``target_spec()``) for ``trainers``; skipped
+        when every case's maps are fresh by the rule the command and the trainers use
+        (:class:`~nnunet_ext.preprocessed.PreprocessedConfiguration`)."""
+        from nnunet_ext.precompute import precompute_argv
+        from nnunet_ext.preprocessed import PreprocessedConfiguration
 
-        folder = self.configuration_folder()
-        cases = case_identifiers(folder)
-        up_to_date = sum(case_status(folder, spec, c) == "ok" for c in cases)
+        config = PreprocessedConfiguration.from_disk(self.dataset, self.configuration, self.plans)
+        cases = config.cases
+        up_to_date = sum(status == "ok" for status in config.statuses(spec).values())
         stage = {"stage": f"precompute {spec.target_id}", "kind": spec.kind, "trainers": trainers, "cases": len(cases),
                  "state_before": f"{up_to_date}/{len(cases)} up to date"}
         if up_to_date == len(cases):
             return self.skip(stage, "maps up to date")
-        command = [*shlex.split(precompute_command(self.dataset, self.configuration, self.plans, spec)),
-                   "-np", str(self.num_processes), "--device", self.device]
+        command = [*precompute_argv(config, spec), "-np", str(self.num_processes), "--device", self.device]
         record = self.run(stage, command, f"precompute_{spec.target_id}.log")
         return self.record({**record, "seconds_per_computed_case": round(record["seconds"] / (len(cases) - up_to_date), 2)})
 
