@@ -46,11 +46,11 @@ import blosc2
 import numpy as np
 
 from nnunet_ext.errors import NnunetExtError
+from nnunet_ext.nnunet_env import TARGETS_FOLDER, atomic_write_bytes, stat_fingerprint
 
 if TYPE_CHECKING:  # the spec module imports the kinds' registry (torch); this module reads only digest and id
     from nnunet_ext.targets.spec import TargetSpec
 
-TARGETS_DIRNAME = "nnunet_ext_targets"
 #: temporary files older than this are abandoned whoever wrote them (writes take seconds)
 ABANDONED_AFTER_S = 3600.0
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
@@ -58,7 +58,7 @@ _OWNED_TEMPORARY = re.compile(r"\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)\.[^.]*\.tmp
 
 
 def targets_folder(config_folder: str | os.PathLike, spec: TargetSpec) -> Path:
-    return Path(config_folder) / TARGETS_DIRNAME / spec.target_id
+    return Path(config_folder) / TARGETS_FOLDER / spec.target_id
 
 
 def target_file(config_folder: str | os.PathLike, spec: TargetSpec, case: str) -> Path:
@@ -73,11 +73,7 @@ def case_identifiers(config_folder: str | os.PathLike) -> list[str]:
 
 def source_fingerprint(config_folder: str | os.PathLike, case: str) -> dict:
     """Size and mtime of the nnU-Net files a map is computed from; changes when nnU-Net re-writes them."""
-    fingerprint = {}
-    for suffix in (".b2nd", "_seg.b2nd"):
-        stat = (Path(config_folder) / f"{case}{suffix}").stat()
-        fingerprint[suffix] = [stat.st_size, stat.st_mtime_ns]
-    return fingerprint
+    return {suffix: stat_fingerprint(Path(config_folder) / f"{case}{suffix}") for suffix in (".b2nd", "_seg.b2nd")}
 
 
 def write_spec(config_folder: str | os.PathLike, spec: TargetSpec, extra: Mapping[str, Any] | None = None) -> None:
@@ -242,20 +238,3 @@ def open_case(config_folder: str | os.PathLike, spec: TargetSpec, case: str) -> 
     """Opens the maps of ``case`` memory-mapped and read-only; slicing decompresses only that patch."""
     kwargs = {} if os.name == "nt" else {"mmap_mode": "r"}
     return blosc2.open(str(target_file(config_folder, spec, case)), mode="r", dparams={"nthreads": 1}, **kwargs)
-
-
-def atomic_write_bytes(path: Path, content: bytes) -> None:
-    """Writes ``content`` to ``path`` through a temporary file in the same folder and a rename: a reader
-    sees the old file or the new one, never a partial write. The file gets the mode of one created the
-    ordinary way (0o666 less the umask; ``mkstemp`` makes 0o600), so other users of a shared dataset read it."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)

@@ -20,6 +20,7 @@ from typing import Sequence
 
 from nnunet_ext.commands import add_version_argument
 from nnunet_ext.errors import NnunetExtError, run_cli
+from nnunet_ext.nnunet_env import PLANS
 
 PROG = "nnUNetv2_precompute_targets"  # nnunet_ext.precompute.COMMAND, not imported: -h must not import torch
 # The kinds of nnunet_ext.targets.REGISTRY (a test keeps the two equal), listed by -h without importing
@@ -51,7 +52,7 @@ def _parser(kind: str | None) -> argparse.ArgumentParser:
     )
     parser.add_argument("-d", "--dataset", required=True, help="dataset id or name, e.g. 501 or Dataset501_BraTS")
     parser.add_argument("-c", "--configuration", required=True, help="e.g. 2d, 3d_fullres, 3d_lowres")
-    parser.add_argument("-p", "--plans", default="nnUNetPlans",
+    parser.add_argument("-p", "--plans", default=PLANS,
                         help="plans identifier (default nnUNetPlans; e.g. nnUNetResEncUNetMPlans)")
     parser.add_argument("-np", "--num-processes", type=int, default=1,
                         help="parallel worker processes (default 1); with --device cuda: threads that read and write "

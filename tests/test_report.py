@@ -12,7 +12,8 @@ import SimpleITK as sitk
 
 from nnunet_ext.converters.brats import REGION_LABELS
 from nnunet_ext.errors import NnunetExtError
-from nnunet_ext.workflow.cv import SPLIT_RECORD, apply_split, dataset_paths, fold_state, run_cv
+from nnunet_ext.workflow.cv import SPLIT_RECORD, apply_split, dataset_paths, run_cv
+from nnunet_ext.workflow.pipeline import fold_state
 from nnunet_ext.workflow.report import main as report_main, paired_test, summarise_rows
 
 NAME = "Dataset777_Fake"

@@ -29,6 +29,7 @@ from scipy import ndimage
 from nnunet_ext.benchmarks.authors_recipes import RECIPES
 from nnunet_ext.benchmarks.common import (DATA_VARIABLE, at_least, auto_device, hardware_markdown, hardware_record,
                                  invoked_command, markdown_table, sample_folder, write_json)
+from nnunet_ext.nnunet_env import PLANS
 from nnunet_ext.precompute import channel_masks, precompute
 from nnunet_ext.preprocessed import PreprocessedConfiguration
 from nnunet_ext.target_store import target_file
@@ -227,13 +228,13 @@ def write_nnunet_layout(cases: list[dict], root: Path) -> Path:
     from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params, nnUNetDatasetBlosc2
 
     dataset_dir = root / "Dataset990_BraTSSample"
-    folder = dataset_dir / "nnUNetPlans_3d_fullres"
+    folder = dataset_dir / f"{PLANS}_3d_fullres"
     folder.mkdir(parents=True)
     patch = [128, 128, 128]  # nnU-Net's usual BraTS patch
     configuration = {"data_identifier": folder.name, "spacing": list(cases[0]["spacing"]), "patch_size": patch,
                      "architecture": {}}
     (dataset_dir / "nnUNetPlans.json").write_text(json.dumps({
-        "dataset_name": dataset_dir.name, "plans_name": "nnUNetPlans", "label_manager": "LabelManager",
+        "dataset_name": dataset_dir.name, "plans_name": PLANS, "label_manager": "LabelManager",
         "configurations": {"3d_fullres": configuration}}))
     (dataset_dir / "dataset.json").write_text(json.dumps({
         "labels": {"background": 0, "whole tumor": [1, 2, 3, 4], "tumor core": [1, 3, 4], "enhancing tumor": [4]},
