@@ -648,3 +648,42 @@ def test_a_corrupted_map_is_recomputed_and_stops_the_loader_in_one_line(preproce
                                                "(changed on disk); recomputing them")
     np.testing.assert_array_equal(np.asarray(open_case(folder, spec, "case_001")[:]), clean)
     dataset.load_case("case_001")  # rewritten: the loader reads it
+
+
+def test_pipeline_precompute_asks_the_same_freshness_rule(preprocessed, tmp_path, monkeypatch):
+    """Pipeline.precompute skips exactly when the command would compute nothing: a dataset with an ignore label
+    whose maps are up to date is skipped, and reordered regions make it run the command (an argv list)."""
+    from nnunet_ext.workflow.pipeline import Pipeline
+
+    folder = preprocessed()
+    dataset_json = folder.parent / "dataset.json"
+    dataset_json.write_text(json.dumps({**json.loads(dataset_json.read_text()),
+                                        "labels": {**REGIONS, "ignore": 4}}))
+    spec = TargetSpec("sing", {"delta": 0.25})
+    precompute_targets(params={"delta": 0.25}, progress=False)
+    ran = []
+    monkeypatch.setattr(Pipeline, "run", lambda self, stage, command, log_name, env=None:
+                        ran.append(command) or {**stage, "seconds": 1.0})
+    pipeline = Pipeline("Dataset951_Tiny", "3d_fullres", tmp_path / "logs", num_processes=2)
+    assert pipeline.precompute(spec, ["T"])["skipped"] == "maps up to date" and not ran
+    content = json.loads(dataset_json.read_text())
+    content["labels"] = {"background": 0, "core": [2, 3], "whole": [1, 2, 3], "enhancing": 3, "ignore": 4}
+    dataset_json.write_text(json.dumps(content))
+    record = pipeline.precompute(spec, ["T"])
+    assert record["state_before"] == "0/3 up to date"
+    assert ran == [["nnUNetv2_precompute_targets", "-d", "Dataset951_Tiny", "-c", "3d_fullres", "--delta", "0.25",
+                    "-np", "2", "--device", "cpu"]]
+
+
+def test_map_workers_default_to_the_available_cores(monkeypatch):
+    from nnunet_ext.precompute import available_cores
+
+    monkeypatch.delenv("nnUNet_def_n_proc", raising=False)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert available_cores() == cores
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert available_cores() == 3  # the process's share, not the machine's count
+    monkeypatch.setenv("nnUNet_def_n_proc", "2")
+    assert available_cores() == 2
+    monkeypatch.setenv("nnUNet_def_n_proc", "8")
+    assert available_cores() == 3
