@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shlex
 import subprocess
 import sys
 import time
@@ -87,7 +88,7 @@ def load_configuration(dataset=951, configuration="3d_fullres"):
 
 
 def precompute_command(spec, dataset=951, configuration="3d_fullres"):
-    return " ".join(precompute_argv(load_configuration(dataset, configuration), spec))
+    return shlex.join(precompute_argv(load_configuration(dataset, configuration), spec))
 
 
 @pytest.fixture
