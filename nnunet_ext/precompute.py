@@ -50,7 +50,8 @@ from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.image_check import check_finite_images, preprocess_command
 from nnunet_ext.nnunet_env import PLANS
 from nnunet_ext.preprocessed import PreprocessedConfiguration
-from nnunet_ext.target_store import remove_abandoned_temporaries, targets_folder, write_case, write_spec
+from nnunet_ext.target_store import (remove_abandoned_temporaries, remove_other_spec, targets_folder, write_case,
+                                     write_spec)
 from nnunet_ext.targets import TargetSpec, get_kind
 from nnunet_ext.targets.geodesic import geodesic_device
 
@@ -266,7 +267,8 @@ def precompute(
     after case, with ``num_processes`` threads reading and writing cases meanwhile; the maps and their
     spec are the same as on the CPU. A case whose maps fail their checksum is named in one line and
     recomputed. ``spec.json`` is written once the maps exist, and only when maps were computed or it is
-    missing: it describes the maps in the folder, and a run with every map up to date writes nothing.
+    missing: it describes the maps in the folder (one describing another configuration is removed before
+    its maps are replaced), and a run with every map up to date writes nothing.
     """
     try:
         with geodesic_device(device):  # checks the device once, before any worker starts
@@ -287,6 +289,8 @@ def precompute(
     todo = [case for case, status in statuses.items() if overwrite or status != "ok"]
     num_processes = max(1, min(int(num_processes), len(todo) or 1))
     threads = 0 if num_processes == 1 else max(1, available_cores() // num_processes)
+    if todo:
+        remove_other_spec(folder, spec, config.spec_record(spec, {}))
     jobs = [_CaseJob(config, spec, case, overwrite, threads, device) for case in todo]
     results = []
     bar = tqdm(total=len(jobs), desc=f"{spec.target_id} {config.configuration}", unit="case",

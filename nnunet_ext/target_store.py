@@ -86,6 +86,23 @@ def write_spec(config_folder: str | os.PathLike, spec: TargetSpec, extra: Mappin
         atomic_write_bytes(path, content)
 
 
+def remove_other_spec(config_folder: str | os.PathLike, spec: TargetSpec, extra: Mapping[str, Any],
+                      ignored: tuple[str, ...] = ("versions",)) -> bool:
+    """Removes ``spec.json`` when it describes other maps than ``extra`` does (beyond the ``ignored`` entries), before
+    maps are replaced: an interrupted run then leaves no ``spec.json`` rather than one describing maps no longer
+    there (:func:`write_spec` writes it again once the maps exist). Returns whether it removed one."""
+    path = targets_folder(config_folder, spec) / "spec.json"
+    try:
+        described = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    wanted = _plain({**spec.to_json(), **extra})
+    if {k: v for k, v in described.items() if k not in ignored} == {k: v for k, v in wanted.items() if k not in ignored}:
+        return False
+    path.unlink()
+    return True
+
+
 def write_case(
     config_folder: str | os.PathLike,
     spec: TargetSpec,

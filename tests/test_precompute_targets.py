@@ -572,7 +572,7 @@ def test_trainers_stop_on_a_nan_channel_before_training(preprocessed, monkeypatc
 # ------------------------------------------------------------------------------------------------
 # issue 33: the freshness key covers the configuration; checksummed maps
 # ------------------------------------------------------------------------------------------------
-def test_reordered_regions_recompute_the_maps_and_spec_json_follows_them(preprocessed, capsys):
+def test_reordered_regions_recompute_the_maps_and_spec_json_follows_them(preprocessed, capsys, monkeypatch):
     """Map channel k must be region k of dataset.json: reordering the regions makes every map stale (the spec's
     digest alone does not change), and spec.json is written once the maps in the new order exist."""
     folder = preprocessed()
@@ -588,6 +588,16 @@ def test_reordered_regions_recompute_the_maps_and_spec_json_follows_them(preproc
     assert {config.case_status(spec, case) for case in config.cases} == {"stale"}
     with pytest.raises(NnunetExtError, match="0 of 3 cases have no .* and 3 have stale ones"):
         require_targets(config, spec, "unused")
+    import nnunet_ext.precompute as hook
+
+    def interrupted(*args, **kwargs):
+        raise NnunetExtError("interrupted")
+
+    with monkeypatch.context() as patch:  # a run stopped before the new maps exist leaves no spec.json of the old
+        patch.setattr(hook, "case_maps", interrupted)
+        with pytest.raises(NnunetExtError, match="interrupted"):
+            precompute_targets(progress=False)
+    assert not (targets_folder(folder, spec) / "spec.json").exists()
     assert main(["-d", "951", "-c", "3d_fullres"]) == 0  # the command: recomputed, not "0 computed"
     assert capsys.readouterr().out.startswith("3 computed, 0 up to date")
     after = np.asarray(open_case(folder, spec, "case_000")[:], np.float32)
