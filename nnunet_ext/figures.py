@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from nnunet_ext.target_store import TargetSpec
+    from nnunet_ext.targets.spec import TargetSpec
 
 
 def most_informative_slice(label_map: np.ndarray) -> int:

@@ -18,7 +18,6 @@ decompression of each case, about what nnU-Net's data loader spends on one patch
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -27,19 +26,10 @@ import blosc2
 import numpy as np
 
 from nnunet_ext.errors import NnunetExtError
-from nnunet_ext.target_store import atomic_write_bytes, case_identifiers
+from nnunet_ext.nnunet_env import PLANS, finite_images_record, load_cached, stat_fingerprint, store_cached
+from nnunet_ext.target_store import case_identifiers
 
 RECORD_VERSION = 1
-
-
-def record_file(config_folder: str | os.PathLike) -> Path:
-    folder = Path(config_folder)
-    return folder.parent / f"nnunet_ext_finite_images__{folder.name}.json"
-
-
-def _fingerprint(config_folder: Path, case: str) -> list[int]:
-    stat = (config_folder / f"{case}.b2nd").stat()
-    return [stat.st_size, stat.st_mtime_ns]
 
 
 def check_finite_images(config_folder: str | os.PathLike, cases: Iterable[str] | None = None, fix: str = "",
@@ -52,19 +42,15 @@ def check_finite_images(config_folder: str | os.PathLike, cases: Iterable[str] |
     """
     folder = Path(config_folder)
     cases = case_identifiers(folder) if cases is None else list(cases)
-    path = record_file(folder)
-    try:
-        stored = json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, json.JSONDecodeError):
-        stored = {}
-    checked = stored.get("cases", {}) if stored.get("version") == RECORD_VERSION else {}
-    todo = [case for case in cases if checked.get(case) != _fingerprint(folder, case)]
+    path, key = finite_images_record(folder), {"version": RECORD_VERSION}
+    checked = (load_cached(path, key) or {}).get("cases", {})
+    todo = [case for case in cases if checked.get(case) != stat_fingerprint(folder / f"{case}.b2nd")]
     if not todo:
         return 0
     names = {str(k): v for k, v in (channel_names or {}).items()}
     try:
         for case in todo:
-            fingerprint = _fingerprint(folder, case)
+            fingerprint = stat_fingerprint(folder / f"{case}.b2nd")
             image = blosc2.open(str(folder / f"{case}.b2nd"), mode="r")
             for channel in range(image.shape[0]):
                 values = np.asarray(image[channel])
@@ -79,19 +65,15 @@ def check_finite_images(config_folder: str | os.PathLike, cases: Iterable[str] |
                         f"NaN); replace those voxels in the raw image (or remove the case)"
                         + (f" and re-run {fix}" if fix else " and re-run nnU-Net's preprocessing"))
             checked[case] = fingerprint
-    finally:  # the cases found finite are remembered even when a later one is bad
-        content = {"version": RECORD_VERSION, "cases": dict(sorted(checked.items()))}
-        try:
-            atomic_write_bytes(path, json.dumps(content, indent=1).encode())
-        except OSError:
-            pass  # a read-only dataset folder: the check still ran, it is just not remembered
+    finally:  # the cases found finite are remembered even when a later one is bad; not on a read-only dataset
+        store_cached(path, key, {"cases": dict(sorted(checked.items()))}, on_read_only=lambda error: None)
     return len(todo)
 
 
-def preprocess_command(dataset_name: str, configuration: str, plans_identifier: str = "nnUNetPlans") -> str:
+def preprocess_command(dataset_name: str, configuration: str, plans_identifier: str = PLANS) -> str:
     """The command that re-creates the preprocessed cases after a raw image was fixed."""
     command = f"nnUNetv2_plan_and_preprocess -d {dataset_name} -c {configuration}"
-    return command if plans_identifier == "nnUNetPlans" else f"{command} (with the planner that writes {plans_identifier})"
+    return command if plans_identifier == PLANS else f"{command} (with the planner that writes {plans_identifier})"
 
 
 def check_trainer_images(trainer) -> int:

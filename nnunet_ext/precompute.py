@@ -17,19 +17,19 @@ target depends only on what the 2D network sees.
 Before computing, every channel of every case is checked for NaN / inf once
 (:mod:`nnunet_ext.image_check`): a bad case stops the run with one line naming it, its channel and
 the fix. Datasets with nnU-Net's ignore label pass the ignored voxels to the kind (no boundary there,
-see :mod:`nnunet_ext.targets`) and record the label in each map, so older maps of such a dataset are
-stale. Workers (``-np`` > 1) exit when this process dies (killed, not only interrupted), and the
+see :mod:`nnunet_ext.targets`). What the maps depend on (the configuration's channels and their order,
+regions or labels, ignore label, spacing, and the case files) is the freshness rule of
+:class:`nnunet_ext.preprocessed.PreprocessedConfiguration`, recorded with each map; a change makes the
+maps stale, and maps whose stored bytes fail their checksum are recomputed too. Workers (``-np`` > 1) exit when this process dies (killed, not only interrupted), and the
 temporary files of killed writers are removed by the next run.
 """
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import multiprocessing.connection
 import os
 import resource
-import shlex
 import statistics
 import sys
 import threading
@@ -37,8 +37,9 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Sequence
 
 import blosc2
 import numpy as np
@@ -46,72 +47,17 @@ import torch
 from tqdm import tqdm
 
 from nnunet_ext.errors import NnunetExtError
-from nnunet_ext.nnunet_env import nnunet_folder, resolve_dataset_name
 from nnunet_ext.image_check import check_finite_images, preprocess_command
-from nnunet_ext.target_store import (TargetSpec, case_identifiers, case_status, remove_abandoned_temporaries,
-                                     targets_folder, write_case, write_spec)
-from nnunet_ext.targets import get_kind, make_options, target_spec
+from nnunet_ext.nnunet_env import PLANS
+from nnunet_ext.preprocessed import PreprocessedConfiguration
+from nnunet_ext.target_store import (remove_abandoned_temporaries, remove_other_spec, targets_folder, write_case,
+                                     write_spec)
+from nnunet_ext.targets import TargetSpec, get_kind
 from nnunet_ext.targets.geodesic import geodesic_device
 
 COMMAND = "nnUNetv2_precompute_targets"
 #: devices that this process alone computes on, with -np reader / writer threads (_process_on_device)
 DEVICES_COMPUTED_IN_THIS_PROCESS = ("cuda",)
-
-
-# ------------------------------------------------------------------------------------------------
-# the configuration: folder, spacing, channels
-# ------------------------------------------------------------------------------------------------
-def load_configuration(dataset: int | str, configuration: str, plans_identifier: str = "nnUNetPlans") -> dict:
-    """Folder, spacing, patch size and channel definitions of a preprocessed configuration.
-
-    Channels: ``foreground_regions`` of nnU-Net's LabelManager for region datasets
-    (``regions_class_order`` in dataset.json), else ``foreground_labels``; their order is the order
-    of the maps' channels and of nnU-Net's network outputs.
-    """
-    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-
-    dataset_name = resolve_dataset_name(dataset)
-    dataset_dir = nnunet_folder("nnUNet_preprocessed") / dataset_name
-    plans_file = dataset_dir / f"{plans_identifier}.json"
-    if not plans_file.is_file():
-        raise NnunetExtError(
-            f"no plans {plans_file}; run: nnUNetv2_plan_and_preprocess -d {dataset_name} -c {configuration}"
-            + ("" if plans_identifier == "nnUNetPlans" else f" (with the planner that writes {plans_identifier})")
-        )
-    plans_manager = PlansManager(str(plans_file))
-    if configuration not in plans_manager.available_configurations:
-        raise NnunetExtError(
-            f"configuration {configuration!r} is not in {plans_file.name}; available: "
-            f"{', '.join(plans_manager.available_configurations)}"
-        )
-    configuration_manager = plans_manager.get_configuration(configuration)
-    dataset_json = json.loads((dataset_dir / "dataset.json").read_text())
-    label_manager = plans_manager.get_label_manager(dataset_json)
-    folder = dataset_dir / configuration_manager.data_identifier
-    cases = case_identifiers(folder) if folder.is_dir() else []
-    if not cases:
-        raise NnunetExtError(
-            f"no preprocessed cases in {folder}; run: nnUNetv2_preprocess -d {dataset_name} -c {configuration}"
-            f" -p {plans_identifier}"
-        )
-    if label_manager.has_regions:
-        channels = [list(r) if isinstance(r, (tuple, list)) else [r] for r in label_manager.foreground_regions]
-    else:
-        channels = [[int(label)] for label in label_manager.foreground_labels]
-    return {
-        "dataset_name": dataset_name,
-        "configuration": configuration,
-        "plans_identifier": plans_identifier,
-        "folder": folder,
-        "cases": cases,
-        "spacing": [float(s) for s in configuration_manager.spacing],
-        "patch_size": [int(p) for p in configuration_manager.patch_size],
-        "channels": [[int(v) for v in c] for c in channels],
-        "has_regions": bool(label_manager.has_regions),
-        "ignore_label": None if label_manager.ignore_label is None else int(label_manager.ignore_label),
-        "channel_names": dataset_json.get("channel_names", {}),
-        "file_ending": dataset_json.get("file_ending"),
-    }
 
 
 def channel_masks(seg: np.ndarray, channels: Sequence[Sequence[int]]) -> np.ndarray:
@@ -126,21 +72,15 @@ def read_case(folder: Path, case: str) -> tuple[np.ndarray, np.ndarray]:
     return data, seg
 
 
-def compute_case_maps(folder: Path, case: str, kind: str, options: Any, spacing: Sequence[float],
-                      channels: Sequence[Sequence[int]], ignore_label: int | None = None) -> np.ndarray:
-    """Maps (K, *spatial) of one preprocessed case; ``spacing`` of length 2 means slice-wise 2D;
-    ``ignore_label``: nnU-Net's ignore label of the dataset (None: it has none)."""
-    data, seg = read_case(folder, case)
-    return case_maps(data, seg, folder, case, kind, options, spacing, channels, ignore_label)
-
-
-def case_maps(data: np.ndarray, seg: np.ndarray, folder: Path, case: str, kind: str, options: Any,
+def case_maps(data: np.ndarray, seg: np.ndarray, folder: Path, case: str, spec: TargetSpec,
               spacing: Sequence[float], channels: Sequence[Sequence[int]], ignore_label: int | None = None) -> np.ndarray:
-    """:func:`compute_case_maps` on a case already read (``folder`` and ``case`` name it in errors)."""
+    """Maps (K, *spatial) of one preprocessed case read by :func:`read_case` (``folder`` and ``case`` name it in
+    errors); ``spacing`` of length 2 means slice-wise 2D; ``ignore_label``: nnU-Net's ignore label of the dataset
+    (None: it has none)."""
     masks = channel_masks(seg, channels)
     valid = seg >= 0  # nnU-Net writes -1 outside its nonzero mask
     ignored = None if ignore_label is None else seg == ignore_label
-    compute = get_kind(kind).compute
+    compute, options = get_kind(spec.kind).compute, spec.options
     try:
         if len(spacing) == 3:
             return compute(data, masks, valid, tuple(spacing), options, ignored=ignored)
@@ -156,48 +96,60 @@ def case_maps(data: np.ndarray, seg: np.ndarray, folder: Path, case: str, kind: 
         raise NnunetExtError(f"case {case} in {folder}: {error}") from None
 
 
-def _process_case(job: dict) -> dict:
-    """Worker: computes and writes one case unless (meanwhile) up to date. Picklable for spawn."""
-    if job["threads"]:
-        torch.set_num_threads(job["threads"])
+@dataclass(frozen=True)
+class _CaseJob:
+    """One case to compute, as a worker receives it (picklable for spawn)."""
+
+    config: PreprocessedConfiguration
+    spec: TargetSpec
+    case: str
+    overwrite: bool
+    threads: int  #: torch threads of the worker; 0: this process's setting
+    device: str
+
+
+def _process_case(job: _CaseJob) -> dict:
+    """Worker: computes and writes one case unless (meanwhile) up to date."""
+    if job.threads:
+        torch.set_num_threads(job.threads)
     start = time.perf_counter()
     inputs = _read_job(job)
     if inputs is None:  # another process finished it
-        return {"case": job["case"], "computed": False, "seconds": 0.0, "peak_rss_mb": _peak_rss_mb()}
+        return {"case": job.case, "computed": False, "seconds": 0.0, "peak_rss_mb": _peak_rss_mb()}
     maps = _compute_job(job, *inputs)
     return _write_job(job, maps, earlier_seconds=time.perf_counter() - start)
 
 
-def _read_job(job: dict) -> tuple[np.ndarray, np.ndarray] | None:
+def _read_job(job: _CaseJob) -> tuple[np.ndarray, np.ndarray] | None:
     """The case's (image, seg), or None when its maps are (meanwhile) up to date."""
-    spec = TargetSpec(job["kind"], job["params"])
-    if not job["overwrite"] and case_status(job["folder"], spec, job["case"], _extra_meta(job.get("ignore_label"))) == "ok":
+    if not job.overwrite and job.config.case_status(job.spec, job.case) == "ok":
         return None
-    return read_case(Path(job["folder"]), job["case"])
+    return read_case(job.config.folder, job.case)
 
 
-def _compute_job(job: dict, data: np.ndarray, seg: np.ndarray) -> np.ndarray:
-    with geodesic_device(job["device"]):
-        return case_maps(data, seg, Path(job["folder"]), job["case"], job["kind"], make_options(job["kind"], job["params"]),
-                         job["spacing"], job["channels"], job.get("ignore_label"))
+def _compute_job(job: _CaseJob, data: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    config = job.config
+    with geodesic_device(job.device):
+        return case_maps(data, seg, config.folder, job.case, job.spec, config.spacing, config.channels,
+                         config.ignore_label)
 
 
-def _write_job(job: dict, maps: np.ndarray, earlier_seconds: float) -> dict:
+def _write_job(job: _CaseJob, maps: np.ndarray, earlier_seconds: float) -> dict:
     """Writes the maps; ``seconds``: the write plus ``earlier_seconds`` (reading and computing the case)."""
     start = time.perf_counter()
-    blocks, chunks = _chunking(maps.shape, job["patch_size"])
-    write_case(job["folder"], TargetSpec(job["kind"], job["params"]), job["case"], maps, chunks=chunks, blocks=blocks,
-               extra_meta=_extra_meta(job.get("ignore_label")))
-    return {"case": job["case"], "computed": True, "seconds": earlier_seconds + time.perf_counter() - start,
+    blocks, chunks = _chunking(maps.shape, job.config.patch_size)
+    write_case(job.config.folder, job.spec, job.case, maps, chunks=chunks, blocks=blocks,
+               key=job.config.map_key(job.spec))
+    return {"case": job.case, "computed": True, "seconds": earlier_seconds + time.perf_counter() - start,
             "peak_rss_mb": _peak_rss_mb()}
 
 
-def _timed_read(job: dict) -> tuple[tuple[np.ndarray, np.ndarray] | None, float]:
+def _timed_read(job: _CaseJob) -> tuple[tuple[np.ndarray, np.ndarray] | None, float]:
     start = time.perf_counter()
     return _read_job(job), time.perf_counter() - start
 
 
-def _process_on_device(jobs: list[dict], io_threads: int, bar: tqdm) -> list[dict]:
+def _process_on_device(jobs: list[_CaseJob], io_threads: int, bar: tqdm) -> list[dict]:
     """The GPU path: this process alone holds the device and computes the cases one after the other,
     while ``io_threads`` threads read the next cases and write the finished ones (blosc2 releases the
     GIL). Spawned workers would each create a CUDA context of their own, which made ``-np 8`` on a
@@ -222,7 +174,7 @@ def _process_on_device(jobs: list[dict], io_threads: int, bar: tqdm) -> list[dic
             inputs, read_seconds = pending.result()
             read_next()
             if inputs is None:
-                results.append({"case": job["case"], "computed": False, "seconds": 0.0, "peak_rss_mb": _peak_rss_mb()})
+                results.append({"case": job.case, "computed": False, "seconds": 0.0, "peak_rss_mb": _peak_rss_mb()})
                 bar.update()
                 continue
             start = time.perf_counter()
@@ -236,11 +188,6 @@ def _process_on_device(jobs: list[dict], io_threads: int, bar: tqdm) -> list[dic
             results.append(pending.result())
             bar.update()
     return results
-
-
-def _extra_meta(ignore_label: int | None) -> dict | None:
-    """Freshness entries beyond spec and source: the ignore label, for datasets that have one."""
-    return None if ignore_label is None else {"ignore_label": int(ignore_label)}
 
 
 def _exit_with_parent() -> None:
@@ -296,62 +243,58 @@ def versions() -> dict[str, str]:
 # ------------------------------------------------------------------------------------------------
 # public entry points
 # ------------------------------------------------------------------------------------------------
-def precompute_targets(
-    dataset: int | str,
-    configuration: str,
-    plans_identifier: str = "nnUNetPlans",
-    kind: str = "sing",
-    params: Mapping[str, Any] | None = None,
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity, e.g. a container's or a batch job's share, not the
+    machine's count), at most ``nnUNet_def_n_proc`` where that is set (nnU-Net's own setting for its pools)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    limit = os.environ.get("nnUNet_def_n_proc", "").strip()
+    return max(1, min(cores, int(limit)) if limit.isdigit() else cores)
+
+
+def precompute(
+    config: PreprocessedConfiguration,
+    spec: TargetSpec,
     num_processes: int = 1,
     overwrite: bool = False,
     progress: bool = True,
     device: str = "cpu",
 ) -> dict:
-    """Computes the missing or stale maps of every case; returns a summary dict.
+    """Computes the missing, stale or corrupt maps of ``spec`` for every case of ``config``; returns a summary.
 
-    ``params`` override the kind's defaults (``None``: ``target_spec(kind)``, what trainers use).
     With ``num_processes`` 1 the cases run in this process with torch's thread count; with more,
-    each of the spawned workers uses ``max(1, cpus // num_processes)`` threads. ``device="cuda"`` runs
-    FastGeodis (SiNG and GeoLS maps) on the GPU, in this process only, case after case, with
-    ``num_processes`` threads reading and writing cases meanwhile; the maps and their spec are the
-    same as on the CPU.
+    each of the spawned workers uses ``max(1, cores // num_processes)`` threads (:func:`available_cores`).
+    ``device="cuda"`` runs FastGeodis (SiNG and GeoLS maps) on the GPU, in this process only, case
+    after case, with ``num_processes`` threads reading and writing cases meanwhile; the maps and their
+    spec are the same as on the CPU. A case whose maps fail their checksum is named in one line and
+    recomputed. ``spec.json`` is written once the maps exist, and only when maps were computed or it is
+    missing: it describes the maps in the folder (one describing another configuration is removed before
+    its maps are replaced), and a run with every map up to date writes nothing.
     """
     try:
-        options = make_options(kind, params)
         with geodesic_device(device):  # checks the device once, before any worker starts
             pass
     except ValueError as error:
         raise NnunetExtError(str(error)) from None
-    spec = target_spec(kind, options)
-    config = load_configuration(dataset, configuration, plans_identifier)
-    folder = config["folder"]
-    check_finite_images(folder, config["cases"], fix=preprocess_command(config["dataset_name"], configuration,
-                                                                        plans_identifier),
-                        channel_names=config["channel_names"], file_ending=config["file_ending"])
-    write_spec(folder, spec, extra={
-        "configuration": configuration,
-        "plans_identifier": plans_identifier,
-        "spacing": config["spacing"],
-        "slicewise_2d": len(config["spacing"]) == 2,
-        "channels": config["channels"],
-        "has_regions": config["has_regions"],
-        **({} if config["ignore_label"] is None else {"ignore_label": config["ignore_label"]}),
-        "versions": versions(),
-    })
-    remove_abandoned_temporaries(targets_folder(folder, spec))
-    extra_meta = _extra_meta(config["ignore_label"])
-    statuses = {case: case_status(folder, spec, case, extra_meta) for case in config["cases"]}
+    folder = config.folder
+    check_finite_images(folder, list(config.cases),
+                        fix=preprocess_command(config.dataset_name, config.configuration, config.plans_identifier),
+                        channel_names=config.channel_names, file_ending=config.file_ending)
+    maps_folder = targets_folder(folder, spec)
+    if maps_folder.is_dir():
+        remove_abandoned_temporaries(maps_folder)
+    statuses = config.statuses(spec)
+    for case in [case for case, status in statuses.items() if status == "corrupt"]:
+        print(f"the {spec.target_id} maps of case {case} fail their checksum (changed on disk); recomputing them",
+              flush=True)
     todo = [case for case, status in statuses.items() if overwrite or status != "ok"]
     num_processes = max(1, min(int(num_processes), len(todo) or 1))
-    threads = 0 if num_processes == 1 else max(1, (os.cpu_count() or 1) // num_processes)
-    jobs = [
-        {"folder": str(folder), "case": case, "kind": kind, "params": options.as_params(), "spacing": config["spacing"],
-         "channels": config["channels"], "patch_size": config["patch_size"], "overwrite": overwrite, "threads": threads,
-         "device": device, "ignore_label": config["ignore_label"]}
-        for case in todo
-    ]
+    threads = 0 if num_processes == 1 else max(1, available_cores() // num_processes)
+    if todo:
+        remove_other_spec(folder, spec, config.spec_record(spec, {}))
+    jobs = [_CaseJob(config, spec, case, overwrite, threads, device) for case in todo]
     results = []
-    bar = tqdm(total=len(jobs), desc=f"{spec.target_id} {configuration}", unit="case", disable=not progress or not jobs)
+    bar = tqdm(total=len(jobs), desc=f"{spec.target_id} {config.configuration}", unit="case",
+               disable=not progress or not jobs)
     if device in DEVICES_COMPUTED_IN_THIS_PROCESS:
         results = _process_on_device(jobs, num_processes, bar)
     elif num_processes == 1:
@@ -366,54 +309,46 @@ def precompute_targets(
                 bar.update()
     bar.close()
     timings = [r["seconds"] for r in results if r["computed"]]
+    if timings or not (maps_folder / "spec.json").is_file():
+        write_spec(folder, spec, extra=config.spec_record(spec, versions()))
     return {
-        "folder": str(targets_folder(folder, spec)),
+        "folder": str(maps_folder),
         "target_id": spec.target_id,
         "cases": len(statuses),
         "computed": len(timings),
         "skipped": len(statuses) - len(timings),
         "previously_missing": sum(s == "missing" for s in statuses.values()),
         "previously_stale": sum(s == "stale" for s in statuses.values()),
+        "previously_corrupt": sum(s == "corrupt" for s in statuses.values()),
         "median_seconds_per_case": statistics.median(timings) if timings else 0.0,
         "peak_rss_mb_per_worker": max((r["peak_rss_mb"] for r in results), default=0.0),
     }
 
 
-def precompute_command(dataset_name: str, configuration: str, plans_identifier: str, spec: TargetSpec) -> str:
-    """The exact command that writes the maps of ``spec`` (flags only for non-default parameters)."""
-    parts = [COMMAND, "-d", dataset_name, "-c", configuration]
-    if plans_identifier != "nnUNetPlans":
-        parts += ["-p", plans_identifier]
-    if spec.kind != "sing":
-        parts += ["--kind", spec.kind]
-    defaults = make_options(spec.kind).as_params()
-    for name, value in spec.params.items():
-        if value == defaults.get(name):
-            continue
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            parts.append(flag if value else "--no-" + name.replace("_", "-"))
-        else:
-            parts += [flag, str(value)]
-    return shlex.join(parts)
+def precompute_argv(config: PreprocessedConfiguration, spec: TargetSpec) -> list[str]:
+    """The command line that writes the maps of ``spec`` (flags only for non-default parameters);
+    ``shlex.join`` of it is the hint shown to users."""
+    argv = [COMMAND, "-d", config.dataset_name, "-c", config.configuration]
+    if config.plans_identifier != PLANS:
+        argv += ["-p", config.plans_identifier]
+    return argv + spec.argv()
 
 
-def require_targets(config_folder: str | os.PathLike, spec: TargetSpec, case_ids: Iterable[str], command_hint: str,
-                    ignore_label: int | None = None, cause: str | None = None) -> None:
-    """Raises a one-line :class:`NnunetExtError` unless every case in ``case_ids`` has up-to-date maps.
+def require_targets(config: PreprocessedConfiguration, spec: TargetSpec, command_hint: str,
+                    cause: str | None = None) -> None:
+    """Raises a one-line :class:`NnunetExtError` unless every case of ``config`` has up-to-date maps
+    (corrupt ones count as stale).
 
     Trainers call this before training (after computing what was missing), with ``command_hint``
-    from :func:`precompute_command`; ``ignore_label``: the dataset's (maps must record it);
-    ``cause``: what the message gives as the likely reason.
+    from :func:`precompute_argv`; ``cause``: what the message gives as the likely reason.
     """
-    extra_meta = _extra_meta(ignore_label)
-    case_ids = list(case_ids)
-    statuses = [case_status(config_folder, spec, case, extra_meta) for case in case_ids]
-    missing, stale = statuses.count("missing"), statuses.count("stale")
+    statuses = list(config.statuses(spec).values())
+    missing = statuses.count("missing")
+    stale = len(statuses) - missing - statuses.count("ok")
     if missing or stale:
-        first = next(case for case, status in zip(case_ids, statuses) if status != "ok")
+        first = next(case for case, status in zip(config.cases, statuses) if status != "ok")
         raise NnunetExtError(
             f"{missing} of {len(statuses)} cases have no {spec.target_id} target maps and {stale} have stale ones "
-            f"(first: {first}; {cause or 'not computed yet, or gone with an nnUNetv2_preprocess re-run, or case files re-written'}) in {Path(config_folder)}; "
+            f"(first: {first}; {cause or 'not computed yet, or gone with an nnUNetv2_preprocess re-run, or case files re-written'}) in {config.folder}; "
             f"run: {command_hint}"
         )

@@ -9,21 +9,24 @@ Layout inside one preprocessed configuration folder (``$nnUNet_preprocessed/Data
 Why a sub-folder: nnU-Net treats every ``*.b2nd`` beside the cases as a case and infers the dataset
 class from the file extensions present, while it ignores sub-folders (nnunetv2 2.8).
 
-Freshness: each map carries, in its blosc2 ``vlmeta``, the spec hash and a fingerprint (size and
-mtime) of the case's ``_seg.b2nd`` and ``.b2nd`` it was computed from. A map is *stale* when the
-spec changed (e.g. another delta) or the case files were re-written in place. Re-running
-``nnUNetv2_preprocess`` deletes the whole configuration folder, ``nnunet_ext_targets/`` with it: the
-maps of every kind are then *missing* (and computed again), not stale.
+Freshness: each map carries, in its blosc2 ``vlmeta``, the spec hash, a fingerprint (size and
+mtime) of the case's ``_seg.b2nd`` and ``.b2nd`` it was computed from, and the freshness key of the
+configuration it was computed for (channels and their order, regions or labels, ignore label,
+spacing: :meth:`nnunet_ext.preprocessed.PreprocessedConfiguration.map_key`). A map is *stale* when
+the spec changed (e.g. another delta), the case files were re-written in place or the key changed
+(e.g. the regions of dataset.json reordered). Re-running ``nnUNetv2_preprocess`` deletes the whole
+configuration folder, ``nnunet_ext_targets/`` with it: the maps of every kind are then *missing*
+(and computed again), not stale.
+
+Integrity: the CRC-32 of the stored (compressed) chunks is written with the map, in the same file;
+:func:`case_status` calls a map whose bytes no longer match it *corrupt* (recomputed like a stale
+one), and the training loader checks it on a case's first read (:func:`verify_case`).
 
 Writes are atomic (temporary file in the same folder, then ``os.replace``), so an interrupted run
 leaves either the old map or the new one, and concurrent writers of the same case (five folds
 started together) each replace the file with identical content. A writer killed mid-write leaves
 its temporary ``.<case>.<host>-<pid>.*.tmp.b2nd``; :func:`remove_abandoned_temporaries` (run by
 every precompute) deletes those whose process on this host is gone, and any older than an hour.
-
-Datasets with nnU-Net's ignore label: their maps also record the ignore label (``extra_meta`` of
-:func:`write_case`), and :func:`case_status` asked for it calls maps without it stale, so maps computed
-before ignored voxels were handled are recomputed; maps of other datasets are unaffected.
 """
 
 from __future__ import annotations
@@ -35,46 +38,27 @@ import re
 import socket
 import tempfile
 import time
-from dataclasses import dataclass, field
+import zlib
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import blosc2
 import numpy as np
 
-TARGETS_DIRNAME = "nnunet_ext_targets"
-FORMAT_VERSION = 1
+from nnunet_ext.errors import NnunetExtError
+from nnunet_ext.nnunet_env import TARGETS_FOLDER, atomic_write_bytes, stat_fingerprint
+
+if TYPE_CHECKING:  # the spec module imports the kinds' registry (torch); this module reads only digest and id
+    from nnunet_ext.targets.spec import TargetSpec
+
 #: temporary files older than this are abandoned whoever wrote them (writes take seconds)
 ABANDONED_AFTER_S = 3600.0
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 _OWNED_TEMPORARY = re.compile(r"\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)\.[^.]*\.tmp\.b2nd$")
 
 
-@dataclass(frozen=True)
-class TargetSpec:
-    """A kind of target map and the parameters that change its values.
-
-    ``params`` must be JSON-serialisable; two specs with equal kind and params share a folder.
-    """
-
-    kind: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        return {"kind": self.kind, "params": dict(sorted(self.params.items())), "format": FORMAT_VERSION}
-
-    @property
-    def digest(self) -> str:
-        return hashlib.sha1(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:10]
-
-    @property
-    def target_id(self) -> str:
-        """Folder name: readable kind plus a short hash of the parameters."""
-        return f"{self.kind}_{self.digest}"
-
-
 def targets_folder(config_folder: str | os.PathLike, spec: TargetSpec) -> Path:
-    return Path(config_folder) / TARGETS_DIRNAME / spec.target_id
+    return Path(config_folder) / TARGETS_FOLDER / spec.target_id
 
 
 def target_file(config_folder: str | os.PathLike, spec: TargetSpec, case: str) -> Path:
@@ -89,11 +73,7 @@ def case_identifiers(config_folder: str | os.PathLike) -> list[str]:
 
 def source_fingerprint(config_folder: str | os.PathLike, case: str) -> dict:
     """Size and mtime of the nnU-Net files a map is computed from; changes when nnU-Net re-writes them."""
-    fingerprint = {}
-    for suffix in (".b2nd", "_seg.b2nd"):
-        stat = (Path(config_folder) / f"{case}{suffix}").stat()
-        fingerprint[suffix] = [stat.st_size, stat.st_mtime_ns]
-    return fingerprint
+    return {suffix: stat_fingerprint(Path(config_folder) / f"{case}{suffix}") for suffix in (".b2nd", "_seg.b2nd")}
 
 
 def write_spec(config_folder: str | os.PathLike, spec: TargetSpec, extra: Mapping[str, Any] | None = None) -> None:
@@ -106,6 +86,23 @@ def write_spec(config_folder: str | os.PathLike, spec: TargetSpec, extra: Mappin
         atomic_write_bytes(path, content)
 
 
+def remove_other_spec(config_folder: str | os.PathLike, spec: TargetSpec, extra: Mapping[str, Any],
+                      ignored: tuple[str, ...] = ("versions",)) -> bool:
+    """Removes ``spec.json`` when it describes other maps than ``extra`` does (beyond the ``ignored`` entries), before
+    maps are replaced: an interrupted run then leaves no ``spec.json`` rather than one describing maps no longer
+    there (:func:`write_spec` writes it again once the maps exist). Returns whether it removed one."""
+    path = targets_folder(config_folder, spec) / "spec.json"
+    try:
+        described = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    wanted = _plain({**spec.to_json(), **extra})
+    if {k: v for k, v in described.items() if k not in ignored} == {k: v for k, v in wanted.items() if k not in ignored}:
+        return False
+    path.unlink()
+    return True
+
+
 def write_case(
     config_folder: str | os.PathLike,
     spec: TargetSpec,
@@ -113,13 +110,15 @@ def write_case(
     maps: np.ndarray,
     chunks: tuple[int, ...] | None = None,
     blocks: tuple[int, ...] | None = None,
-    extra_meta: Mapping[str, Any] | None = None,
+    key: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Atomically writes the (K, *spatial) maps of ``case`` as float16 with freshness metadata.
+    """Atomically writes the (K, *spatial) maps of ``case`` as float16 with freshness and integrity metadata.
 
     ``chunks``/``blocks`` should follow nnU-Net's own choice for the case (patch-sized chunks) so
-    that reading a patch decompresses only what the patch needs. ``extra_meta``: more freshness
-    entries (e.g. the dataset's ignore label), checked by :func:`case_status` when asked for.
+    that reading a patch decompresses only what the patch needs. ``key``: the freshness key of the
+    maps (what they depend on beyond the case files: :meth:`PreprocessedConfiguration.map_key
+    <nnunet_ext.preprocessed.PreprocessedConfiguration.map_key>`), checked by :func:`case_status`
+    when asked for. The checksum of the stored chunks is recorded with the maps, in the same file.
     """
     if not np.all(np.isfinite(maps)):
         raise ValueError(f"target maps of case {case} contain NaN or inf")
@@ -140,7 +139,8 @@ def write_case(
             # default did not change (docs/results/speed-cpu.md, run D)
             cparams={"codec": blosc2.Codec.LZ4HC, "clevel": 5, "filters": [blosc2.Filter.SHUFFLE], "nthreads": 1},
         )
-        array.schunk.vlmeta["nnunet_ext"] = {"spec": spec.digest, "source": fingerprint, **dict(extra_meta or {})}
+        array.schunk.vlmeta["nnunet_ext"] = {"spec": spec.digest, "source": fingerprint, "key": _plain(key or {}),
+                                              "checksum": stored_checksum(array)}
         del array
         os.replace(tmp_name, path)
     finally:
@@ -150,23 +150,65 @@ def write_case(
 
 
 def case_status(config_folder: str | os.PathLike, spec: TargetSpec, case: str,
-                extra_meta: Mapping[str, Any] | None = None) -> str:
-    """``"ok"``, ``"missing"`` or ``"stale"`` for the maps of one case; with ``extra_meta``, maps
-    written without those entries (:func:`write_case`) are stale too."""
+                key: Mapping[str, Any] | None = None) -> str:
+    """``"ok"``, ``"missing"``, ``"stale"`` or ``"corrupt"`` for the maps of one case.
+
+    Stale: another spec, case files re-written since, or (with ``key``) maps written with another
+    freshness key (:func:`write_case`), maps of an older format included. Corrupt: the stored chunks
+    no longer match the checksum written with them (a flipped byte on disk), or the file cannot be read.
+    """
     path = target_file(config_folder, spec, case)
     if not path.is_file():
         return "missing"
     try:
         array = blosc2.open(str(path), mode="r")
         meta = array.schunk.vlmeta["nnunet_ext"]
-    except Exception:  # an unreadable file (e.g. truncated by a crash outside our atomic writes)
-        return "stale"
+    except Exception:  # an unreadable file (e.g. truncated by a crash outside our atomic writes, or a flipped byte)
+        return "corrupt"
     if meta.get("spec") != spec.digest:
         return "stale"
-    if any(meta.get(key) != value for key, value in (extra_meta or {}).items()):
+    if key is not None and meta.get("key") != _plain(key):
         return "stale"
     recorded = {k: list(v) for k, v in meta.get("source", {}).items()}
-    return "ok" if recorded == source_fingerprint(config_folder, case) else "stale"
+    if recorded != source_fingerprint(config_folder, case):
+        return "stale"
+    return "ok" if _checksum_holds(array, meta) else "corrupt"
+
+
+def stored_checksum(array: blosc2.NDArray) -> int:
+    """CRC-32 of the compressed chunks as stored: cheap to check (nothing is decompressed), and a byte changed
+    on disk in the data changes it (a change in blosc2's frame index or in this metadata makes the file unreadable
+    or the chunks different)."""
+    checksum = 0
+    for index in range(array.schunk.nchunks):
+        checksum = zlib.crc32(array.schunk.get_chunk(index), checksum)
+    return checksum
+
+
+def _checksum_holds(array: blosc2.NDArray, meta: Mapping[str, Any]) -> bool:
+    try:
+        return meta.get("checksum") == stored_checksum(array)
+    except Exception:  # a chunk blosc2 cannot locate any more
+        return False
+
+
+def verify_case(config_folder: str | os.PathLike, spec: TargetSpec, case: str, fix: str) -> None:
+    """Raises a one-line :class:`NnunetExtError` naming the case and ``fix`` (the command that rewrites the maps)
+    unless the stored maps of ``case`` match the checksum written with them."""
+    path = target_file(config_folder, spec, case)
+    try:
+        array = blosc2.open(str(path), mode="r")
+        holds = _checksum_holds(array, array.schunk.vlmeta["nnunet_ext"])
+    except Exception:
+        holds = False
+    if not holds:
+        raise NnunetExtError(f"the {spec.target_id} target maps of case {case} in {Path(config_folder)} are corrupt "
+                             f"(their stored bytes changed since they were written); run: {fix}")
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as blosc2's metadata returns it (lists for tuples), so that a key read back compares equal."""
+    return json.loads(json.dumps(value))
 
 
 def remove_abandoned_temporaries(folder: str | os.PathLike, max_age_s: float = ABANDONED_AFTER_S) -> int:
@@ -213,20 +255,3 @@ def open_case(config_folder: str | os.PathLike, spec: TargetSpec, case: str) -> 
     """Opens the maps of ``case`` memory-mapped and read-only; slicing decompresses only that patch."""
     kwargs = {} if os.name == "nt" else {"mmap_mode": "r"}
     return blosc2.open(str(target_file(config_folder, spec, case)), mode="r", dparams={"nthreads": 1}, **kwargs)
-
-
-def atomic_write_bytes(path: Path, content: bytes) -> None:
-    """Writes ``content`` to ``path`` through a temporary file in the same folder and a rename: a reader
-    sees the old file or the new one, never a partial write. The file gets the mode of one created the
-    ordinary way (0o666 less the umask; ``mkstemp`` makes 0o600), so other users of a shared dataset read it."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)

@@ -20,6 +20,7 @@ from typing import Sequence
 
 from nnunet_ext.commands import add_version_argument
 from nnunet_ext.errors import NnunetExtError, run_cli
+from nnunet_ext.nnunet_env import PLANS
 
 PROG = "nnUNetv2_precompute_targets"  # nnunet_ext.precompute.COMMAND, not imported: -h must not import torch
 # The kinds of nnunet_ext.targets.REGISTRY (a test keeps the two equal), listed by -h without importing
@@ -51,7 +52,7 @@ def _parser(kind: str | None) -> argparse.ArgumentParser:
     )
     parser.add_argument("-d", "--dataset", required=True, help="dataset id or name, e.g. 501 or Dataset501_BraTS")
     parser.add_argument("-c", "--configuration", required=True, help="e.g. 2d, 3d_fullres, 3d_lowres")
-    parser.add_argument("-p", "--plans", default="nnUNetPlans",
+    parser.add_argument("-p", "--plans", default=PLANS,
                         help="plans identifier (default nnUNetPlans; e.g. nnUNetResEncUNetMPlans)")
     parser.add_argument("-np", "--num-processes", type=int, default=1,
                         help="parallel worker processes (default 1); with --device cuda: threads that read and write "
@@ -89,27 +90,30 @@ def _main(argv: Sequence[str] | None) -> None:
     if kind is None and {"-h", "--help", "--version"} & set(argv):
         _parser(None).parse_args(argv)  # help (every kind, none of their parameters) or version: no torch import
     kind = kind or "sing"
-    from nnunet_ext.targets import REGISTRY, get_kind, target_spec
+    from nnunet_ext.targets import REGISTRY, TargetSpec, get_kind
 
     if kind not in REGISTRY:
         raise NnunetExtError(f"unknown target kind {kind!r}; known kinds: {', '.join(sorted(REGISTRY))}")
     args = _parser(kind).parse_args(argv)
     from nnunet_ext.figures import plot_case
-    from nnunet_ext.precompute import load_configuration, precompute_targets
+    from nnunet_ext.precompute import precompute
+    from nnunet_ext.preprocessed import PreprocessedConfiguration
 
-    params = {option.name: getattr(args, option.name) for option in fields(get_kind(kind).options_type)}
-    summary = precompute_targets(args.dataset, args.configuration, args.plans, kind, params, args.num_processes,
-                                 args.overwrite, device=args.device)
+    try:
+        spec = TargetSpec(kind, {option.name: getattr(args, option.name) for option in fields(get_kind(kind).options_type)})
+    except ValueError as error:
+        raise NnunetExtError(str(error)) from None
+    config = PreprocessedConfiguration.from_disk(args.dataset, args.configuration, args.plans)
+    summary = precompute(config, spec, args.num_processes, args.overwrite, device=args.device)
     print(f"{summary['computed']} computed, {summary['skipped']} up to date, {summary['cases']} cases: {summary['folder']}")
     if summary["computed"]:
         print(f"median {summary['median_seconds_per_case']:.2f} s per case, peak memory per worker "
               f"{summary['peak_rss_mb_per_worker']:.0f} MB")
     if args.png:
-        config = load_configuration(args.dataset, args.configuration, args.plans)
-        case = args.png_case or config["cases"][0]
-        if case not in config["cases"]:
-            raise NnunetExtError(f"case {case!r} is not in {config['folder']}; e.g. {config['cases'][0]}")
-        print(f"wrote {plot_case(config['folder'], target_spec(kind, params), case, args.png, config['channels'])}")
+        case = args.png_case or config.cases[0]
+        if case not in config.cases:
+            raise NnunetExtError(f"case {case!r} is not in {config.folder}; e.g. {config.cases[0]}")
+        print(f"wrote {plot_case(config.folder, spec, case, args.png, config.channels)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

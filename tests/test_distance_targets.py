@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from nnunet_ext.target_store import TargetSpec
-from nnunet_ext.targets import REGISTRY, make_options, target_spec
+from nnunet_ext.targets import REGISTRY, TargetSpec, make_options
 from nnunet_ext.targets.common import bounding_box
 from nnunet_ext.targets.dtm import DTMOptions, dtm_maps, signed_distance
 from nnunet_ext.targets.euclidean import distance_to_outside, euclidean_backend
@@ -96,7 +95,7 @@ def test_rrw_is_rectified_and_handles_degenerate_masks():
 def test_kinds_are_registered_with_params():
     assert REGISTRY["dtm"].compute is dtm_maps and REGISTRY["rrw"].compute is rrw_maps
     assert make_options("dtm", {"background": True}) == DTMOptions(background=True)
-    assert target_spec("rrw", {"complements": True}) == TargetSpec("rrw", {"background": False, "complements": True})
+    assert TargetSpec("rrw", {"complements": True}) == TargetSpec("rrw", {"background": False, "complements": True})
     with pytest.raises(ValueError, match="unknown"):
         make_options("dtm", {"delta": 0})
 

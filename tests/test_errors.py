@@ -48,9 +48,12 @@ def test_ctrl_c_is_one_line(capsys):
 
 # A command with a spawned worker pool and a temporary folder, stopped while its workers run.
 COMMAND = textwrap.dedent("""
-    import multiprocessing, sys, tempfile, time
+    import multiprocessing, signal, sys, tempfile, time
     from pathlib import Path
     from nnunet_ext.errors import leave_interrupts_to_the_parent, run_cli
+
+    # as in a terminal: a shell without job control starts background commands with Ctrl-C ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def work(index):
         Path(sys.argv[1], f"worker{index}").touch()

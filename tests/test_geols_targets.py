@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nnunet_ext.preprocessing.precompute_targets import _parser
-from nnunet_ext.targets import REGISTRY, target_spec
+from nnunet_ext.targets import REGISTRY, TargetSpec
 from nnunet_ext.targets.geols import GeoLSOptions, geols_distance, geols_maps, skeleton_seeds
 
 
@@ -24,8 +24,8 @@ def one_torch_thread():
 
 def test_registered_with_options_as_cli_flags():
     assert REGISTRY["geols"].compute is geols_maps
-    assert target_spec("geols").params == GeoLSOptions().as_params()
-    assert target_spec("geols", {"scaling": "mean"}) != target_spec("geols")
+    assert TargetSpec("geols").params == GeoLSOptions().as_params()
+    assert TargetSpec("geols", {"scaling": "mean"}) != TargetSpec("geols")
     args = _parser("geols").parse_args(["-d", "1", "-c", "3d_fullres", "--kind", "geols", "--gamma", "2",
                                         "--scaling", "mean"])
     assert (args.gamma, args.scaling) == (2.0, "mean")

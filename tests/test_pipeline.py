@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from nnunet_ext.errors import NnunetExtError
+from nnunet_ext.nnunet_env import fold_folder
 from nnunet_ext.trainer_path import check_trainers
-from nnunet_ext.workflow.pipeline import (Pipeline, fold_folder, fold_state, link_raw_images, train_command,
-                                          training_log_times)
+from nnunet_ext.workflow.pipeline import Pipeline, fold_state, link_raw_images, train_command, training_log_times
 
 
 def test_journal_keeps_what_ran_and_reports_it_for_a_skipped_stage(tmp_path):
@@ -116,3 +116,34 @@ def test_check_trainers_finds_ours_and_says_what_to_fix_for_an_unknown_one(monke
     export = re.escape(f'export nnUNet_extTrainer="${{nnUNet_extTrainer:+$nnUNet_extTrainer:}}{trainer_folder()}"')
     with pytest.raises(NnunetExtError, match=rf"\(not set\); .*{export}$"):
         check_trainers(["nnUNetTrainerSiNGR"])
+
+
+def test_atomic_writes_of_concurrent_writers_never_share_a_temporary_and_are_group_readable(tmp_path):
+    """Two writers of one file (two folds writing the split, two benchmarks their record): each write lands whole,
+    none fails on a temporary another writer renamed away, and the file is readable by the group as nnU-Net's."""
+    import os
+    import threading
+
+    from nnunet_ext.nnunet_env import atomic_write_bytes
+
+    path = tmp_path / "splits_final.json"
+    errors = []
+
+    def write(content: bytes) -> None:
+        try:
+            for _ in range(300):
+                atomic_write_bytes(path, content)
+        except OSError as error:  # a shared temporary name: FileNotFoundError on the rename
+            errors.append(error)
+
+    umask = os.umask(0o022)
+    try:
+        writers = [threading.Thread(target=write, args=(bytes([65 + i]) * 4096,)) for i in range(2)]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+    finally:
+        os.umask(umask)
+    assert not errors and path.read_bytes() in (b"A" * 4096, b"B" * 4096)
+    assert path.stat().st_mode & 0o777 == 0o644 and sorted(p.name for p in tmp_path.iterdir()) == [path.name]

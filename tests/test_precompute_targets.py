@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shlex
 import subprocess
 import sys
 import time
@@ -20,16 +21,11 @@ import pytest
 import torch
 
 from nnunet_ext.errors import NnunetExtError
-from nnunet_ext.precompute import (
-    channel_masks,
-    load_configuration,
-    precompute_command,
-    precompute_targets,
-    require_targets,
-)
+from nnunet_ext.precompute import channel_masks, precompute, precompute_argv, require_targets
+from nnunet_ext.preprocessed import PreprocessedConfiguration
 from nnunet_ext.preprocessing.precompute_targets import main
 from nnunet_ext.target_store import case_identifiers, case_status, open_case, target_file, targets_folder
-from nnunet_ext.targets import SiNGOptions, sing_maps, target_spec
+from nnunet_ext.targets import SiNGOptions, TargetSpec, sing_maps
 
 REGIONS = {"background": 0, "whole": [1, 2, 3], "core": [2, 3], "enhancing": 3}
 LABELS = {"background": 0, "lesion": 1, "cyst": 2}
@@ -82,6 +78,19 @@ def make_preprocessed(root: Path, dataset_id: int = 951, regions: bool = True, c
     return folder
 
 
+def precompute_targets(dataset=951, configuration="3d_fullres", kind="sing", params=None, **options):
+    """:func:`precompute` of the maps of ``kind`` / ``params`` for the configuration on disk."""
+    return precompute(PreprocessedConfiguration.from_disk(dataset, configuration), TargetSpec(kind, params), **options)
+
+
+def load_configuration(dataset=951, configuration="3d_fullres"):
+    return PreprocessedConfiguration.from_disk(dataset, configuration)
+
+
+def precompute_command(spec, dataset=951, configuration="3d_fullres"):
+    return shlex.join(precompute_argv(load_configuration(dataset, configuration), spec))
+
+
 @pytest.fixture
 def preprocessed(tmp_path, monkeypatch):
     root = tmp_path / "nnUNet_preprocessed"
@@ -101,7 +110,7 @@ def test_region_dataset_maps_match_the_transform_and_second_run_skips(preprocess
     folder = preprocessed()
     summary = precompute_targets(951, "3d_fullres", progress=False)
     assert (summary["cases"], summary["computed"], summary["skipped"], summary["previously_missing"]) == (3, 3, 0, 3)
-    spec = target_spec("sing")
+    spec = TargetSpec("sing")
     assert summary["target_id"] == spec.target_id
     meta = json.loads((targets_folder(folder, spec) / "spec.json").read_text())
     assert meta["channels"] == [[1, 2, 3], [2, 3], [3]] and meta["has_regions"] is True
@@ -127,7 +136,7 @@ def test_spec_file_is_group_readable_and_not_rewritten_when_up_to_date(preproces
         precompute_targets(951, "3d_fullres", progress=False)
     finally:
         os.umask(umask)
-    spec_file = targets_folder(folder, target_spec("sing")) / "spec.json"
+    spec_file = targets_folder(folder, TargetSpec("sing")) / "spec.json"
     assert spec_file.stat().st_mode & 0o777 == 0o644
     written = {p: p.stat().st_mtime_ns for p in spec_file.parent.iterdir()}
     time.sleep(0.01)
@@ -138,8 +147,8 @@ def test_spec_file_is_group_readable_and_not_rewritten_when_up_to_date(preproces
 def test_stale_maps_are_detected_and_recomputed(preprocessed):
     folder = preprocessed()
     precompute_targets(951, "3d_fullres", progress=False)
-    spec = target_spec("sing")
-    require_targets(folder, spec, case_identifiers(folder), "unused")
+    spec = TargetSpec("sing")
+    require_targets(load_configuration(), spec, "unused")
     # nnUNetv2_preprocess re-run: the case files are re-written
     seg_file = folder / "case_002_seg.b2nd"
     seg = np.asarray(blosc2.open(str(seg_file))[:])
@@ -147,15 +156,14 @@ def test_stale_maps_are_detected_and_recomputed(preprocessed):
     _write_b2nd(seg_file, seg)
     os.utime(seg_file, ns=(time.time_ns(), time.time_ns() + 10**9))
     assert case_status(folder, spec, "case_002") == "stale"
-    hint = precompute_command("Dataset951_Tiny", "3d_fullres", "nnUNetPlans", spec)
+    hint = precompute_command(spec)
     assert hint == "nnUNetv2_precompute_targets -d Dataset951_Tiny -c 3d_fullres"
     with pytest.raises(NnunetExtError, match=r"^0 of 3 cases have no .* and 1 have stale .*run: nnUNetv2_precompute"):
-        require_targets(folder, spec, case_identifiers(folder), hint)
+        require_targets(load_configuration(), spec, hint)
     # another delta is another spec: missing, not silently reused
-    delta0 = target_spec("sing", {"delta": 0.0})
+    delta0 = TargetSpec("sing", {"delta": 0.0})
     with pytest.raises(NnunetExtError, match="3 of 3 cases have no .*--delta 0.0"):
-        require_targets(folder, delta0, case_identifiers(folder),
-                        precompute_command("Dataset951_Tiny", "3d_fullres", "nnUNetPlans", delta0))
+        require_targets(load_configuration(), delta0, precompute_command(delta0))
     summary = precompute_targets(951, "3d_fullres", progress=False)
     assert (summary["computed"], summary["previously_stale"]) == (1, 1)
     assert case_status(folder, spec, "case_002") == "ok"
@@ -166,8 +174,8 @@ def test_label_dataset_2d_configuration_is_slicewise(preprocessed):
     summary = precompute_targets(951, "2d", progress=False)
     assert summary["computed"] == 3
     config = load_configuration(951, "2d")
-    assert config["channels"] == [[1], [2]] and config["has_regions"] is False
-    stored = np.asarray(open_case(folder, target_spec("sing"), "case_000")[:], dtype=np.float32)
+    assert config.channels == [[1], [2]] and config.has_regions is False
+    stored = np.asarray(open_case(folder, TargetSpec("sing"), "case_000")[:], dtype=np.float32)
     data = np.asarray(blosc2.open(str(folder / "case_000.b2nd"))[:])
     seg = np.asarray(blosc2.open(str(folder / "case_000_seg.b2nd"))[:])[0]
     masks = channel_masks(seg, [[1], [2]])
@@ -182,7 +190,7 @@ def test_label_dataset_2d_configuration_is_slicewise(preprocessed):
     for kind, options, function in (("dtm", DTMOptions(background=True), dtm_maps),
                                     ("rrw", RRWOptions(background=True), rrw_maps)):
         precompute_targets(951, "2d", kind=kind, params=options.as_params(), progress=False)
-        stored = np.asarray(open_case(folder, target_spec(kind, options), "case_000")[:], dtype=np.float32)
+        stored = np.asarray(open_case(folder, TargetSpec(kind, options), "case_000")[:], dtype=np.float32)
         assert stored.shape == (3, 4, 24, 20)  # background + labels 1 and 2
         for z in range(4):
             expected = function(data[:, z], masks[:, z], seg[z] >= 0, (0.8, 0.8), options)
@@ -196,7 +204,7 @@ def test_cli_delta0_alongside_png_and_errors(preprocessed, tmp_path, capsys):
     assert main(["-d", "951", "-c", "3d_fullres", "--delta", "0", "--png", str(png), "--png-case", "case_001"]) == 0
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in (folder / "nnunet_ext_targets").iterdir()) == sorted(
-        [target_spec("sing").target_id, target_spec("sing", {"delta": 0}).target_id])
+        [TargetSpec("sing").target_id, TargetSpec("sing", {"delta": 0}).target_id])
     capsys.readouterr()
     assert main(["-d", "951", "-c", "3d_lowres"]) == 2
     assert main(["-d", "951", "-c", "3d_fullres", "--delta", "1.5"]) == 2
@@ -218,7 +226,7 @@ def test_device_cuda_matches_cpu_or_fails_in_one_line(preprocessed, capsys):
     """FastGeodis on the GPU gives the CPU's maps (same spec, so the CPU run finds them up to date);
     without a GPU, --device cuda is a one-line error naming the fix."""
     folder = preprocessed()
-    spec = target_spec("sing")
+    spec = TargetSpec("sing")
     if not torch.cuda.is_available():
         assert main(["-d", "951", "-c", "3d_fullres", "--device", "cuda"]) == 2
         error = capsys.readouterr().err.strip()
@@ -239,7 +247,7 @@ def test_device_path_computes_in_this_process_with_reader_and_writer_threads(pre
     from nnunet_ext import precompute as module
 
     folder = preprocessed(num_cases=5)
-    spec = target_spec("sing")
+    spec = TargetSpec("sing")
     precompute_targets(951, "3d_fullres", progress=False, num_processes=2)
     reference = {case: np.asarray(open_case(folder, spec, case)[:]) for case in case_identifiers(folder)}
     target_file(folder, spec, "case_003").unlink()
@@ -261,7 +269,7 @@ def _cli(*args):
 def test_resume_after_killed_run_and_concurrent_runs(preprocessed):
     # cases big enough (no crop, 40^3) that a case takes a noticeable time
     folder = preprocessed(shape=(40, 40, 40), spacing=(1.0, 1.0, 1.0), num_cases=6)
-    spec = target_spec("sing", {"crop": False})
+    spec = TargetSpec("sing", {"crop": False})
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(_cli("--no-crop"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
@@ -280,8 +288,8 @@ def test_resume_after_killed_run_and_concurrent_runs(preprocessed):
             for extra in ([], ["-np", "2"])]
     outputs = [run.communicate(timeout=120) for run in runs]
     assert all(run.returncode == 0 for run in runs), outputs
-    delta_spec = target_spec("sing", {"delta": 0.25})
-    require_targets(folder, delta_spec, case_identifiers(folder), "unused")
+    delta_spec = TargetSpec("sing", {"delta": 0.25})
+    require_targets(load_configuration(), delta_spec, "unused")
     assert not list(targets_folder(folder, delta_spec).glob(".*"))  # no temporary files left behind
 
 
@@ -293,13 +301,13 @@ def test_on_folders_written_by_nnunet(tiny_dataset, nnunet_env, monkeypatch):
         dataset_id, configuration, _ = tiny_dataset(kind)
         summary = precompute_targets(dataset_id, configuration, overwrite=True, progress=False)
         config = load_configuration(dataset_id, configuration)
-        assert summary["computed"] == summary["cases"] == len(config["cases"])
-        assert len(config["channels"]) == (3 if kind == "brats" else 1)
-        case = config["cases"][0]
-        maps = np.asarray(open_case(config["folder"], target_spec("sing"), case)[:], dtype=np.float32)
-        seg = np.asarray(blosc2.open(str(config["folder"] / f"{case}_seg.b2nd"))[:])[0]
-        assert maps.shape == (len(config["channels"]), *seg.shape)
-        masks = channel_masks(seg, config["channels"])
+        assert summary["computed"] == summary["cases"] == len(config.cases)
+        assert len(config.channels) == (3 if kind == "brats" else 1)
+        case = config.cases[0]
+        maps = np.asarray(open_case(config.folder, TargetSpec("sing"), case)[:], dtype=np.float32)
+        seg = np.asarray(blosc2.open(str(config.folder / f"{case}_seg.b2nd"))[:])[0]
+        assert maps.shape == (len(config.channels), *seg.shape)
+        masks = channel_masks(seg, config.channels)
         assert np.array_equal(maps > 0, masks) and maps.min() >= -1 and maps.max() <= 1
 
 
@@ -318,8 +326,8 @@ def test_ignore_label_reaches_every_kind_and_older_maps_are_stale(preprocessed):
         os.unlink(folder / f"{case}_seg.b2nd")
         _write_b2nd(folder / f"{case}_seg.b2nd", seg)
     config = load_configuration(951, "3d_fullres")
-    assert config["ignore_label"] == 3 and config["channels"] == [[1], [2]]
-    spec = target_spec("sing")
+    assert config.ignore_label == 3 and config.channels == [[1], [2]]
+    spec = TargetSpec("sing")
     # maps written the old way (ignored voxels as background, no ignore label recorded) are stale
     from nnunet_ext.target_store import write_case
     data = np.asarray(blosc2.open(str(folder / "case_000.b2nd"))[:])
@@ -332,10 +340,10 @@ def test_ignore_label_reaches_every_kind_and_older_maps_are_stale(preprocessed):
     ignored = seg == 3
     expected = sing_maps(data, channel_masks(seg, [[1], [2]]), seg >= 0, (2.0, 1.0, 1.0), SiNGOptions(), ignored=ignored)
     np.testing.assert_allclose(np.asarray(open_case(folder, spec, "case_000")[:], np.float32), expected, atol=1e-3)
-    require_targets(folder, spec, case_identifiers(folder), "unused", ignore_label=3)
+    require_targets(load_configuration(), spec, "unused")
     for kind in ("dtm", "rrw", "geols"):  # every kind gets the ignored voxels
         precompute_targets(951, "3d_fullres", kind=kind, progress=False)
-        maps = np.asarray(open_case(folder, target_spec(kind), "case_000")[:], np.float32)
+        maps = np.asarray(open_case(folder, TargetSpec(kind), "case_000")[:], np.float32)
         compute = {"dtm": "dtm_maps", "rrw": "rrw_maps", "geols": "geols_maps"}[kind]
         module = __import__(f"nnunet_ext.targets.{kind}", fromlist=[compute])
         reference = getattr(module, compute)(data, channel_masks(seg, [[1], [2]]), seg >= 0, (2.0, 1.0, 1.0),
@@ -375,7 +383,7 @@ def test_abandoned_temporary_maps_are_removed(preprocessed):
     import hashlib
 
     folder = preprocessed()
-    spec = target_spec("sing")
+    spec = TargetSpec("sing")
     maps_folder = targets_folder(folder, spec)
     maps_folder.mkdir(parents=True)
     host = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
@@ -426,7 +434,7 @@ def test_killing_a_parallel_run_leaves_no_workers(preprocessed):
     import signal
 
     folder = preprocessed(shape=(56, 56, 56), spacing=(1.0, 1.0, 1.0), num_cases=6)  # about 1 s per case
-    spec = target_spec("sing", {"crop": False})
+    spec = TargetSpec("sing", {"crop": False})
     written = lambda: sum(target_file(folder, spec, case).exists() for case in case_identifiers(folder))  # noqa: E731
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(_cli("--no-crop", "-np", "2"), env=env, stdout=subprocess.DEVNULL,
@@ -476,13 +484,14 @@ class _FakeTrainer:
     dataloader_train = dataloader_val = None
 
     def __init__(self, folder: Path, spec, dataset_json: dict | None = None):
-        from types import SimpleNamespace
+        from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
         self.preprocessed_dataset_folder = str(folder)
-        self.plans_manager = SimpleNamespace(dataset_name=folder.parent.name, plans_name="nnUNetPlans")
+        self.plans_manager = PlansManager(str(folder.parent / "nnUNetPlans.json"))
         self.configuration_name = "3d_fullres"
-        self.label_manager = SimpleNamespace(ignore_label=None)
+        self.configuration_manager = self.plans_manager.get_configuration(self.configuration_name)
         self.dataset_json = dataset_json or json.loads((folder.parent / "dataset.json").read_text())
+        self.label_manager = self.plans_manager.get_label_manager(self.dataset_json)
         self._spec = spec
         self.log: list[str] = []
 
@@ -506,19 +515,18 @@ def _trainer_methods():
 
 def test_trainer_stops_in_one_line_when_maps_vanish_while_it_computes_them(preprocessed, monkeypatch, capsys):
     import nnunet_ext.precompute as hook
-    import nnunet_ext.training.map_trainer as map_trainer
 
     folder = preprocessed()
-    spec = target_spec("sing")
-    monkeypatch.setattr(map_trainer, "default_num_processes", 1)
-    real = hook.precompute_targets
+    spec = TargetSpec("sing")
+    monkeypatch.setattr(hook, "available_cores", lambda: 1)
+    real = hook.precompute
 
     def precompute_then_removed(*args, **kwargs):  # e.g. a concurrent nnUNetv2_preprocess or rm -r nnunet_ext_targets
         summary = real(*args, **kwargs)
         target_file(folder, spec, "case_001").unlink()
         return summary
 
-    monkeypatch.setattr(hook, "precompute_targets", precompute_then_removed)
+    monkeypatch.setattr(hook, "precompute", precompute_then_removed)
     trainer = _trainer_methods()(folder, spec)
     with pytest.raises(NnunetExtError, match=r"1 of 3 cases have no .*first: case_001; removed or re-written while "
                                              r"this trainer computed them.*run: nnUNetv2_precompute_targets -d "
@@ -530,14 +538,14 @@ def test_trainer_stops_in_one_line_when_maps_vanish_while_it_computes_them(prepr
     assert stop.value.code == 1
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and error.startswith("error: _FakeTrainer: 1 of 3 cases") and "run: nnUNetv2_precompute_targets" in error
-    monkeypatch.setattr(hook, "precompute_targets", real)
+    monkeypatch.setattr(hook, "precompute", real)
     trainer.ensure_target_maps()  # complete again: no error
 
 
 def test_trainers_stop_on_a_nan_channel_before_training(preprocessed, monkeypatch, capsys):
     import importlib.util
 
-    import nnunet_ext.training.map_trainer as map_trainer
+    import nnunet_ext.precompute as hook
 
     folder = preprocessed(nan_case=1)
     data = np.asarray(blosc2.open(str(folder / "case_001.b2nd"))[:])
@@ -545,8 +553,8 @@ def test_trainers_stop_on_a_nan_channel_before_training(preprocessed, monkeypatc
     data[1, 0, 0, 0] = np.inf
     os.unlink(folder / "case_001.b2nd")
     _write_b2nd(folder / "case_001.b2nd", data)
-    monkeypatch.setattr(map_trainer, "default_num_processes", 1)
-    trainer = _trainer_methods()(folder, target_spec("dtm"))
+    monkeypatch.setattr(hook, "available_cores", lambda: 1)
+    trainer = _trainer_methods()(folder, TargetSpec("dtm"))
     with pytest.raises(SystemExit):
         trainer.on_train_start()
     error = capsys.readouterr().err.strip()
@@ -559,3 +567,134 @@ def test_trainers_stop_on_a_nan_channel_before_training(preprocessed, monkeypatc
     ls = _FakeTrainer(folder, None)
     with pytest.raises(NnunetExtError, match="case case_001 .*channel 1 .*NaN or inf"):
         module.nnUNetTrainerLS_JML.check_before_training(ls)
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 33: the freshness key covers the configuration; checksummed maps
+# ------------------------------------------------------------------------------------------------
+def test_reordered_regions_recompute_the_maps_and_spec_json_follows_them(preprocessed, capsys, monkeypatch):
+    """Map channel k must be region k of dataset.json: reordering the regions makes every map stale (the spec's
+    digest alone does not change), and spec.json is written once the maps in the new order exist."""
+    folder = preprocessed()
+    spec = TargetSpec("sing")
+    precompute_targets(progress=False)
+    before = np.asarray(open_case(folder, spec, "case_000")[:], np.float32)
+    dataset_json = folder.parent / "dataset.json"
+    content = json.loads(dataset_json.read_text())
+    content["labels"] = {"background": 0, "enhancing": 3, "core": [2, 3], "whole": [1, 2, 3]}
+    dataset_json.write_text(json.dumps(content))
+    config = load_configuration()
+    assert config.channels == [[3], [2, 3], [1, 2, 3]]
+    assert {config.case_status(spec, case) for case in config.cases} == {"stale"}
+    with pytest.raises(NnunetExtError, match="0 of 3 cases have no .* and 3 have stale ones"):
+        require_targets(config, spec, "unused")
+    import nnunet_ext.precompute as hook
+
+    def interrupted(*args, **kwargs):
+        raise NnunetExtError("interrupted")
+
+    with monkeypatch.context() as patch:  # a run stopped before the new maps exist leaves no spec.json of the old
+        patch.setattr(hook, "case_maps", interrupted)
+        with pytest.raises(NnunetExtError, match="interrupted"):
+            precompute_targets(progress=False)
+    assert not (targets_folder(folder, spec) / "spec.json").exists()
+    assert main(["-d", "951", "-c", "3d_fullres"]) == 0  # the command: recomputed, not "0 computed"
+    assert capsys.readouterr().out.startswith("3 computed, 0 up to date")
+    after = np.asarray(open_case(folder, spec, "case_000")[:], np.float32)
+    np.testing.assert_array_equal(after, before[::-1])  # the same maps, in the new channel order
+    assert json.loads((targets_folder(folder, spec) / "spec.json").read_text())["channels"] == config.channels
+
+
+def test_spacing_and_ignore_label_are_part_of_the_key(preprocessed):
+    folder = preprocessed(regions=False)
+    spec = TargetSpec("dtm")
+    precompute_targets(kind="dtm", progress=False)
+    plans_file = folder.parent / "nnUNetPlans.json"
+    plans = json.loads(plans_file.read_text())
+    plans["configurations"]["3d_fullres"]["spacing"] = [1.0, 1.0, 1.0]
+    plans_file.write_text(json.dumps(plans))
+    assert {load_configuration().case_status(spec, case) for case in case_identifiers(folder)} == {"stale"}
+    assert precompute_targets(kind="dtm", progress=False)["previously_stale"] == 3
+    dataset_json = folder.parent / "dataset.json"
+    dataset_json.write_text(json.dumps({**json.loads(dataset_json.read_text()), "labels": {**LABELS, "ignore": 3}}))
+    assert precompute_targets(kind="dtm", progress=False)["previously_stale"] == 3
+
+
+def _flip_bytes_in_the_middle(path: Path) -> None:
+    """Flips bytes in the middle of a file (the chunks' data), keeping its size and mtime."""
+    stat = path.stat()
+    content = bytearray(path.read_bytes())
+    middle = len(content) // 2
+    for offset in range(middle, middle + 8):
+        content[offset] ^= 0xFF
+    path.write_bytes(bytes(content))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+
+
+def test_a_corrupted_map_is_recomputed_and_stops_the_loader_in_one_line(preprocessed, capsys):
+    from nnunet_ext.training.data.dataset import nnUNetDatasetBlosc2WithTargets
+
+    folder = preprocessed()
+    spec = TargetSpec("sing")
+    precompute_targets(progress=False)
+    path = target_file(folder, spec, "case_001")
+    clean = np.asarray(open_case(folder, spec, "case_001")[:])
+    _flip_bytes_in_the_middle(path)
+    assert case_status(folder, spec, "case_001") == "corrupt" and case_status(folder, spec, "case_000") == "ok"
+    fix = precompute_command(spec)
+    dataset = nnUNetDatasetBlosc2WithTargets(str(folder), target_spec=spec, repair_command=fix)
+    dataset.load_case("case_000")
+    with pytest.raises(NnunetExtError) as error:
+        dataset.load_case("case_001")
+    message = str(error.value)
+    assert "\n" not in message and "case case_001" in message and "corrupt" in message
+    assert message.endswith("run: nnUNetv2_precompute_targets -d Dataset951_Tiny -c 3d_fullres")
+    with pytest.raises(NnunetExtError, match="1 have stale ones .*first: case_001"):
+        require_targets(load_configuration(), spec, fix)
+    capsys.readouterr()
+    summary = precompute_targets(progress=False)
+    assert (summary["computed"], summary["previously_corrupt"]) == (1, 1)
+    assert capsys.readouterr().out.strip() == (f"the {spec.target_id} maps of case case_001 fail their checksum "
+                                               "(changed on disk); recomputing them")
+    np.testing.assert_array_equal(np.asarray(open_case(folder, spec, "case_001")[:]), clean)
+    dataset.load_case("case_001")  # rewritten: the loader reads it
+
+
+def test_pipeline_precompute_asks_the_same_freshness_rule(preprocessed, tmp_path, monkeypatch):
+    """Pipeline.precompute skips exactly when the command would compute nothing: a dataset with an ignore label
+    whose maps are up to date is skipped, and reordered regions make it run the command (an argv list)."""
+    from nnunet_ext.workflow.pipeline import Pipeline
+
+    folder = preprocessed()
+    dataset_json = folder.parent / "dataset.json"
+    dataset_json.write_text(json.dumps({**json.loads(dataset_json.read_text()),
+                                        "labels": {**REGIONS, "ignore": 4}}))
+    spec = TargetSpec("sing", {"delta": 0.25})
+    precompute_targets(params={"delta": 0.25}, progress=False)
+    ran = []
+    monkeypatch.setattr(Pipeline, "run", lambda self, stage, command, log_name, env=None:
+                        ran.append(command) or {**stage, "seconds": 1.0})
+    pipeline = Pipeline("Dataset951_Tiny", "3d_fullres", tmp_path / "logs", num_processes=2)
+    assert pipeline.precompute(spec, ["T"])["skipped"] == "maps up to date" and not ran
+    content = json.loads(dataset_json.read_text())
+    content["labels"] = {"background": 0, "core": [2, 3], "whole": [1, 2, 3], "enhancing": 3, "ignore": 4}
+    dataset_json.write_text(json.dumps(content))
+    record = pipeline.precompute(spec, ["T"])
+    assert record["state_before"] == "0/3 up to date"
+    assert ran == [["nnUNetv2_precompute_targets", "-d", "Dataset951_Tiny", "-c", "3d_fullres", "--delta", "0.25",
+                    "-np", "2", "--device", "cpu"]]
+
+
+def test_map_workers_default_to_the_available_cores(monkeypatch):
+    from nnunet_ext.precompute import available_cores
+
+    monkeypatch.delenv("nnUNet_def_n_proc", raising=False)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert available_cores() == cores
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert available_cores() == 3  # the process's share, not the machine's count
+    monkeypatch.setenv("nnUNet_def_n_proc", "2")
+    assert available_cores() == 2
+    monkeypatch.setenv("nnUNet_def_n_proc", "8")
+    assert available_cores() == 3

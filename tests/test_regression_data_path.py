@@ -2,6 +2,7 @@
 
 import multiprocessing
 import pickle
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -15,7 +16,8 @@ from scipy.ndimage import distance_transform_edt
 
 from nnunet_ext import target_store
 from nnunet_ext.losses import BoundaryLoss, GeneralizedSurfaceLoss, RegionWiseLoss
-from nnunet_ext.targets import REGISTRY
+from nnunet_ext.targets import REGISTRY, TargetSpec
+from nnunet_ext.targets.common import TargetOptions
 from nnunet_ext.training.data import (
     AppendMapsToImage,
     ImageWithMaps,
@@ -27,7 +29,14 @@ from nnunet_ext.training.data import (
 )
 from nnunet_ext.training.map_trainer import SplitTargets
 
-SPEC = target_store.TargetSpec("test_signed", {"delta": 0.5})
+@dataclass(frozen=True)
+class _SignedOptions(TargetOptions):
+    """The options of a kind that is not registered (the maps are written by this test)."""
+
+    delta: float = 0.5
+
+
+SPEC = TargetSpec("test_signed", _SignedOptions())
 SHAPE = (20, 24, 18)
 PATCH = (16, 16, 16)
 DS_SCALES = [[1.0, 1.0, 1.0], [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]]
@@ -116,7 +125,7 @@ def test_dataset_stacks_maps_on_the_image_and_reads_only_the_patch(preprocessed)
     # nnU-Net's own uses (final validation, cascade) build the class with three arguments: nnU-Net's case
     assert not isinstance(nnUNetDatasetBlosc2WithTargets(str(preprocessed)).load_case("case_000")[0], ImageWithMaps)
     # without an explicit far value, the maps' registered kind names it; an unknown kind is an error
-    assert nnUNetDatasetBlosc2WithTargets(str(preprocessed), target_spec=target_store.TargetSpec("rrw", {})).far_value == 1.0
+    assert nnUNetDatasetBlosc2WithTargets(str(preprocessed), target_spec=TargetSpec("rrw", {})).far_value == 1.0
     with pytest.raises(ValueError, match="unknown target kind 'test_signed'"):
         nnUNetDatasetBlosc2WithTargets(str(preprocessed), target_spec=SPEC)
 

@@ -12,8 +12,9 @@ import SimpleITK as sitk
 
 from nnunet_ext.labels import BRATS_REGION_LABELS as REGION_LABELS
 from nnunet_ext.errors import NnunetExtError
-from nnunet_ext.workflow.cv import SPLIT_RECORD, apply_split, dataset_paths, fold_state, run_cv
 from nnunet_ext.evaluation import paired_test, summarise_rows
+from nnunet_ext.workflow.cv import SPLIT_RECORD, apply_split, dataset_paths, run_cv
+from nnunet_ext.workflow.pipeline import fold_state
 from nnunet_ext.workflow.report import main as report_main
 
 NAME = "Dataset777_Fake"

@@ -6,8 +6,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from nnunet_ext.target_store import TargetSpec
-from nnunet_ext.targets import REGISTRY, SiNGOptions, get_kind, sing_bands, sing_maps, target_spec
+from nnunet_ext.targets import REGISTRY, SiNGOptions, TargetSpec, get_kind, sing_bands, sing_maps
 from nnunet_ext.targets.boundary import boundary_3d, boundary_canny2d, slice_axis
 from nnunet_ext.targets.geodesic import geodesic_distance
 
@@ -216,9 +215,9 @@ def test_mean_of_maps_and_foreground_tau():
 
 def test_options_spec_and_registry():
     assert get_kind("sing") is REGISTRY["sing"]
-    assert target_spec("sing") == TargetSpec("sing", SiNGOptions().as_params())
-    assert target_spec("sing", {"delta": 0}).target_id == target_spec("sing", SiNGOptions(delta=0.0)).target_id
-    assert target_spec("sing").target_id != target_spec("sing", {"delta": 0}).target_id
+    assert TargetSpec("sing") == TargetSpec("sing", SiNGOptions().as_params())
+    assert TargetSpec("sing", {"delta": 0}).target_id == TargetSpec("sing", SiNGOptions(delta=0.0)).target_id
+    assert TargetSpec("sing").target_id != TargetSpec("sing", {"delta": 0}).target_id
     assert SiNGOptions.from_params(SiNGOptions(lam=0.3).as_params()) == SiNGOptions(lam=0.3)
     with pytest.raises(ValueError, match="unknown"):
         SiNGOptions.from_params({"lambda": 0.3})

@@ -13,7 +13,7 @@ import torch
 from conftest import LEARNING_BUDGET, assert_learned, run_command
 from nnunet_ext.losses import TanhL1Loss
 from nnunet_ext.target_store import targets_folder
-from nnunet_ext.targets import target_spec
+from nnunet_ext.targets import TargetSpec
 from nnunet_ext.training.loss_adapters.signed_map import SignedMapRegression
 
 SMOKE = "nnUNetTrainerSiNGR_1epoch_2iters"
@@ -77,7 +77,7 @@ def test_singr_train_predict_zero_threshold(kind, trainer, nnunet_env, tiny_data
     dataset_id, configuration, raw_folder = tiny_dataset(kind)
     # other tests may have written this dataset's SiNG maps: remove them so the trainer has to compute them
     config_folder = Path(nnunet_env["nnUNet_preprocessed"]) / raw_folder.name / f"nnUNetPlans_{configuration}"
-    shutil.rmtree(targets_folder(config_folder, target_spec("sing")), ignore_errors=True)
+    shutil.rmtree(targets_folder(config_folder, TargetSpec("sing")), ignore_errors=True)
     trained = run_command(["nnUNetv2_train", str(dataset_id), configuration, "0", "-tr", trainer, "-device", "cpu"],
                           nnunet_env)
     assert "computed 6 missing or stale sing_" in trained.stdout  # the trainer computed the maps and said so

@@ -16,7 +16,8 @@ from nnunet_ext.losses.distance import alpha_cosine, alpha_linear, alpha_rebalan
 from nnunet_ext.targets.dtm import DTMOptions, dtm_maps
 from nnunet_ext.targets.rrw import RRWOptions, rrw_maps
 from nnunet_ext.training.loss_adapters.distance import BoundaryTerm, GSLTerm, RegionAndDistanceLoss, RRWTerm
-from nnunet_ext.training.gsl import class_weights, counts_file
+from nnunet_ext.nnunet_env import gsl_counts_file
+from nnunet_ext.training.gsl import class_weights
 
 
 def random_case(seed: int = 0, shape=(12, 14, 10), classes: int = 3):
@@ -105,7 +106,7 @@ def test_class_weights_file_is_stored_reused_and_recomputed_when_stale(tmp_path)
     weights, counts, counted = class_weights(folder, "nnUNetPlans", "3d_fullres", [[1, 2], [2]], background=True)
     assert counts == [32, 32, 1] and counted  # background includes nnU-Net's -1
     assert weights.sum().item() == pytest.approx(1.0)
-    stored = json.loads(counts_file(folder, "nnUNetPlans", "3d_fullres").read_text())
+    stored = json.loads(gsl_counts_file(folder, "nnUNetPlans", "3d_fullres").read_text())
     assert stored["counts"] == counts
     assert class_weights(folder, "nnUNetPlans", "3d_fullres", [[1, 2], [2]], background=True)[2] is False
     write("b", seg)  # a new case: stale
@@ -217,6 +218,6 @@ def test_class_weights_do_not_count_ignored_voxels(tmp_path):
                                              ignore_label=3)
     assert counts == [16, 32] and counted  # counted again, the ignored voxels left out
     assert weights.tolist() == pytest.approx([2 / 3, 1 / 3])
-    stored = json.loads(counts_file(folder, "nnUNetPlans", "3d_fullres").read_text())
+    stored = json.loads(gsl_counts_file(folder, "nnUNetPlans", "3d_fullres").read_text())
     assert stored["ignore_label"] == 3 and stored["counts"] == [16, 32]
     assert class_weights(folder, "nnUNetPlans", "3d_fullres", [[1]], background=True, ignore_label=3)[2] is False

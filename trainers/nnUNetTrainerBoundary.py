@@ -11,8 +11,7 @@ from torch import nn
 
 from nnunet_ext.losses.distance import alpha_rebalance
 from nnunet_ext.budgets import add_budget_variants
-from nnunet_ext.target_store import TargetSpec
-from nnunet_ext.targets import target_spec
+from nnunet_ext.targets import TargetSpec
 from nnunet_ext.targets.dtm import DTMOptions
 from nnunet_ext.training.loss_adapters.distance import BoundaryTerm
 from nnunet_ext.training.distance_trainer import nnUNetTrainerRegionAndDistance
@@ -28,7 +27,7 @@ class nnUNetTrainerBoundary(nnUNetTrainerRegionAndDistance):
         return alpha_rebalance(epoch, self.alpha_decrement, self.alpha_floor)
 
     def target_spec(self) -> TargetSpec:
-        return target_spec("dtm", DTMOptions())
+        return TargetSpec("dtm", DTMOptions())
 
     def distance_term(self) -> nn.Module:
         return BoundaryTerm(self.label_manager.has_regions, self.label_manager.ignore_label)

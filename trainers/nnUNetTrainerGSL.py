@@ -12,10 +12,9 @@ Each variant is its own class, hence its own results folder.
 from torch import nn
 
 from nnunet_ext.losses.distance import GeneralizedSurfaceLoss, alpha_cosine, alpha_linear, alpha_step
-from nnunet_ext.precompute import load_configuration
 from nnunet_ext.budgets import add_budget_variants
-from nnunet_ext.target_store import TargetSpec
-from nnunet_ext.targets import target_spec
+from nnunet_ext.preprocessed import PreprocessedConfiguration
+from nnunet_ext.targets import TargetSpec
 from nnunet_ext.targets.dtm import DTMOptions
 from nnunet_ext.training.loss_adapters.distance import GSLTerm
 from nnunet_ext.training.distance_trainer import nnUNetTrainerRegionAndDistance
@@ -37,15 +36,14 @@ class nnUNetTrainerGSL(nnUNetTrainerRegionAndDistance):
         return self.with_background and not self.label_manager.has_regions
 
     def target_spec(self) -> TargetSpec:
-        return target_spec("dtm", DTMOptions(background=self._background(), normalise=self.normalise_maps))
+        return TargetSpec("dtm", DTMOptions(background=self._background(), normalise=self.normalise_maps))
 
     def distance_term(self) -> nn.Module:
         weights = None
         if self.class_weighted:
-            config = load_configuration(self.plans_manager.dataset_name, self.configuration_name,
-                                        self.plans_manager.plans_name)
+            config = PreprocessedConfiguration.from_trainer(self)
             weights, counts, counted = class_weights(self.preprocessed_dataset_folder, self.plans_manager.plans_name,
-                                                     self.configuration_name, config["channels"], self._background(),
+                                                     self.configuration_name, config.channels, self._background(),
                                                      self.label_manager.ignore_label)
             self.print_to_log_file(f"GSL class weights (Eq. 13) {[round(w, 6) for w in weights.tolist()]} from voxel "
                                    f"counts {counts} ({'counted now' if counted else 'stored'})")

@@ -11,8 +11,7 @@ See nnunet_ext/training/loss_adapters/soft_label.py and nnunet_ext/targets/geols
 from torch import nn
 
 from nnunet_ext.budgets import add_budget_variants
-from nnunet_ext.target_store import TargetSpec
-from nnunet_ext.targets import target_spec
+from nnunet_ext.targets import TargetSpec
 from nnunet_ext.targets.geols import GeoLSOptions
 from nnunet_ext.training.map_trainer import nnUNetTrainerWithTargetMaps
 from nnunet_ext.training.loss_adapters.soft_label import SoftLabelLoss
@@ -26,7 +25,7 @@ class nnUNetTrainerGeoLS(nnUNetTrainerWithTargetMaps):
     soft_label_criterion = "ce"
 
     def target_spec(self) -> TargetSpec:
-        return target_spec("geols", self.geols_options)
+        return TargetSpec("geols", self.geols_options)
 
     def build_map_loss(self) -> nn.Module:
         return SoftLabelLoss("geols", self.soft_label_criterion, self.label_manager.has_regions,

@@ -25,8 +25,7 @@ import torch
 from torch import nn
 
 from nnunet_ext.budgets import add_budget_variants
-from nnunet_ext.target_store import TargetSpec
-from nnunet_ext.targets import target_spec
+from nnunet_ext.targets import TargetSpec
 from nnunet_ext.targets.rrw import RRWOptions
 from nnunet_ext.training.loss_adapters.distance import RRWTerm
 from nnunet_ext.training.map_trainer import nnUNetTrainerWithTargetMaps
@@ -40,7 +39,7 @@ class nnUNetTrainerRRW(AdamWithPolyDecay, nnUNetTrainerWithTargetMaps):
 
     def target_spec(self) -> TargetSpec:
         has_regions = self.label_manager.has_regions
-        return target_spec("rrw", RRWOptions(background=not has_regions, complements=has_regions))
+        return TargetSpec("rrw", RRWOptions(background=not has_regions, complements=has_regions))
 
     def build_map_loss(self) -> nn.Module:
         return RRWTerm(self.label_manager.has_regions, self.label_manager.ignore_label)

@@ -15,10 +15,9 @@ nnU-Net's.
 
 from torch import nn
 
-from nnunet_ext.losses import FocalL1Loss, FocalL1SimpleLoss, OfficialSiNGRLoss, ProductLoss, TanhL1Loss, TanhL2Loss
 from nnunet_ext.budgets import add_budget_variants
-from nnunet_ext.target_store import TargetSpec
-from nnunet_ext.targets import SiNGOptions, target_spec
+from nnunet_ext.losses import FocalL1Loss, FocalL1SimpleLoss, OfficialSiNGRLoss, ProductLoss, TanhL1Loss, TanhL2Loss
+from nnunet_ext.targets import SiNGOptions, TargetSpec
 from nnunet_ext.training.map_trainer import nnUNetTrainerWithTargetMaps
 from nnunet_ext.training.optimizers import AdamWithPolyDecay, NnUNetSGD, PaperAdam
 from nnunet_ext.training.loss_adapters.signed_map import SignedMapRegression
@@ -34,7 +33,7 @@ class nnUNetTrainerSiNGR(AdamWithPolyDecay, nnUNetTrainerWithTargetMaps):
         return FocalL1Loss(gamma=1.0, eps=0.0)
 
     def target_spec(self) -> TargetSpec:
-        return target_spec("sing", self.sing_options)
+        return TargetSpec("sing", self.sing_options)
 
     def build_map_loss(self) -> nn.Module:
         return SignedMapRegression(self.regression_loss(), self.label_manager.has_regions,

@@ -18,6 +18,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from nnunet_ext.nnunet_env import atomic_write_bytes
+
 PACKAGE = Path(__file__).resolve().parent  # git reads the repository of an editable install from here
 PACKAGES = ("nnunet-ext", "torch", "FastGeodis", "numpy", "scipy", "edt", "nnunetv2")
 HARDWARE_KEYS = ("date_utc", "cpu_model", "logical_cpus", "affinity_cpus", "torch_threads", "ram_gb", "load_average",
@@ -37,11 +39,9 @@ def invoked_command() -> str:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Writes ``data`` as JSON atomically (a temporary beside it, then renamed); NaN is refused."""
+    """Writes ``data`` as JSON atomically (:func:`~nnunet_ext.nnunet_env.atomic_write_bytes`); NaN is refused."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
-    temporary.replace(path)
+    atomic_write_bytes(path, (json.dumps(data, indent=1, allow_nan=False) + "\n").encode())
 
 
 def at_least(minimum: int):

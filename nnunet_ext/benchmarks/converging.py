@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnunet_ext.benchmarks.common import DATA_VARIABLE, hardware_markdown, hardware_record, invoked_command, sample_folder, write_json
-from nnunet_ext.workflow.pipeline import PLANS, fold_folder
+from nnunet_ext.nnunet_env import PLANS, atomic_write_bytes, fold_folder
 
 BASELINE = "nnUNetTrainer"
 PLATEAU_POINTS = 0.01  # EMA pseudo-Dice rise over the last 20 % of epochs below which the default has plateaued
@@ -483,9 +483,7 @@ def write_results(args: argparse.Namespace) -> dict:
     }
     args.results.mkdir(parents=True, exist_ok=True)
     write_json(args.results / f"{name}.json", record)
-    temporary = args.results / f".{name}.md.tmp"
-    temporary.write_text(markdown(record))
-    temporary.replace(args.results / f"{name}.md")
+    atomic_write_bytes(args.results / f"{name}.md", markdown(record).encode())
     print(f"[{name}] written {args.results / f'{name}.json'}, {name}.md, {len(figures)} figure(s)", flush=True)
     return record
 

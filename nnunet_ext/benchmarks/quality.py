@@ -37,9 +37,9 @@ import numpy as np
 from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.benchmarks.common import (DATA_VARIABLE, at_least, auto_device, hardware_markdown, hardware_record,
                                  invoked_command, markdown_table, sample_folder, write_json)
-from nnunet_ext.nnunet_env import dataset_folder_name, nnunet_folder, use_work_folder
+from nnunet_ext.nnunet_env import PLANS, dataset_folder_name, nnunet_folder, use_work_folder
 from nnunet_ext.trainer_path import check_trainers
-from nnunet_ext.workflow.pipeline import PLANS, Pipeline, link_raw_images
+from nnunet_ext.workflow.pipeline import Pipeline, link_raw_images
 
 FULL_ITERATIONS = 1000 * 250  # nnU-Net's nnUNetTrainer: epochs x iterations per epoch
 SCHEDULE_SUFFIX = re.compile(r"_\d+epochs?(_\d+iters?)?$")

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_ext.training.health import SATURATED_TANH_INPUT as SATURATED  # |v| where tanh'(v) < 0.01
-from nnunet_ext.workflow.pipeline import PLANS, fold_folder
+from nnunet_ext.nnunet_env import PLANS, fold_folder
 
 
 def saturation_stats(values: np.ndarray, reference: np.ndarray) -> dict:

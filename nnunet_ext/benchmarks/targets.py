@@ -29,9 +29,11 @@ from scipy import ndimage
 from nnunet_ext.benchmarks.authors_recipes import RECIPES
 from nnunet_ext.benchmarks.common import (DATA_VARIABLE, at_least, auto_device, hardware_markdown, hardware_record,
                                  invoked_command, markdown_table, sample_folder, write_json)
-from nnunet_ext.precompute import channel_masks, precompute_targets
+from nnunet_ext.nnunet_env import PLANS
+from nnunet_ext.precompute import channel_masks, precompute
+from nnunet_ext.preprocessed import PreprocessedConfiguration
 from nnunet_ext.target_store import target_file
-from nnunet_ext.targets import SiNGOptions, get_kind, sing_bands, target_spec
+from nnunet_ext.targets import SiNGOptions, TargetSpec, get_kind, sing_bands
 from nnunet_ext.targets.euclidean import euclidean_backend
 from nnunet_ext.targets.geodesic import BACKENDS, geodesic_backend, geodesic_device, geodesic_distance
 
@@ -226,13 +228,13 @@ def write_nnunet_layout(cases: list[dict], root: Path) -> Path:
     from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params, nnUNetDatasetBlosc2
 
     dataset_dir = root / "Dataset990_BraTSSample"
-    folder = dataset_dir / "nnUNetPlans_3d_fullres"
+    folder = dataset_dir / f"{PLANS}_3d_fullres"
     folder.mkdir(parents=True)
     patch = [128, 128, 128]  # nnU-Net's usual BraTS patch
     configuration = {"data_identifier": folder.name, "spacing": list(cases[0]["spacing"]), "patch_size": patch,
                      "architecture": {}}
     (dataset_dir / "nnUNetPlans.json").write_text(json.dumps({
-        "dataset_name": dataset_dir.name, "plans_name": "nnUNetPlans", "label_manager": "LabelManager",
+        "dataset_name": dataset_dir.name, "plans_name": PLANS, "label_manager": "LabelManager",
         "configurations": {"3d_fullres": configuration}}))
     (dataset_dir / "dataset.json").write_text(json.dumps({
         "labels": {"background": 0, "whole tumor": [1, 2, 3, 4], "tumor core": [1, 3, 4], "enhancing tumor": [4]},
@@ -253,15 +255,15 @@ def hook_benchmark(cases: list[dict], kinds: list[str], device: str, root: Path)
     folder = write_nnunet_layout(cases, root)
     runs, disk = [], []
     for kind in kinds:
-        params = SETTINGS[TRAINER_SETTING[kind]].params
+        spec = TargetSpec(kind, SETTINGS[TRAINER_SETTING[kind]].params)
         for run_device in ("cpu", "cuda") if device == "cuda" and kind in GEODESIC_KINDS else ("cpu",):
-            summary = precompute_targets(990, "3d_fullres", kind=kind, params=params, overwrite=True, progress=False,
-                                         device=run_device)
+            summary = precompute(PreprocessedConfiguration.from_disk(990, "3d_fullres"), spec, overwrite=True,
+                                 progress=False, device=run_device)
             runs.append({"kind": kind, "device": run_device, **summary})
             print(f"hook {kind} {run_device}: median {summary['median_seconds_per_case']:.2f} s per case", flush=True)
         for case in cases:
             image_mb = (folder / f"{case['name']}.b2nd").stat().st_size / 2**20
-            maps_mb = target_file(folder, target_spec(kind, params), case["name"]).stat().st_size / 2**20
+            maps_mb = target_file(folder, spec, case["name"]).stat().st_size / 2**20
             disk.append({"kind": kind, "case": case["name"], "image_MB": image_mb, "maps_MB": maps_mb,
                          "maps_to_image": maps_mb / image_mb})
     return runs, disk

@@ -26,7 +26,8 @@ from nnunet_ext.commands import run_logged
 from nnunet_ext.benchmarks.common import (DATA_VARIABLE, at_least, auto_device, hardware_markdown, hardware_record,
                                  invoked_command, markdown_table, sample_folder, write_json)
 from nnunet_ext.nnunet_env import dataset_folder_name, use_work_folder
-from nnunet_ext.workflow.pipeline import PLANS, Pipeline, link_raw_images, predict_command
+from nnunet_ext.nnunet_env import PLANS
+from nnunet_ext.workflow.pipeline import Pipeline, link_raw_images, predict_command
 
 BASELINE = "nnUNetTrainer"
 DEFAULT_TRAINERS = (BASELINE, "nnUNetTrainerSiNGR")

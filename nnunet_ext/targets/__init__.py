@@ -1,7 +1,8 @@
 """Target-map kinds: pure NumPy/PyTorch math, no nnU-Net imports (the hook lives in ``preprocessing/``).
 
 A kind is a name in :data:`REGISTRY` mapped to a :class:`TargetKind`: an options dataclass whose
-fields are the ``TargetSpec.params`` of the maps, and a compute function with the signature::
+fields are the ``TargetSpec.params`` of the maps (a :class:`~nnunet_ext.targets.spec.TargetSpec` is
+a kind with its validated options), and a compute function with the signature::
 
     compute(image: float32 (C, *spatial), channel_masks: bool (K, *spatial),
             valid: bool (*spatial), spacing: tuple[float, ...], options,
@@ -21,11 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from nnunet_ext.target_store import TargetSpec
 from nnunet_ext.targets.dtm import DTMOptions, dtm_maps
 from nnunet_ext.targets.geols import GeoLSOptions, geols_maps
 from nnunet_ext.targets.rrw import RRWOptions, rrw_maps
 from nnunet_ext.targets.sing import SiNGOptions, sing_bands, sing_maps
+from nnunet_ext.targets.spec import TargetSpec
 
 
 @dataclass(frozen=True)
@@ -65,14 +66,5 @@ def make_options(kind: str, params: Mapping[str, Any] | None = None):
     return get_kind(kind).options_type.from_params(params)
 
 
-def target_spec(kind: str = "sing", options: Any = None) -> TargetSpec:
-    """The spec of the maps of ``kind`` for ``options`` (an options object, a params dict, or None
-    for the defaults). Trainers and ``nnUNetv2_precompute_targets`` both build specs this way, so
-    ``target_spec("sing")`` names the maps the command writes by default."""
-    if options is None or isinstance(options, Mapping):
-        options = make_options(kind, options)
-    return TargetSpec(kind, options.as_params())
-
-
-__all__ = ["REGISTRY", "DTMOptions", "GeoLSOptions", "RRWOptions", "SiNGOptions", "TargetKind", "dtm_maps", "geols_maps",
-           "get_kind", "make_options", "rrw_maps", "sing_bands", "sing_maps", "target_spec"]
+__all__ = ["REGISTRY", "DTMOptions", "GeoLSOptions", "RRWOptions", "SiNGOptions", "TargetKind", "TargetSpec", "dtm_maps",
+           "geols_maps", "get_kind", "make_options", "rrw_maps", "sing_bands", "sing_maps"]

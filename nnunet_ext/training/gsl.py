@@ -21,7 +21,6 @@ counts stored without it are counted again.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -30,14 +29,10 @@ import numpy as np
 import torch
 
 from nnunet_ext.losses.distance import gsl_class_weights
-from nnunet_ext.target_store import atomic_write_bytes, case_identifiers
+from nnunet_ext.nnunet_env import gsl_counts_file, load_cached, stat_fingerprint, store_cached
+from nnunet_ext.target_store import case_identifiers
 
 COUNTS_VERSION = 1
-
-
-def counts_file(config_folder: str | Path, plans_identifier: str, configuration: str) -> Path:
-    """The JSON beside the plans for a configuration folder ``.../DatasetXXX/<data identifier>``."""
-    return Path(config_folder).parent / f"nnunet_ext_gsl_counts__{plans_identifier}__{configuration}.json"
 
 
 def voxel_counts(config_folder: str | Path, channels: Sequence[Sequence[int]], background: bool,
@@ -61,20 +56,15 @@ def load_or_count(config_folder: str | Path, plans_identifier: str, configuratio
                   channels: Sequence[Sequence[int]], background: bool,
                   ignore_label: int | None = None) -> tuple[list[int], bool]:
     """The stored counts if up to date, else counted and stored; returns (counts, counted_now)."""
-    path = counts_file(config_folder, plans_identifier, configuration)
+    path = gsl_counts_file(config_folder, plans_identifier, configuration)
     key = {"version": COUNTS_VERSION, "channels": [list(map(int, c)) for c in channels], "background": bool(background)}
     if ignore_label is not None:  # only then: stored counts of datasets without one stay valid
         key["ignore_label"] = int(ignore_label)
-    if path.is_file():
-        try:
-            stored = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            stored = {}
-        if all(stored.get(k) == v for k, v in key.items()) and stored.get("fingerprint") == _fingerprint(config_folder):
-            return stored["counts"], False
+    stored = load_cached(path, {**key, "fingerprint": _fingerprint(config_folder)})
+    if stored is not None:
+        return stored["counts"], False
     counted = voxel_counts(config_folder, channels, background, ignore_label)
-    content = {**key, **counted, "weights": gsl_class_weights(counted["counts"]).tolist()}
-    atomic_write_bytes(path, json.dumps(content, indent=1, sort_keys=True).encode())
+    store_cached(path, key, {**counted, "weights": gsl_class_weights(counted["counts"]).tolist()})
     return counted["counts"], True
 
 
@@ -89,8 +79,4 @@ def class_weights(config_folder: str | Path, plans_identifier: str, configuratio
 
 def _fingerprint(config_folder: str | Path) -> dict:
     folder = Path(config_folder)
-    fingerprint = {}
-    for case in case_identifiers(folder):
-        stat = (folder / f"{case}_seg.b2nd").stat()
-        fingerprint[case] = [stat.st_size, stat.st_mtime_ns]
-    return fingerprint
+    return {case: stat_fingerprint(folder / f"{case}_seg.b2nd") for case in case_identifiers(folder)}

@@ -4,9 +4,11 @@ A subclass names its maps (:meth:`nnUNetTrainerWithTargetMaps.target_spec`) and 
 (:meth:`nnUNetTrainerWithTargetMaps.build_map_loss`, called as ``loss(output, seg, maps)``); this base
 does the rest without copying nnU-Net's training code:
 
-- **maps before training**: missing or stale maps are computed in ``check_before_training`` (logged,
-  under a file lock so that five folds started together compute them once); ``nnUNetv2_precompute_targets``
-  does the same ahead of time. The precompute first checks every channel of every case for NaN / inf
+- **maps before training**: missing, stale or corrupt maps are computed in ``check_before_training`` (logged,
+  under a file lock so that five folds started together compute them once, with one worker per available
+  core, :func:`nnunet_ext.precompute.available_cores`); ``nnUNetv2_precompute_targets`` does the same ahead
+  of time. The configuration (plans, dataset.json, channels) is the trainer's own
+  (:meth:`nnunet_ext.preprocessed.PreprocessedConfiguration.from_trainer`), not re-read from disk. The precompute first checks every channel of every case for NaN / inf
   (once per case, :mod:`nnunet_ext.image_check`). Afterwards every case's maps are checked again
   (maps removed or re-written while they were computed, e.g. by a concurrent ``nnUNetv2_preprocess``
   or a deleted ``nnunet_ext_targets`` folder). Any of these problems stops the run before training
@@ -32,18 +34,19 @@ does the rest without copying nnU-Net's training code:
 from __future__ import annotations
 
 import os
+import shlex
 
 import torch
 from filelock import FileLock
-from nnunetv2.configuration import default_num_processes
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from torch import nn
 from torch.nn.functional import interpolate
 
 from nnunet_ext.errors import NnunetExtError
-from nnunet_ext.target_store import TargetSpec, targets_folder
-from nnunet_ext.targets import get_kind
+from nnunet_ext.preprocessed import PreprocessedConfiguration
+from nnunet_ext.target_store import targets_folder
+from nnunet_ext.targets import TargetSpec, get_kind
 from nnunet_ext.training.data.dataset import nnUNetDatasetBlosc2WithTargets
 from nnunet_ext.training.health import full_resolution_outputs, nnUNetTrainerWithHealthGuard
 from nnunet_ext.training.data.transforms import get_training_transforms_with_maps, get_validation_transforms_with_maps
@@ -117,10 +120,9 @@ class nnUNetTrainerWithTargetMaps(nnUNetTrainerWithHealthGuard):
         self.ensure_target_maps()  # which checks the images too (nnUNetv2_precompute_targets does)
 
     def ensure_target_maps(self) -> None:
-        """Checks the images, computes the missing or stale maps of this configuration and checks that
+        """Checks the images, computes the missing, stale or corrupt maps of this configuration and checks that
         every case has up-to-date maps afterwards; raises a one-line :class:`NnunetExtError` otherwise."""
-        from nnunet_ext.precompute import precompute_command, precompute_targets, require_targets
-        from nnunet_ext.target_store import case_identifiers
+        from nnunet_ext.precompute import available_cores, precompute, precompute_argv, require_targets
 
         spec = self.target_spec()
         folder = self.preprocessed_dataset_folder
@@ -128,20 +130,17 @@ class nnUNetTrainerWithTargetMaps(nnUNetTrainerWithHealthGuard):
             raise NnunetExtError(
                 f"{folder} does not exist; run: nnUNetv2_plan_and_preprocess -d {self.plans_manager.dataset_name} "
                 f"-c {self.configuration_name}")
-        command = precompute_command(self.plans_manager.dataset_name, self.configuration_name,
-                                     self.plans_manager.plans_name, spec)
+        config = PreprocessedConfiguration.from_trainer(self)
+        command = shlex.join(precompute_argv(config, spec))
         lock_file = targets_folder(folder, spec).parent / f".{spec.target_id}.lock"
         lock_file.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(lock_file)):
-            summary = precompute_targets(self.plans_manager.dataset_name, self.configuration_name,
-                                         self.plans_manager.plans_name, kind=spec.kind, params=dict(spec.params),
-                                         num_processes=default_num_processes, progress=False)
+            summary = precompute(config, spec, num_processes=available_cores(), progress=False)
         if summary["computed"]:
             self.print_to_log_file(
                 f"computed {summary['computed']} missing or stale {spec.target_id} target maps "
                 f"(median {summary['median_seconds_per_case']:.2f} s per case); to do this ahead of training: {command}")
-        require_targets(folder, spec, case_identifiers(folder), command, ignore_label=self.label_manager.ignore_label,
-                        cause="removed or re-written while this trainer computed them")
+        require_targets(config, spec, command, cause="removed or re-written while this trainer computed them")
 
     # --------------------------------------------------------------------------------- data path
     def get_tr_and_val_datasets(self):
@@ -149,14 +148,17 @@ class nnUNetTrainerWithTargetMaps(nnUNetTrainerWithHealthGuard):
             raise NnunetExtError(
                 f"{self.__class__.__name__} reads nnU-Net's blosc2 (.b2nd) preprocessed data, found "
                 f"{self.dataset_class.__name__} in {self.preprocessed_dataset_folder}; re-run nnUNetv2_preprocess")
+        from nnunet_ext.precompute import precompute_argv
+
         tr_keys, val_keys = self.do_split()
         spec = self.target_spec()
+        repair = shlex.join(precompute_argv(PreprocessedConfiguration.from_trainer(self), spec))
 
         def dataset(keys):
             return nnUNetDatasetBlosc2WithTargets(
                 self.preprocessed_dataset_folder, keys,
                 folder_with_segs_from_previous_stage=self.folder_with_segs_from_previous_stage, target_spec=spec,
-                far_value=self.far_value)
+                far_value=self.far_value, repair_command=repair)
 
         return dataset(tr_keys), dataset(val_keys)
 

@@ -26,29 +26,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from nnunet_ext.commands import add_version_argument, run_logged
 from nnunet_ext.errors import NnunetExtError, run_cli
-from nnunet_ext.nnunet_env import nnunet_folder, resolve_dataset_name
+from nnunet_ext.nnunet_env import (LOGS, PLANS, SPLIT_RECORD, SPLITS_FILE, TEST_INPUT, TEST_PREDICTIONS,
+                                   atomic_write_bytes, model_folder, nnunet_folder, resolve_dataset_name)
 from nnunet_ext.trainer_path import check_trainers
-from nnunet_ext.workflow.pipeline import (PLANS, Pipeline, fold_folder, fold_state, link_raw_images, predict_command,
-                                         train_command)
-
-SPLIT_RECORD = "nnunet_ext_split.json"
-TEST_PREDICTIONS = "nnunet_ext_test"
-TEST_INPUT = "nnunet_ext_test_images"
+from nnunet_ext.workflow.pipeline import Pipeline, link_raw_images, predict_command, train_command
 
 
 @dataclass(frozen=True)
 class DatasetPaths:
+    """A dataset's nnU-Net folders and its dataset.json."""
+
     name: str
     raw: Path
     preprocessed: Path
     results: Path
     dataset_json: dict
+
+    def model_folder(self, trainer: str, configuration: str, plans: str = PLANS) -> Path:
+        """nnU-Net's output folder of a trainer, plans and configuration (its folds are ``fold_<k>`` inside)."""
+        return model_folder(self.results.parent, self.name, trainer, configuration, plans)
 
 
 def dataset_paths(dataset: int | str) -> DatasetPaths:
@@ -60,10 +61,6 @@ def dataset_paths(dataset: int | str) -> DatasetPaths:
                              f"nnUNetv2_plan_and_preprocess -d {name[7:10]} -c 3d_fullres --verify_dataset_integrity")
     return DatasetPaths(name, nnunet_folder("nnUNet_raw") / name, preprocessed, nnunet_folder("nnUNet_results") / name,
                         json.loads((preprocessed / "dataset.json").read_text()))
-
-
-def trainer_folder(paths: DatasetPaths, trainer: str, plans: str, configuration: str) -> Path:
-    return fold_folder(paths.results.parent, paths.name, trainer, configuration, 0, plans).parent
 
 
 def _case_ids(folder: Path, ending: str) -> set[str]:
@@ -97,15 +94,13 @@ def apply_split(paths: DatasetPaths, split_file: str | Path, overwrite_split: bo
         if shared:
             raise NnunetExtError(f"{split_file}: case {shared[0]} is in both '{a}' and '{b}' ({len(shared)} shared)")
     splits = [{"train": sorted(split["train"]), "val": sorted(split["val"])}]
-    splits_file = paths.preprocessed / "splits_final.json"
+    splits_file = paths.preprocessed / SPLITS_FILE
     if splits_file.is_file() and json.loads(splits_file.read_text()) != splits:
         if not overwrite_split:
             raise NnunetExtError(f"{splits_file} holds a different split; pass --overwrite-split to replace it "
                                  f"(folds already trained on the old split must then be retrained)")
     for path, content in ((splits_file, splits), (paths.preprocessed / SPLIT_RECORD, {**split, "source": str(split_file)})):
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(json.dumps(content, indent=2) + "\n")
-        os.replace(temporary, path)
+        atomic_write_bytes(path, (json.dumps(content, indent=2) + "\n").encode())
     return split
 
 
@@ -149,23 +144,22 @@ def run_cv(dataset: int | str, configuration: str, trainers: list[str], folds: l
         folds = [0]
     folds = [0, 1, 2, 3, 4] if folds is None else folds
     check_trainers(trainers)  # printed commands too: a misspelt name fails here, not in a queued job
-    logs = paths.results / "nnunet_ext_logs"
+    logs = paths.results / LOGS
     pipeline = Pipeline(paths.name, configuration, logs, device=device or "cuda", plans=plans)
     printed = (lambda command: command) if device is not None else _without_device
     commands = []
     for trainer in trainers:
-        folder = trainer_folder(paths, trainer, plans, configuration)
         for fold in folds:
-            state = fold_state(folder / f"fold_{fold}")
+            fold_folder, state = pipeline.fold(trainer, fold)
             if state != "done":
                 commands.append(printed(train_command(paths.name, configuration, fold, trainer, plans, device or "cuda",
                                                       state, npz)))
             if not print_only:
                 pipeline.train(trainer, fold, npz=npz)
             elif state == "done":
-                print(f"{trainer} fold {fold}: finished, skipped ({folder / f'fold_{fold}'})", flush=True)
+                print(f"{trainer} fold {fold}: finished, skipped ({fold_folder})", flush=True)
         if split and split["test"]:
-            output = folder / "fold_0" / TEST_PREDICTIONS
+            output = paths.model_folder(trainer, configuration, plans) / "fold_0" / TEST_PREDICTIONS
             ending = paths.dataset_json["file_ending"]
             if all((output / f"{c}{ending}").is_file() for c in split["test"]):
                 print(f"{trainer}: test predictions present, skipped ({output})", flush=True)

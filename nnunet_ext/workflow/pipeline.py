@@ -34,23 +34,16 @@ import datetime
 import json
 import os
 import re
-import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnunet_ext.commands import run_logged
 from nnunet_ext.errors import NnunetExtError
-from nnunet_ext.nnunet_env import nnunet_folder
+from nnunet_ext.nnunet_env import PLANS, SPLITS_FILE, atomic_write_bytes, fold_folder, nnunet_folder
 
-PLANS = "nnUNetPlans"
 _LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+): (.*)$")
 _JOURNAL_KEY = ("stage", "repeat", "trainer", "fold")
-
-
-def fold_folder(results: Path, dataset: str, trainer: str, configuration: str, fold: int, plans: str = PLANS) -> Path:
-    """nnU-Net's output folder of one trainer and fold: ``<results>/<dataset>/<trainer>__<plans>__<config>/fold_<k>``."""
-    return results / dataset / f"{trainer}__{plans}__{configuration}" / f"fold_{fold}"
 
 
 def fold_state(folder: Path) -> str:
@@ -137,6 +130,22 @@ class Pipeline:
     def dataset_id(self) -> str:
         return self.dataset[7:10]
 
+    @property
+    def raw_folder(self) -> Path:
+        return nnunet_folder("nnUNet_raw") / self.dataset
+
+    @property
+    def preprocessed_folder(self) -> Path:
+        """The dataset's folder in ``nnUNet_preprocessed`` (plans, dataset.json, splits, configuration folders)."""
+        return nnunet_folder("nnUNet_preprocessed") / self.dataset
+
+    def fold(self, trainer: str, fold: int, results: Path | None = None) -> tuple[Path, str]:
+        """A fold's folder (in ``results``, default ``nnUNet_results``) and its state (:func:`fold_state`), which
+        chooses the command that trains it (:func:`train_command`)."""
+        folder = fold_folder(results or nnunet_folder("nnUNet_results"), self.dataset, trainer, self.configuration,
+                             fold, self.plans)
+        return folder, fold_state(folder)
+
     def record(self, record: dict) -> dict:
         """Journals a stage that ran; a skipped one gets the timings of its last run from the journal."""
         if self.journal is None:
@@ -174,19 +183,18 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------------ stages
     def raw_cases(self) -> list[str]:
-        raw = nnunet_folder("nnUNet_raw") / self.dataset
+        raw = self.raw_folder
         ending = json.loads((raw / "dataset.json").read_text())["file_ending"]
         return sorted(p.name[: -len(ending)] for p in (raw / "labelsTr").glob(f"*{ending}"))
 
     def configuration_folder(self) -> Path:
         """The preprocessed folder of the configuration (its ``data_identifier`` in the plans)."""
-        preprocessed = nnunet_folder("nnUNet_preprocessed") / self.dataset
-        plans = json.loads((preprocessed / f"{self.plans}.json").read_text())
-        return preprocessed / plans["configurations"][self.configuration]["data_identifier"]
+        plans = json.loads((self.preprocessed_folder / f"{self.plans}.json").read_text())
+        return self.preprocessed_folder / plans["configurations"][self.configuration]["data_identifier"]
 
     def convert(self, command: list[str], log_name: str = "convert.log") -> dict:
         """Runs a converter's ``command``, which writes this raw dataset; skipped when its dataset.json exists."""
-        raw = nnunet_folder("nnUNet_raw") / self.dataset
+        raw = self.raw_folder
         stage = {"stage": "convert", "folder": str(raw)}
         if (raw / "dataset.json").is_file():
             return self.skip(stage, "raw dataset present")
@@ -195,7 +203,7 @@ class Pipeline:
     def plan_and_preprocess(self, planner_args: list[str] = ()) -> dict:
         """``nnUNetv2_plan_and_preprocess`` with ``planner_args`` (e.g. ``-overwrite_target_spacing 4 4 4``); skipped
         when the configuration's cases are preprocessed (the caller checks that the plans are the ones it wants)."""
-        plans = nnunet_folder("nnUNet_preprocessed") / self.dataset / f"{self.plans}.json"
+        plans = self.preprocessed_folder / f"{self.plans}.json"
         if plans.is_file() and self.configuration in json.loads(plans.read_text())["configurations"]:
             folder = self.configuration_folder()
             if all((folder / f"{c}_seg.b2nd").is_file() for c in self.raw_cases()):
@@ -209,9 +217,9 @@ class Pipeline:
         cases): fewer cases than 5 get a split too. An existing ``splits_final.json`` is kept."""
         from nnunetv2.utilities.crossval_split import generate_crossval_split
 
-        from nnunet_ext.target_store import atomic_write_bytes, case_identifiers
+        from nnunet_ext.target_store import case_identifiers
 
-        splits_file = nnunet_folder("nnUNet_preprocessed") / self.dataset / "splits_final.json"
+        splits_file = self.preprocessed_folder / SPLITS_FILE
         if not splits_file.is_file():
             cases = case_identifiers(self.configuration_folder())
             if len(cases) < 2:
@@ -221,19 +229,20 @@ class Pipeline:
         return json.loads(splits_file.read_text())
 
     def precompute(self, spec, trainers: list[str]) -> dict:
-        """``nnUNetv2_precompute_targets`` of one map spec (a trainer's ``target_spec()``) for ``trainers``."""
-        from nnunet_ext.precompute import precompute_command
-        from nnunet_ext.target_store import case_identifiers, case_status
+        """``nnUNetv2_precompute_targets`` of one map spec (a trainer's ``target_spec()``) for ``trainers``; skipped
+        when every case's maps are fresh by the rule the command and the trainers use
+        (:class:`~nnunet_ext.preprocessed.PreprocessedConfiguration`)."""
+        from nnunet_ext.precompute import precompute_argv
+        from nnunet_ext.preprocessed import PreprocessedConfiguration
 
-        folder = self.configuration_folder()
-        cases = case_identifiers(folder)
-        up_to_date = sum(case_status(folder, spec, c) == "ok" for c in cases)
+        config = PreprocessedConfiguration.from_disk(self.dataset, self.configuration, self.plans)
+        cases = config.cases
+        up_to_date = sum(status == "ok" for status in config.statuses(spec).values())
         stage = {"stage": f"precompute {spec.target_id}", "kind": spec.kind, "trainers": trainers, "cases": len(cases),
                  "state_before": f"{up_to_date}/{len(cases)} up to date"}
         if up_to_date == len(cases):
             return self.skip(stage, "maps up to date")
-        command = [*shlex.split(precompute_command(self.dataset, self.configuration, self.plans, spec)),
-                   "-np", str(self.num_processes), "--device", self.device]
+        command = [*precompute_argv(config, spec), "-np", str(self.num_processes), "--device", self.device]
         record = self.run(stage, command, f"precompute_{spec.target_id}.log")
         return self.record({**record, "seconds_per_computed_case": round(record["seconds"] / (len(cases) - up_to_date), 2)})
 
@@ -241,8 +250,7 @@ class Pipeline:
               log_name: str | None = None, **stage) -> dict:
         """Trains and validates one fold, resuming what an earlier run left (:func:`fold_state`)."""
         results = results or nnunet_folder("nnUNet_results")
-        folder = fold_folder(results, self.dataset, trainer, self.configuration, fold, self.plans)
-        state = fold_state(folder)
+        folder, state = self.fold(trainer, fold, results)
         stage = {"stage": "train+validate", **stage, "trainer": trainer, "fold": fold, "state_before": state}
         if state == "done":
             print(f"{trainer} fold {fold}: finished, skipped ({folder})", flush=True)
@@ -257,7 +265,7 @@ class Pipeline:
                 results: Path | None = None, disable_tta: bool = False, log_name: str | None = None,
                 **stage) -> dict:
         """``nnUNetv2_predict`` of the raw images in ``inputs`` (``cases``) with ``folds``; skipped when done."""
-        ending = json.loads((nnunet_folder("nnUNet_raw") / self.dataset / "dataset.json").read_text())["file_ending"]
+        ending = json.loads((self.raw_folder / "dataset.json").read_text())["file_ending"]
         stage = {"stage": "predict", **stage, "trainer": trainer, "cases": len(cases),
                  "test_time_mirroring": not disable_tta}
         if all((output / f"{c}{ending}").is_file() for c in cases):

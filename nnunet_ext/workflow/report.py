@@ -36,14 +36,14 @@ from nnunet_ext.commands import add_version_argument
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.evaluation import (LABELS, METRICS, Source, evaluate_sources, markdown, read_dataset_json,
                                    summarise_rows, write_csv)
-from nnunet_ext.workflow.cv import (PLANS, SPLIT_RECORD, TEST_PREDICTIONS, dataset_paths, read_split_record,
-                                    trainer_folder)
+from nnunet_ext.nnunet_env import PLANS
+from nnunet_ext.workflow.cv import SPLIT_RECORD, TEST_PREDICTIONS, dataset_paths, read_split_record
 
 
 def trained_folds(paths, configuration: str, trainers: list[str], splits: list, plans: str = PLANS) -> list[int]:
     """The folds of ``splits`` whose validation folder every trainer has (so that the paired tests stay paired)."""
     return [fold for fold in range(len(splits))
-            if all((trainer_folder(paths, t, plans, configuration) / f"fold_{fold}" / "validation").is_dir()
+            if all((paths.model_folder(t, configuration, plans) / f"fold_{fold}" / "validation").is_dir()
                    for t in trainers)]
 
 
@@ -70,7 +70,7 @@ def cv_sources(dataset: str, configuration: str, trainers: list[str], folds: lis
             if fold >= len(splits):
                 raise NnunetExtError(f"fold {fold} is not in {splits_file} ({len(splits)} fold(s)); pass --folds "
                                      + " ".join(map(str, range(len(splits)))))
-            validation = trainer_folder(paths, trainer, plans, configuration) / f"fold_{fold}" / "validation"
+            validation = paths.model_folder(trainer, configuration, plans) / f"fold_{fold}" / "validation"
             if not validation.is_dir():
                 have = trained_folds(paths, configuration, [trainer], splits, plans)
                 hint = (f"; or report the folds it has: -f {' '.join(map(str, have))} (or leave out -f: the folds "
@@ -90,7 +90,7 @@ def split_test_sources(dataset: str, configuration: str, trainers: list[str], pl
     record = read_split_record(paths)
     sources = []
     for trainer in trainers:
-        folder = trainer_folder(paths, trainer, plans, configuration) / "fold_0" / TEST_PREDICTIONS
+        folder = paths.model_folder(trainer, configuration, plans) / "fold_0" / TEST_PREDICTIONS
         _require_predictions(folder, record["test"], paths.dataset_json["file_ending"],
                              f"nnunet_ext_cv -d {paths.name} -c {configuration} -tr {trainer} --split-file SPLIT.json")
         sources.append(Source(trainer, None, folder, sorted(record["test"])))

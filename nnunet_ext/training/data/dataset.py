@@ -19,7 +19,8 @@ import torch
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 
 from nnunet_ext.errors import NnunetExtError
-from nnunet_ext.target_store import TargetSpec, open_case, target_file
+from nnunet_ext.target_store import open_case, target_file, verify_case
+from nnunet_ext.targets.spec import TargetSpec
 
 
 class ImageWithMaps:
@@ -59,19 +60,26 @@ class nnUNetDatasetBlosc2WithTargets(nnUNetDatasetBlosc2):
     class, with only the first three arguments), ``load_case`` is nnU-Net's, unchanged. The instance holds
     only paths and the spec, no open files, so it pickles cheaply to augmentation workers. Whether the maps
     are fresh (:func:`nnunet_ext.target_store.case_status`) is the trainer's check, done once for all cases
-    before training rather than on every patch.
+    before training rather than on every patch; the maps' checksum is checked again on the first read of
+    each case in each process (:func:`nnunet_ext.target_store.verify_case`: compressed bytes only), so maps
+    corrupted on disk during training stop it with one line naming the case and ``repair_command``.
 
     Args:
         folder, identifiers, folder_with_segs_from_previous_stage: as in nnU-Net.
         target_spec: which maps to stack on the image; ``None``: none.
         far_value: the maps' value outside the case; ``None``: their registered kind's
             (:attr:`nnunet_ext.targets.TargetKind.far_value`; an unregistered kind raises).
+        repair_command: the command that rewrites corrupt maps, named in the error (the trainer's
+            ``nnUNetv2_precompute_targets`` line).
     """
 
     def __init__(self, folder: str, identifiers: List[str] = None, folder_with_segs_from_previous_stage: str = None,
-                 target_spec: TargetSpec | None = None, far_value: float | None = None):
+                 target_spec: TargetSpec | None = None, far_value: float | None = None,
+                 repair_command: str = "nnUNetv2_precompute_targets (with the trainer's dataset and configuration)"):
         super().__init__(folder, identifiers, folder_with_segs_from_previous_stage)
         self.target_spec = target_spec
+        self.repair_command = repair_command
+        self._verified: set[str] = set()  # cases whose maps' checksum held in this process
         if far_value is None and target_spec is not None:
             from nnunet_ext.targets import get_kind  # here: the registry imports every kind's math
 
@@ -96,4 +104,7 @@ class nnUNetDatasetBlosc2WithTargets(nnUNetDatasetBlosc2):
             raise NnunetExtError(
                 f"no target maps for case {identifier} ({self.target_spec.target_id}) in {self.source_folder}; "
                 f"compute them before training")
+        if identifier not in self._verified:
+            verify_case(self.source_folder, self.target_spec, identifier, self.repair_command)
+            self._verified.add(identifier)
         return open_case(self.source_folder, self.target_spec, identifier)
