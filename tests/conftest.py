@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from nnunet_ext.nnunet_env import TARGETS_FOLDER
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -61,7 +65,9 @@ def nnunet_env(tmp_path_factory) -> dict[str, str]:
         env[name] = str(root / name)
     env["nnUNet_extTrainer"] = str(REPO / "trainers")
     env["nnUNet_def_n_proc"] = "1"
-    env["nnUNet_n_proc_DA"] = "1"
+    # nnU-Net's single-threaded augmenter: each spawned worker costs seconds of imports per run on 2 cores (the
+    # workers under spawn have their own test, tests/test_e2e_nnunet.py)
+    env["nnUNet_n_proc_DA"] = "0"
     env.pop("nnUNet_compile", None)
     return env
 
@@ -123,3 +129,35 @@ def assert_learned(summary: dict) -> None:
     reached = {label: summary["mean"][label]["Dice"] for label in everywhere}
     bars = {label: max(LEARNED_DICE, sum(values) / len(values)) for label, values in everywhere.items()}
     assert all(reached[label] >= bars[label] for label in bars), f"validation Dice {reached}, below {bars}"
+
+
+@dataclass(frozen=True)
+class TrainedFold:
+    """Fold 0 of one ``nnUNetv2_train`` run on a tiny dataset: its folder, the dataset and what the run printed."""
+
+    folder: Path
+    dataset_id: int
+    configuration: str
+    raw_folder: Path
+    stdout: str
+
+
+@pytest.fixture(scope="session")
+def trained_fold(nnunet_env, tiny_dataset):
+    """Factory: ``trained_fold(trainer, kind)`` trains fold 0 once per session (the tests that read the same run
+    share it). The configuration's maps are removed before, so that a map trainer computes its own."""
+    cache: dict[tuple[str, str], TrainedFold] = {}
+
+    def train(trainer: str, kind: str) -> TrainedFold:
+        if (trainer, kind) not in cache:
+            dataset_id, configuration, raw_folder = tiny_dataset(kind)
+            preprocessed = Path(nnunet_env["nnUNet_preprocessed"]) / raw_folder.name / f"nnUNetPlans_{configuration}"
+            shutil.rmtree(preprocessed / TARGETS_FOLDER, ignore_errors=True)
+            completed = run_command(["nnUNetv2_train", str(dataset_id), configuration, "0", "-tr", trainer,
+                                     "-device", "cpu"], nnunet_env)
+            folder = (Path(nnunet_env["nnUNet_results"]) / raw_folder.name / f"{trainer}__nnUNetPlans__{configuration}"
+                      / "fold_0")
+            cache[(trainer, kind)] = TrainedFold(folder, dataset_id, configuration, raw_folder, completed.stdout)
+        return cache[(trainer, kind)]
+
+    return train

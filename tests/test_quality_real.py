@@ -5,6 +5,7 @@ lesion-wise metrics, the results, and a resume from the committed records alone.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -26,8 +27,9 @@ def test_real_data_benchmark_needs_its_folders(tmp_path):
 @pytest.mark.e2e
 def test_quick_run_writes_one_record_per_trainer_and_region(tmp_path):
     out, results = tmp_path / "work", tmp_path / "results"
+    single_threaded = {**os.environ, "nnUNet_n_proc_DA": "0"}  # no augmentation workers to spawn on 2 cores
     completed = subprocess.run([sys.executable, *PART, "--quick", "--out", str(out), "--results", str(results)],
-                               capture_output=True, text=True, timeout=1200)
+                               capture_output=True, text=True, timeout=1200, env=single_threaded)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     record = json.loads((results / "quality_real.json").read_text())
     rows = record["records"]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +10,6 @@ import torch
 
 from conftest import LEARNING_BUDGET, assert_learned, run_command
 from nnunet_ext.losses import TanhL1Loss
-from nnunet_ext.target_store import targets_folder
-from nnunet_ext.targets import TargetSpec
 from nnunet_ext.training.loss_adapters.signed_map import SignedMapRegression
 
 SMOKE = "nnUNetTrainerSiNGR_1epoch_2iters"
@@ -67,33 +63,27 @@ def explicit_zero_threshold(probabilities: np.ndarray, dataset_json: dict) -> np
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("kind, trainer", [("brats", SMOKE), ("binary", SMOKE),
-                                           ("2d", f"nnUNetTrainerSiNGR{LEARNING_BUDGET}")])
-def test_singr_train_predict_zero_threshold(kind, trainer, nnunet_env, tiny_dataset, tmp_path):
-    """Region (3d_fullres), label (3d_fullres) and 2D label datasets: train, --val, predict, check the rule; the 2D
-    run, long enough to learn, must beat the Dice of a network that did not learn."""
+@pytest.mark.parametrize("kind, trainer", [("brats", SMOKE), ("2d", f"nnUNetTrainerSiNGR{LEARNING_BUDGET}")])
+def test_singr_train_predict_zero_threshold(kind, trainer, nnunet_env, trained_fold, tmp_path):
+    """A region dataset (3d_fullres; smoke budget, also re-validated with --val) and a 2D label dataset (long enough
+    to learn: it must beat the Dice of a network that did not learn): train, predict, check the rule."""
     from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
 
-    dataset_id, configuration, raw_folder = tiny_dataset(kind)
-    # other tests may have written this dataset's SiNG maps: remove them so the trainer has to compute them
-    config_folder = Path(nnunet_env["nnUNet_preprocessed"]) / raw_folder.name / f"nnUNetPlans_{configuration}"
-    shutil.rmtree(targets_folder(config_folder, TargetSpec("sing")), ignore_errors=True)
-    trained = run_command(["nnUNetv2_train", str(dataset_id), configuration, "0", "-tr", trainer, "-device", "cpu"],
-                          nnunet_env)
-    assert "computed 6 missing or stale sing_" in trained.stdout  # the trainer computed the maps and said so
-    fold = Path(nnunet_env["nnUNet_results"]) / raw_folder.name / f"{trainer}__nnUNetPlans__{configuration}" / "fold_0"
-    summary = fold / "validation" / "summary.json"
-    summary.unlink()
-    run_command(["nnUNetv2_train", str(dataset_id), configuration, "0", "-tr", trainer, "-device", "cpu", "--val"],
-                nnunet_env)
-    validation = json.loads(summary.read_text())  # written again by --val
-    if trainer.endswith(LEARNING_BUDGET):
-        assert_learned(validation)
+    run = trained_fold(trainer, kind)
+    assert "computed 6 missing or stale sing_" in run.stdout  # the trainer computed the maps and said so
+    summary = run.folder / "validation" / "summary.json"
+    if trainer == SMOKE:
+        summary.unlink()
+        run_command(["nnUNetv2_train", str(run.dataset_id), run.configuration, "0", "-tr", trainer, "-device", "cpu",
+                     "--val"], nnunet_env)
+        assert json.loads(summary.read_text())["metric_per_case"]  # written again by --val
+    else:
+        assert_learned(json.loads(summary.read_text()))
     out = tmp_path / "pred"
-    run_command(["nnUNetv2_predict", "-i", str(raw_folder / "imagesTs"), "-o", str(out), "-d", str(dataset_id),
-                 "-c", configuration, "-tr", trainer, "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1",
+    run_command(["nnUNetv2_predict", "-i", str(run.raw_folder / "imagesTs"), "-o", str(out), "-d", str(run.dataset_id),
+                 "-c", run.configuration, "-tr", trainer, "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1",
                  "--save_probabilities"], nnunet_env)
-    dataset_json = json.loads((raw_folder / "dataset.json").read_text())
+    dataset_json = json.loads((run.raw_folder / "dataset.json").read_text())
     ending = dataset_json["file_ending"]
     predictions = sorted(out.glob(f"*{ending}"))
     assert len(predictions) == 2

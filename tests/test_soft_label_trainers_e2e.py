@@ -1,6 +1,6 @@
 """End-to-end CPU runs of the soft-label trainers: GeoLS on a region dataset (maps computed by the
 trainer on first use; 1 epoch x 2 iterations), LS + JML on a 2D label dataset (no maps; long enough to learn,
-so it must beat the Dice of a network that did not learn); train, predict."""
+so it must beat the Dice of a network that did not learn); train and validate."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from conftest import LEARNING_BUDGET, assert_learned, run_command
 @pytest.mark.e2e
 @pytest.mark.parametrize("kind, trainer", [("brats", "nnUNetTrainerGeoLS_1epoch_2iters"),
                                            ("2d", f"nnUNetTrainerLS_JML{LEARNING_BUDGET}")])
-def test_soft_label_trainer_train_predict(kind, trainer, nnunet_env, tiny_dataset, tmp_path):
+def test_soft_label_trainer_trains(kind, trainer, nnunet_env, tiny_dataset):
     dataset_id, configuration, raw_folder = tiny_dataset(kind)
     trained = run_command(["nnUNetv2_train", str(dataset_id), configuration, "0", "-tr", trainer, "-device", "cpu"],
                           nnunet_env)
@@ -36,9 +36,3 @@ def test_soft_label_trainer_train_predict(kind, trainer, nnunet_env, tiny_datase
     validation = json.loads((fold / "validation" / "summary.json").read_text())
     if trainer.endswith(LEARNING_BUDGET):
         assert_learned(validation)
-    out = tmp_path / "pred"
-    run_command(["nnUNetv2_predict", "-i", str(raw_folder / "imagesTs"), "-o", str(out), "-d", str(dataset_id),
-                 "-c", configuration, "-tr", trainer, "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1"],
-                nnunet_env)
-    dataset_json = json.loads((raw_folder / "dataset.json").read_text())
-    assert len(sorted(out.glob(f"*{dataset_json['file_ending']}"))) == 2

@@ -95,7 +95,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--device", type=auto_device, choices=("cpu", "cuda"), default="auto", help="default: cuda if torch sees a GPU")
     add("--np", type=at_least(1), dest="num_processes", default=min(CORES, 8),
         help="processes for conversion, preprocessing, maps, prediction (default: cores, at most 8)")
-    add("--da-workers", type=at_least(1), help="nnUNet_n_proc_DA (default: $nnUNet_n_proc_DA, else --np)")
+    add("--da-workers", type=at_least(0), help="nnUNet_n_proc_DA, 0 for nnU-Net's single-threaded augmentation "
+                                               "(default: $nnUNet_n_proc_DA, else --np)")
     add("--predict", action=argparse.BooleanOptionalAction,
         help="time nnUNetv2_predict of each fold's validation cases (default: on for brats2015)")
     add("--disable-tta", action="store_true", help="nnUNetv2_predict without mirroring")
@@ -111,7 +112,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--shape", type=int, nargs=3, default=(32, 32, 24), help="synthetic: X Y Z (default 32 32 24)")
     args = parser.parse_args(argv)
     spec = DATASETS[args.dataset]
-    args.da_workers = args.da_workers or int(os.environ.get("nnUNet_n_proc_DA") or args.num_processes)
+    if args.da_workers is None:
+        args.da_workers = int(os.environ.get("nnUNet_n_proc_DA") or args.num_processes)
     if (args.shrink > 1 or args.patients) and args.dataset != "lgg":
         parser.error("--shrink, --patients: for --dataset lgg only")
     if args.patients and not args.patients.is_file():
