@@ -23,6 +23,7 @@ import json
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -124,6 +125,25 @@ def gsl_counts_file(config_folder: str | os.PathLike, plans_identifier: str, con
 
 
 # ---------------------------------------------------------------------------------------------- model folders
+@dataclass(frozen=True)
+class DatasetFolders:
+    """One dataset's folders in nnU-Net's three trees, each ``<tree>/DatasetXXX_Name``."""
+
+    name: str  # DatasetXXX_Name
+    raw: Path
+    preprocessed: Path  # plans, dataset.json, splits, one folder per configuration
+    results: Path  # one model folder per trainer, plans and configuration
+
+    @classmethod
+    def from_environment(cls, name: str) -> DatasetFolders:
+        """The folders under ``nnUNet_raw``, ``nnUNet_preprocessed`` and ``nnUNet_results`` as set now."""
+        return cls(name, *(nnunet_folder(variable) / name for variable in NNUNET_FOLDER_VARIABLES))
+
+    def model_folder(self, trainer: str, configuration: str, plans: str = PLANS) -> Path:
+        """nnU-Net's output folder of a trainer, plans and configuration (its folds are ``fold_<k>`` inside)."""
+        return model_folder(self.results.parent, self.name, trainer, configuration, plans)
+
+
 def model_folder(results: Path, dataset: str, trainer: str, configuration: str, plans: str = PLANS) -> Path:
     """nnU-Net's output folder of a trainer, plans and configuration: ``<results>/<dataset>/<trainer>__<plans>__<config>``
     (its own identifier function names the folder)."""

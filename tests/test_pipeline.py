@@ -93,7 +93,8 @@ def test_link_raw_images_links_every_channel_of_the_cases_and_names_a_missing_on
 
 
 def test_convert_runs_the_converter_once_and_a_rerun_reports_its_timings(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("nnUNet_raw", str(tmp_path / "raw"))
+    for tree in ("raw", "preprocessed", "results"):  # a pipeline runs in an nnU-Net environment: all three set
+        monkeypatch.setenv(f"nnUNet_{tree}", str(tmp_path / tree))
     pipeline = Pipeline("Dataset900_X", "2d", tmp_path / "logs", journal=tmp_path / "stages.jsonl")
     # a converter that fails when its dataset exists, as nnunet_ext_synthetic does without --overwrite
     converter = [sys.executable, "-c", "import os, pathlib; folder = pathlib.Path(os.environ['nnUNet_raw'], "

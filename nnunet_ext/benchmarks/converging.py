@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnunet_ext.benchmarks.common import DATA_VARIABLE, hardware_markdown, hardware_record, invoked_command, sample_folder, write_json
-from nnunet_ext.nnunet_env import PLANS, atomic_write_bytes, fold_folder
+from nnunet_ext.nnunet_env import PLANS, SPLITS_FILE, atomic_write_bytes, fold_folder
 
 BASELINE = "nnUNetTrainer"
 PLATEAU_POINTS = 0.01  # EMA pseudo-Dice rise over the last 20 % of epochs below which the default has plateaued
@@ -188,7 +188,7 @@ class Work:
         self.results = folder / "nnUNet_results"
         self.dataset_json = json.loads((folder / "nnUNet_raw" / self.name / "dataset.json").read_text())
         self.plans = json.loads((self.preprocessed / f"{PLANS}.json").read_text())
-        self.splits = json.loads((self.preprocessed / "splits_final.json").read_text())
+        self.splits = json.loads((self.preprocessed / SPLITS_FILE).read_text())
 
     def fold_folder(self, trainer: str, fold: int) -> Path:
         return fold_folder(self.results, self.name, trainer, self.configuration, fold)

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_ext.training.health import SATURATED_TANH_INPUT as SATURATED  # |v| where tanh'(v) < 0.01
-from nnunet_ext.nnunet_env import PLANS, fold_folder
+from nnunet_ext.nnunet_env import PLANS, SPLITS_FILE, fold_folder
 
 
 def saturation_stats(values: np.ndarray, reference: np.ndarray) -> dict:
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     predictor.initialize_from_trained_model_folder(str(model_folder), use_folds=(args.f,),
                                                    checkpoint_name=args.checkpoint)
     preprocessed = Path(os.environ["nnUNet_preprocessed"]) / dataset
-    cases = json.loads((preprocessed / "splits_final.json").read_text())[args.f]["val"][: args.cases]
+    cases = json.loads((preprocessed / SPLITS_FILE).read_text())[args.f]["val"][: args.cases]
     folder = str(preprocessed / predictor.configuration_manager.data_identifier)
     data_set = infer_dataset_class(folder)(folder, cases)
 

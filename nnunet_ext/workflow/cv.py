@@ -31,36 +31,26 @@ from pathlib import Path
 
 from nnunet_ext.commands import add_version_argument, run_logged
 from nnunet_ext.errors import NnunetExtError, run_cli
-from nnunet_ext.nnunet_env import (LOGS, PLANS, SPLIT_RECORD, SPLITS_FILE, TEST_INPUT, TEST_PREDICTIONS,
-                                   atomic_write_bytes, model_folder, nnunet_folder, resolve_dataset_name)
+from nnunet_ext.nnunet_env import (LOGS, PLANS, SPLIT_RECORD, SPLITS_FILE, TEST_INPUT, TEST_PREDICTIONS, DatasetFolders,
+                                   atomic_write_bytes, resolve_dataset_name)
 from nnunet_ext.trainer_path import check_trainers
 from nnunet_ext.workflow.pipeline import Pipeline, link_raw_images, predict_command, train_command
 
 
 @dataclass(frozen=True)
-class DatasetPaths:
-    """A dataset's nnU-Net folders and its dataset.json."""
+class DatasetPaths(DatasetFolders):
+    """A preprocessed dataset's nnU-Net folders and its dataset.json."""
 
-    name: str
-    raw: Path
-    preprocessed: Path
-    results: Path
     dataset_json: dict
-
-    def model_folder(self, trainer: str, configuration: str, plans: str = PLANS) -> Path:
-        """nnU-Net's output folder of a trainer, plans and configuration (its folds are ``fold_<k>`` inside)."""
-        return model_folder(self.results.parent, self.name, trainer, configuration, plans)
 
 
 def dataset_paths(dataset: int | str) -> DatasetPaths:
     """The nnU-Net folders of a dataset (id or name) and its dataset.json; it must be preprocessed."""
-    name = resolve_dataset_name(dataset)
-    preprocessed = nnunet_folder("nnUNet_preprocessed") / name
-    if not (preprocessed / "dataset.json").is_file():
-        raise NnunetExtError(f"{name} is not preprocessed ({preprocessed / 'dataset.json'} missing); run: "
-                             f"nnUNetv2_plan_and_preprocess -d {name[7:10]} -c 3d_fullres --verify_dataset_integrity")
-    return DatasetPaths(name, nnunet_folder("nnUNet_raw") / name, preprocessed, nnunet_folder("nnUNet_results") / name,
-                        json.loads((preprocessed / "dataset.json").read_text()))
+    folders = DatasetFolders.from_environment(resolve_dataset_name(dataset))
+    if not (folders.preprocessed / "dataset.json").is_file():
+        raise NnunetExtError(f"{folders.name} is not preprocessed ({folders.preprocessed / 'dataset.json'} missing); run: "
+                             f"nnUNetv2_plan_and_preprocess -d {folders.name[7:10]} -c 3d_fullres --verify_dataset_integrity")
+    return DatasetPaths(**vars(folders), dataset_json=json.loads((folders.preprocessed / "dataset.json").read_text()))
 
 
 def _case_ids(folder: Path, ending: str) -> set[str]:

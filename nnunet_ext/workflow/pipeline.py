@@ -36,11 +36,12 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from nnunet_ext.commands import run_logged
 from nnunet_ext.errors import NnunetExtError
-from nnunet_ext.nnunet_env import PLANS, SPLITS_FILE, atomic_write_bytes, fold_folder, nnunet_folder
+from nnunet_ext.nnunet_env import PLANS, SPLITS_FILE, DatasetFolders, atomic_write_bytes, fold_folder
 
 _LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+): (.*)$")
 _JOURNAL_KEY = ("stage", "repeat", "trainer", "fold")
@@ -115,7 +116,7 @@ def training_log_times(folder: Path, since: float = 0.0) -> dict:
 
 @dataclass
 class Pipeline:
-    """The stages of one dataset and configuration; the nnU-Net folders come from the environment."""
+    """The stages of one dataset and configuration in the nnU-Net folders of the environment (:attr:`folders`)."""
 
     dataset: str  # DatasetXXX_Name
     configuration: str
@@ -130,19 +131,15 @@ class Pipeline:
     def dataset_id(self) -> str:
         return self.dataset[7:10]
 
-    @property
-    def raw_folder(self) -> Path:
-        return nnunet_folder("nnUNet_raw") / self.dataset
-
-    @property
-    def preprocessed_folder(self) -> Path:
-        """The dataset's folder in ``nnUNet_preprocessed`` (plans, dataset.json, splits, configuration folders)."""
-        return nnunet_folder("nnUNet_preprocessed") / self.dataset
+    @cached_property
+    def folders(self) -> DatasetFolders:
+        """The dataset's nnU-Net folders, as the environment named them when first asked."""
+        return DatasetFolders.from_environment(self.dataset)
 
     def fold(self, trainer: str, fold: int, results: Path | None = None) -> tuple[Path, str]:
         """A fold's folder (in ``results``, default ``nnUNet_results``) and its state (:func:`fold_state`), which
         chooses the command that trains it (:func:`train_command`)."""
-        folder = fold_folder(results or nnunet_folder("nnUNet_results"), self.dataset, trainer, self.configuration,
+        folder = fold_folder(results or self.folders.results.parent, self.dataset, trainer, self.configuration,
                              fold, self.plans)
         return folder, fold_state(folder)
 
@@ -183,18 +180,18 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------------ stages
     def raw_cases(self) -> list[str]:
-        raw = self.raw_folder
+        raw = self.folders.raw
         ending = json.loads((raw / "dataset.json").read_text())["file_ending"]
         return sorted(p.name[: -len(ending)] for p in (raw / "labelsTr").glob(f"*{ending}"))
 
     def configuration_folder(self) -> Path:
         """The preprocessed folder of the configuration (its ``data_identifier`` in the plans)."""
-        plans = json.loads((self.preprocessed_folder / f"{self.plans}.json").read_text())
-        return self.preprocessed_folder / plans["configurations"][self.configuration]["data_identifier"]
+        plans = json.loads((self.folders.preprocessed / f"{self.plans}.json").read_text())
+        return self.folders.preprocessed / plans["configurations"][self.configuration]["data_identifier"]
 
     def convert(self, command: list[str], log_name: str = "convert.log") -> dict:
         """Runs a converter's ``command``, which writes this raw dataset; skipped when its dataset.json exists."""
-        raw = self.raw_folder
+        raw = self.folders.raw
         stage = {"stage": "convert", "folder": str(raw)}
         if (raw / "dataset.json").is_file():
             return self.skip(stage, "raw dataset present")
@@ -203,7 +200,7 @@ class Pipeline:
     def plan_and_preprocess(self, planner_args: list[str] = ()) -> dict:
         """``nnUNetv2_plan_and_preprocess`` with ``planner_args`` (e.g. ``-overwrite_target_spacing 4 4 4``); skipped
         when the configuration's cases are preprocessed (the caller checks that the plans are the ones it wants)."""
-        plans = self.preprocessed_folder / f"{self.plans}.json"
+        plans = self.folders.preprocessed / f"{self.plans}.json"
         if plans.is_file() and self.configuration in json.loads(plans.read_text())["configurations"]:
             folder = self.configuration_folder()
             if all((folder / f"{c}_seg.b2nd").is_file() for c in self.raw_cases()):
@@ -219,7 +216,7 @@ class Pipeline:
 
         from nnunet_ext.target_store import case_identifiers
 
-        splits_file = self.preprocessed_folder / SPLITS_FILE
+        splits_file = self.folders.preprocessed / SPLITS_FILE
         if not splits_file.is_file():
             cases = case_identifiers(self.configuration_folder())
             if len(cases) < 2:
@@ -249,7 +246,7 @@ class Pipeline:
     def train(self, trainer: str, fold: int, results: Path | None = None, npz: bool = False,
               log_name: str | None = None, **stage) -> dict:
         """Trains and validates one fold, resuming what an earlier run left (:func:`fold_state`)."""
-        results = results or nnunet_folder("nnUNet_results")
+        results = results or self.folders.results.parent
         folder, state = self.fold(trainer, fold, results)
         stage = {"stage": "train+validate", **stage, "trainer": trainer, "fold": fold, "state_before": state}
         if state == "done":
@@ -265,7 +262,7 @@ class Pipeline:
                 results: Path | None = None, disable_tta: bool = False, log_name: str | None = None,
                 **stage) -> dict:
         """``nnUNetv2_predict`` of the raw images in ``inputs`` (``cases``) with ``folds``; skipped when done."""
-        ending = json.loads((self.raw_folder / "dataset.json").read_text())["file_ending"]
+        ending = json.loads((self.folders.raw / "dataset.json").read_text())["file_ending"]
         stage = {"stage": "predict", **stage, "trainer": trainer, "cases": len(cases),
                  "test_time_mirroring": not disable_tta}
         if all((output / f"{c}{ending}").is_file() for c in cases):

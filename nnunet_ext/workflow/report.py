@@ -36,7 +36,7 @@ from nnunet_ext.commands import add_version_argument
 from nnunet_ext.errors import NnunetExtError, run_cli
 from nnunet_ext.evaluation import (LABELS, METRICS, Source, evaluate_sources, markdown, read_dataset_json,
                                    summarise_rows, write_csv)
-from nnunet_ext.nnunet_env import PLANS
+from nnunet_ext.nnunet_env import PLANS, SPLITS_FILE
 from nnunet_ext.workflow.cv import SPLIT_RECORD, TEST_PREDICTIONS, dataset_paths, read_split_record
 
 
@@ -52,7 +52,7 @@ def cv_sources(dataset: str, configuration: str, trainers: list[str], folds: lis
 
     ``folds`` None: the folds every trainer has validated (:func:`trained_folds`), an error if none."""
     paths = dataset_paths(dataset)
-    splits_file = paths.preprocessed / "splits_final.json"
+    splits_file = paths.preprocessed / SPLITS_FILE
     if not splits_file.is_file():
         raise NnunetExtError(f"{splits_file} not found; train first (nnunet_ext_cv -d {paths.name} -c {configuration} ...)")
     splits = json.loads(splits_file.read_text())
