@@ -102,7 +102,9 @@ def tiny_dataset(nnunet_env):
         if kind not in cache:
             dataset_id, configuration, kwargs = TINY[kind]
             raw_folder = generate_dataset(kind, dataset_id, seed=1, raw_root=nnunet_env["nnUNet_raw"], **kwargs)
-            run_command([sys.executable, "-c", PLAN_AND_PREPROCESS, str(dataset_id), configuration], nnunet_env)
+            # nnU-Net's planner sets torch's threads to nnUNet_n_proc_DA, which must be positive there
+            run_command([sys.executable, "-c", PLAN_AND_PREPROCESS, str(dataset_id), configuration],
+                        {**nnunet_env, "nnUNet_n_proc_DA": "1"})
             cache[kind] = (dataset_id, configuration, Path(raw_folder))
         return cache[kind]
 

@@ -207,7 +207,10 @@ class Pipeline:
                 return self.skip({"stage": "plan_and_preprocess", "folder": str(folder)}, "preprocessed cases present")
         command = ["nnUNetv2_plan_and_preprocess", "-d", self.dataset_id, "-c", self.configuration,
                    "-np", str(self.num_processes), "--verify_dataset_integrity", *planner_args]
-        return self.record(self.run({"stage": "plan_and_preprocess"}, command, "plan_and_preprocess.log"))
+        # nnU-Net 2.8.1's planner calls torch.set_num_threads(nnUNet_n_proc_DA), which fails for 0, a valid training
+        # setting (single-threaded augmentation)
+        env = {**self.env, "nnUNet_n_proc_DA": str(max(1, int(self.env.get("nnUNet_n_proc_DA") or 1)))}
+        return self.record(self.run({"stage": "plan_and_preprocess"}, command, "plan_and_preprocess.log", env))
 
     def split(self) -> list[dict]:
         """nnU-Net's K-fold split with its own function and seed (as its trainers make it for K = 5), K = min(5,
