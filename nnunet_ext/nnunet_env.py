@@ -19,6 +19,7 @@ Files nnunet-ext writes (all beside nnU-Net's own, in names nnU-Net does not rea
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -175,6 +176,23 @@ def atomic_write_bytes(path: Path, content: bytes) -> None:
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
+
+
+def why_not_writable(folder: Path) -> str | None:
+    """Why this process cannot create files in ``folder`` (created where missing): ``"on read-only storage"`` or
+    ``"not writable by this user"``; None when it can. Found by creating a nameless temporary file there, which
+    also holds for root (whom file modes do not stop) and for read-only mounts (which file modes do not show)."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        if error.errno == errno.EROFS:
+            return "on read-only storage"
+        if error.errno in (errno.EACCES, errno.EPERM):
+            return "not writable by this user"
+        raise
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- caches

@@ -2,9 +2,10 @@
 ``nnUNetv2_precompute_targets`` (its command line is :mod:`nnunet_ext.preprocessing.precompute_targets`).
 
 For every case of ``$nnUNet_preprocessed/DatasetXXX/<plans>_<cfg>/`` it reads the normalised image,
-the seg (-1 outside nnU-Net's nonzero mask) and the configuration's spacing, turns the seg into one
-mask per region (region datasets) or per foreground label (label datasets) with nnU-Net's
-LabelManager, computes the maps of the target kind (:data:`nnunet_ext.targets.REGISTRY`) and writes
+the seg (-1: background outside nnU-Net's nonzero mask; labels there are kept, as nnU-Net keeps them)
+and the configuration's spacing, turns the seg into one mask per region (region datasets) or per
+foreground label (label datasets) with nnU-Net's LabelManager, computes the maps of the target kind
+(:data:`nnunet_ext.targets.REGISTRY`) and writes
 them with :mod:`nnunet_ext.target_store` (sub-folder nnU-Net ignores, float16 blosc2 with
 patch-sized chunks, atomic writes, freshness metadata). Up-to-date cases are skipped, so a second
 run, a run after an interruption, or five runs started together by five folds only compute what
@@ -16,20 +17,29 @@ target depends only on what the 2D network sees.
 
 Before computing, every channel of every case is checked for NaN / inf once
 (:mod:`nnunet_ext.image_check`): a bad case stops the run with one line naming it, its channel and
-the fix. Datasets with nnU-Net's ignore label pass the ignored voxels to the kind (no boundary there,
-see :mod:`nnunet_ext.targets`). What the maps depend on (the configuration's channels and their order,
+the fix. A seg value that dataset.json's labels do not define (which every map would take as
+background) stops it the same way, naming the case and the values (:func:`unknown_seg_values`).
+Datasets with nnU-Net's ignore label pass the ignored voxels to the kind (no boundary there, see
+:mod:`nnunet_ext.targets`). What the maps depend on (the configuration's channels and their order,
 regions or labels, ignore label, spacing, and the case files) is the freshness rule of
 :class:`nnunet_ext.preprocessed.PreprocessedConfiguration`, recorded with each map; a change makes the
-maps stale, and maps whose stored bytes fail their checksum are recomputed too. Workers (``-np`` > 1) exit when this process dies (killed, not only interrupted), and the
-temporary files of killed writers are removed by the next run.
+maps stale, and maps whose stored bytes fail their checksum are recomputed too.
+
+Faults: workers (``-np`` > 1) exit when this process dies (killed, not only interrupted) and leave
+Ctrl-C to it (one line, no traceback per worker); the temporary files of killed writers are removed
+by the next run. A full disk is an ``OSError(ENOSPC)`` naming the map (one line from the command).
+With every map up to date nothing is written, so a dataset on read-only storage can be used; maps
+that must be computed there stop the run with one line naming the folder and the command.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
 import resource
+import shlex
 import statistics
 import sys
 import threading
@@ -44,14 +54,15 @@ from typing import Sequence
 import blosc2
 import numpy as np
 import torch
+from filelock import FileLock
 from tqdm import tqdm
 
-from nnunet_ext.errors import NnunetExtError
+from nnunet_ext.errors import NnunetExtError, leave_interrupts_to_the_parent
 from nnunet_ext.image_check import check_finite_images, preprocess_command
-from nnunet_ext.nnunet_env import PLANS
+from nnunet_ext.nnunet_env import PLANS, why_not_writable
 from nnunet_ext.preprocessed import PreprocessedConfiguration
-from nnunet_ext.target_store import (remove_abandoned_temporaries, remove_other_spec, targets_folder, write_case,
-                                     write_spec)
+from nnunet_ext.target_store import (remove_abandoned_temporaries, remove_other_spec, targets_folder, targets_lock,
+                                     write_case, write_spec)
 from nnunet_ext.targets import TargetSpec, get_kind
 from nnunet_ext.targets.geodesic import geodesic_device
 
@@ -78,7 +89,7 @@ def case_maps(data: np.ndarray, seg: np.ndarray, folder: Path, case: str, spec: 
     errors); ``spacing`` of length 2 means slice-wise 2D; ``ignore_label``: nnU-Net's ignore label of the dataset
     (None: it has none)."""
     masks = channel_masks(seg, channels)
-    valid = seg >= 0  # nnU-Net writes -1 outside its nonzero mask
+    valid = seg >= 0  # nnU-Net writes -1 for the background outside its nonzero mask (labels there stay)
     ignored = None if ignore_label is None else seg == ignore_label
     compute, options = get_kind(spec.kind).compute, spec.options
     try:
@@ -127,8 +138,26 @@ def _read_job(job: _CaseJob) -> tuple[np.ndarray, np.ndarray] | None:
     return read_case(job.config.folder, job.case)
 
 
+def unknown_seg_values(seg: np.ndarray, channels: Sequence[Sequence[int]], ignore_label: int | None) -> list[int]:
+    """The values of a preprocessed seg that dataset.json's labels do not define, sorted: neither background (0, or
+    nnU-Net's -1 for background outside its nonzero mask), nor a label of a channel, nor the ignore label. Every
+    map would silently take such voxels as background."""
+    known = [-1, 0, *sorted({int(label) for labels in channels for label in labels})]
+    if ignore_label is not None:
+        known.append(int(ignore_label))
+    outside = ~np.isin(seg, known)
+    return [int(value) for value in np.unique(seg[outside])] if outside.any() else []
+
+
 def _compute_job(job: _CaseJob, data: np.ndarray, seg: np.ndarray) -> np.ndarray:
     config = job.config
+    unknown = unknown_seg_values(seg, config.channels, config.ignore_label)
+    if unknown:
+        raise NnunetExtError(
+            f"case {job.case} in {config.folder}: its segmentation holds value(s) {', '.join(map(str, unknown))} that "
+            f"the labels of dataset.json do not define (every map would take them as background); add them to the "
+            f"labels of dataset.json (raw and preprocessed), or correct the case's label file and re-run "
+            f"{preprocess_command(config.dataset_name, config.configuration, config.plans_identifier)}")
     with geodesic_device(job.device):
         return case_maps(data, seg, config.folder, job.case, job.spec, config.spacing, config.channels,
                          config.ignore_label)
@@ -190,13 +219,16 @@ def _process_on_device(jobs: list[_CaseJob], io_threads: int, bar: tqdm) -> list
     return results
 
 
-def _exit_with_parent() -> None:
-    """Pool initializer: the worker exits as soon as the process that started it is gone.
+def _init_worker() -> None:
+    """Pool initializer: Ctrl-C is left to the parent, and the worker exits as soon as the parent is gone.
 
-    A spawn pool's workers hold both ends of their task pipe, so a parent killed outright (SIGKILL,
-    SIGTERM) would leave them computing and then waiting forever; the parent's sentinel becomes
-    readable when it dies, whatever killed it.
+    Ctrl-C reaches the whole process group: the parent alone turns it into one line and closes the pool
+    (:func:`nnunet_ext.errors.leave_interrupts_to_the_parent`), instead of every worker printing a
+    ``KeyboardInterrupt`` traceback. A spawn pool's workers hold both ends of their task pipe, so a parent
+    killed outright (SIGKILL, SIGTERM) would leave them computing and then waiting forever; the parent's
+    sentinel becomes readable when it dies, whatever killed it.
     """
+    leave_interrupts_to_the_parent()
     parent = multiprocessing.parent_process()
     if parent is None:
         return
@@ -206,6 +238,30 @@ def _exit_with_parent() -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _compute_cases(config: PreprocessedConfiguration, spec: TargetSpec, todo: list[str], num_processes: int,
+                   overwrite: bool, progress: bool, device: str) -> list[dict]:
+    """Computes and writes the maps of the ``todo`` cases (skipping those up to date meanwhile); their results."""
+    num_processes = max(1, min(int(num_processes), len(todo)))
+    threads = 0 if num_processes == 1 else max(1, available_cores() // num_processes)
+    jobs = [_CaseJob(config, spec, case, overwrite, threads, device) for case in todo]
+    results = []
+    with tqdm(total=len(jobs), desc=f"{spec.target_id} {config.configuration}", unit="case",
+              disable=not progress) as bar:
+        if device in DEVICES_COMPUTED_IN_THIS_PROCESS:
+            return _process_on_device(jobs, num_processes, bar)
+        if num_processes == 1:
+            for job in jobs:
+                results.append(_process_case(job))
+                bar.update()
+            return results
+        # spawn: no fork of a process that may hold torch/OpenMP threads
+        with multiprocessing.get_context("spawn").Pool(num_processes, initializer=_init_worker) as pool:
+            for result in pool.imap_unordered(_process_case, jobs):
+                results.append(result)
+                bar.update()
+    return results
 
 
 def _chunking(shape: Sequence[int], patch_size: Sequence[int]):
@@ -258,6 +314,7 @@ def precompute(
     overwrite: bool = False,
     progress: bool = True,
     device: str = "cpu",
+    exclusive: bool = False,
 ) -> dict:
     """Computes the missing, stale or corrupt maps of ``spec`` for every case of ``config``; returns a summary.
 
@@ -268,7 +325,13 @@ def precompute(
     spec are the same as on the CPU. A case whose maps fail their checksum is named in one line and
     recomputed. ``spec.json`` is written once the maps exist, and only when maps were computed or it is
     missing: it describes the maps in the folder (one describing another configuration is removed before
-    its maps are replaced), and a run with every map up to date writes nothing.
+    its maps are replaced).
+
+    A run with every map up to date writes nothing, so a dataset on read-only storage (a shared cluster
+    copy) can be used as it is; where maps must be computed and the folder is read-only (or not writable
+    by this user), one line names the folder and the command to run where it is writable. ``exclusive``
+    (the trainers): the maps are computed under a file lock beside them, so runs started together (five
+    folds) compute each case once; the lock is taken only when maps must be computed.
     """
     try:
         with geodesic_device(device):  # checks the device once, before any worker starts
@@ -287,29 +350,23 @@ def precompute(
         print(f"the {spec.target_id} maps of case {case} fail their checksum (changed on disk); recomputing them",
               flush=True)
     todo = [case for case, status in statuses.items() if overwrite or status != "ok"]
-    num_processes = max(1, min(int(num_processes), len(todo) or 1))
-    threads = 0 if num_processes == 1 else max(1, available_cores() // num_processes)
+    results: list[dict] = []
     if todo:
-        remove_other_spec(folder, spec, config.spec_record(spec, {}))
-    jobs = [_CaseJob(config, spec, case, overwrite, threads, device) for case in todo]
-    results = []
-    bar = tqdm(total=len(jobs), desc=f"{spec.target_id} {config.configuration}", unit="case",
-               disable=not progress or not jobs)
-    if device in DEVICES_COMPUTED_IN_THIS_PROCESS:
-        results = _process_on_device(jobs, num_processes, bar)
-    elif num_processes == 1:
-        for job in jobs:
-            results.append(_process_case(job))
-            bar.update()
-    else:
-        # spawn: no fork of a process that may hold torch/OpenMP threads
-        with multiprocessing.get_context("spawn").Pool(num_processes, initializer=_exit_with_parent) as pool:
-            for result in pool.imap_unordered(_process_case, jobs):
-                results.append(result)
-                bar.update()
-    bar.close()
+        reason = why_not_writable(maps_folder)
+        if reason:
+            raise NnunetExtError(
+                f"{len(todo)} of {len(statuses)} cases need their {spec.target_id} target maps computed (missing or "
+                f"stale), but {folder} is {reason}; run where it is writable: {shlex.join(precompute_argv(config, spec))}")
+        with FileLock(str(targets_lock(folder, spec))) if exclusive else contextlib.nullcontext():
+            if exclusive and not overwrite:  # what the lock's previous holder computed needs no worker
+                todo = [case for case in todo if config.case_status(spec, case) != "ok"]
+            remove_other_spec(folder, spec, config.spec_record(spec, {}))
+            if todo:
+                results = _compute_cases(config, spec, todo, num_processes, overwrite, progress, device)
     timings = [r["seconds"] for r in results if r["computed"]]
-    if timings or not (maps_folder / "spec.json").is_file():
+    if timings or not ((maps_folder / "spec.json").is_file() or why_not_writable(maps_folder)):
+        # missing and every map up to date: a run stopped after its last map; on read-only storage the maps' own
+        # freshness records suffice
         write_spec(folder, spec, extra=config.spec_record(spec, versions()))
     return {
         "folder": str(maps_folder),

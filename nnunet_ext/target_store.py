@@ -31,10 +31,12 @@ every precompute) deletes those whose process on this host is gone, and any olde
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import tempfile
 import time
@@ -59,6 +61,11 @@ _OWNED_TEMPORARY = re.compile(r"\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)\.[^.]*\.tmp
 
 def targets_folder(config_folder: str | os.PathLike, spec: TargetSpec) -> Path:
     return Path(config_folder) / TARGETS_FOLDER / spec.target_id
+
+
+def targets_lock(config_folder: str | os.PathLike, spec: TargetSpec) -> Path:
+    """The file lock under which the trainers compute the maps of ``spec`` (beside its maps folder)."""
+    return Path(config_folder) / TARGETS_FOLDER / f".{spec.target_id}.lock"
 
 
 def target_file(config_folder: str | os.PathLike, spec: TargetSpec, case: str) -> Path:
@@ -118,7 +125,8 @@ def write_case(
     that reading a patch decompresses only what the patch needs. ``key``: the freshness key of the
     maps (what they depend on beyond the case files: :meth:`PreprocessedConfiguration.map_key
     <nnunet_ext.preprocessed.PreprocessedConfiguration.map_key>`), checked by :func:`case_status`
-    when asked for. The checksum of the stored chunks is recorded with the maps, in the same file.
+    when asked for. The checksum of the stored chunks is recorded with the maps, in the same file. A full disk
+    raises ``OSError(ENOSPC)`` naming the map; the temporary file is removed whatever stops the write (Ctrl-C too).
     """
     if not np.all(np.isfinite(maps)):
         raise ValueError(f"target maps of case {case} contain NaN or inf")
@@ -128,20 +136,26 @@ def write_case(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{case}.{_HOST}-{os.getpid()}.", suffix=".tmp.b2nd", dir=path.parent)
     os.close(fd)
     os.unlink(tmp_name)  # blosc2 refuses to overwrite; it creates the file itself
+    stored = np.ascontiguousarray(maps, dtype=np.float16)
     try:
-        array = blosc2.asarray(
-            np.ascontiguousarray(maps, dtype=np.float16),
-            urlpath=tmp_name,
-            chunks=chunks,
-            blocks=blocks,
-            # nnU-Net's own codec and level for its images (nnUNetDatasetBlosc2.save_case), which it chose for
-            # patch-wise reads; against ZSTD the maps take 1.3x the bytes and the loader's ratio to nnU-Net's
-            # default did not change (docs/results/speed-cpu.md, run D)
-            cparams={"codec": blosc2.Codec.LZ4HC, "clevel": 5, "filters": [blosc2.Filter.SHUFFLE], "nthreads": 1},
-        )
-        array.schunk.vlmeta["nnunet_ext"] = {"spec": spec.digest, "source": fingerprint, "key": _plain(key or {}),
-                                              "checksum": stored_checksum(array)}
-        del array
+        try:
+            array = blosc2.asarray(
+                stored,
+                urlpath=tmp_name,
+                chunks=chunks,
+                blocks=blocks,
+                # nnU-Net's own codec and level for its images (nnUNetDatasetBlosc2.save_case), which it chose for
+                # patch-wise reads; against ZSTD the maps take 1.3x the bytes and the loader's ratio to nnU-Net's
+                # default did not change (docs/results/speed-cpu.md, run D)
+                cparams={"codec": blosc2.Codec.LZ4HC, "clevel": 5, "filters": [blosc2.Filter.SHUFFLE], "nthreads": 1},
+            )
+            array.schunk.vlmeta["nnunet_ext"] = {"spec": spec.digest, "source": fingerprint, "key": _plain(key or {}),
+                                                  "checksum": stored_checksum(array)}
+            del array
+        except RuntimeError as error:  # blosc2's only word for a full disk: "Error while creating the NDArray"
+            if shutil.disk_usage(path.parent).free < stored.nbytes:  # less room than the uncompressed maps
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from error
+            raise
         os.replace(tmp_name, path)
     finally:
         if os.path.exists(tmp_name):
@@ -228,7 +242,7 @@ def remove_abandoned_temporaries(folder: str | os.PathLike, max_age_s: float = A
             if abandoned and path.is_file():
                 path.unlink()
                 removed += 1
-        except FileNotFoundError:  # its writer renamed or removed it meanwhile
+        except OSError:  # its writer renamed or removed it meanwhile, or a read-only folder (left to a writable run)
             continue
     return removed
 

@@ -14,7 +14,11 @@ Two extractors, selected by :attr:`nnunet_ext.targets.sing.SiNGOptions.boundary`
     Slices are taken along :func:`slice_axis`. Slices parallel to the top and bottom faces of an
     object get contours, faces themselves get none. We pass ``mode="nearest"`` so that the border
     of a slice (or of the crop we run on) produces no spurious edges; the authors' call used
-    skimage's default zero padding, which only matters for masks touching the image border.
+    skimage's default zero padding. That changes seeds within about 4 voxels of the array border
+    (Canny's Gaussian, sigma 1, truncated at 4 sigma; rarely a few more through its hysteresis) on
+    any slice where the mask comes that close to the border, touching it or not. Elsewhere the seeds
+    agree but for rare single-seed tie-breaks of Canny's non-maximum suppression: the zero-padded call
+    divides the smoothed slice by its padding weight plus machine epsilon, which changes its last bit.
 
 **Ignored voxels** (nnU-Net's ignore label, ``ignored`` of :func:`boundary_seeds`): their class is
 unknown, so a face between the mask and an ignored voxel is no boundary. A seed must be a boundary

@@ -46,7 +46,8 @@ def channel_masks_within(image: np.ndarray, channel_masks: np.ndarray, valid: np
                          spacing: Sequence[float]) -> np.ndarray:
     """The target-kind inputs checked (shapes, 2D/3D, spacing), masks restricted to ``valid``: bool (K, *spatial).
 
-    ``valid`` is nnU-Net's nonzero mask: voxels outside it are background whatever the masks say.
+    ``valid``: voxels outside it are background whatever the masks say (the precompute passes ``seg >= 0``: nnU-Net
+    writes -1 for the background outside its nonzero mask and keeps the labels there).
     """
     masks = np.asarray(channel_masks, dtype=bool)
     valid = np.asarray(valid, dtype=bool)

@@ -50,8 +50,18 @@ option             paper / default                 authors' code
 clamps the background at ``-fg_max``, divides by ``fg_max``, adds the margin delta, and the loader,
 which averages the per-modality maps). Left as ours: the image is nnU-Net's normalised one (zero
 outside nnU-Net's nonzero mask, like the raw BraTS background the authors' code tests against 0), the
-real spacing (theirs: 1 mm hard-coded), Canny's padding at the array border, ``valid`` and the ignore
-label (below), and the 1e-8 the authors add to fg_max.
+real spacing (theirs: 1 mm hard-coded), ``valid`` and the ignore label (below), the 1e-8 the authors add
+to fg_max, and two places where ``authors_code()`` gives other maps than the released code:
+
+- **Canny at the array border**: we run Canny with ``mode="nearest"``, the released call with skimage's
+  default zero padding. Seeds within about 4 voxels of the array border (the reach of Canny's Gaussian,
+  sigma 1 truncated at 4 sigma; rarely a few voxels more, where Canny's hysteresis links an edge to a
+  changed one) can differ, on every slice where the mask comes that close to the border, not only where
+  it touches it (:mod:`nnunet_ext.targets.boundary`); elsewhere only rare single-seed tie-breaks differ.
+- **no Canny boundary** (a mask on which Canny finds no edge, e.g. one filling every slice it is in):
+  +1 on the mask and -1 elsewhere here (as for every mask without seeds, below); the released code's
+  normalised distance is 0 everywhere, so after the margin it writes +delta on the mask and -delta
+  elsewhere (+-0.5 at the default delta).
 
 Cropping (``crop=True``, default): each channel is computed only on a box around the object,
 its mask's bounding box grown by beta (in voxels per axis, from the real spacing) plus one voxel.
@@ -133,8 +143,10 @@ class SiNGOptions(TargetOptions):
 
     @classmethod
     def authors_code(cls, **overrides: Any) -> "SiNGOptions":
-        """Every choice as in the authors' released code (still cropped unless ``crop=False``; see the
-        module docstring for what stays ours)."""
+        """Every choice as in the authors' released code (still cropped unless ``crop=False``; the module
+        docstring lists what stays ours). The maps differ from the released code's where Canny's seeds lie
+        within about 4 voxels of the array border, and for a mask on which Canny finds no edge (+-1 here,
+        +-delta there)."""
         settings = dict(boundary="canny2d", image="mean_of_maps", band_distance="geodesic0", tau="foreground",
                         outside="released")
         settings.update(overrides)

@@ -7,7 +7,8 @@ nnU-Net stores no per-class voxel counts, so they are counted once per configura
 
 with the channel definitions and a fingerprint (size, mtime) of every seg file. The file is written
 atomically and reused while it matches the cases; after ``nnUNetv2_preprocess`` re-writes a case
-(or cases are added or removed) it is stale and counted again.
+(or cases are added or removed) it is stale and counted again. Where it cannot be written (a dataset on
+read-only storage) the counts are used from memory.
 
 Counted channels: with ``background``, first the background = voxels in no channel (nnU-Net's -1
 outside the nonzero mask included: nnU-Net trains those voxels as background), then one per region
@@ -64,7 +65,9 @@ def load_or_count(config_folder: str | Path, plans_identifier: str, configuratio
     if stored is not None:
         return stored["counts"], False
     counted = voxel_counts(config_folder, channels, background, ignore_label)
-    store_cached(path, key, {**counted, "weights": gsl_class_weights(counted["counts"]).tolist()})
+    # a read-only dataset (a shared copy) keeps no counts: counted again by each training, which then goes on
+    store_cached(path, key, {**counted, "weights": gsl_class_weights(counted["counts"]).tolist()},
+                 on_read_only=lambda error: None)
     return counted["counts"], True
 
 

@@ -7,7 +7,9 @@ does the rest without copying nnU-Net's training code:
 - **maps before training**: missing, stale or corrupt maps are computed in ``check_before_training`` (logged,
   under a file lock so that five folds started together compute them once, with one worker per available
   core, :func:`nnunet_ext.precompute.available_cores`); ``nnUNetv2_precompute_targets`` does the same ahead
-  of time. The configuration (plans, dataset.json, channels) is the trainer's own
+  of time. With every map up to date nothing is written (no lock either), so a dataset on read-only storage
+  trains; maps missing there stop the run with one line naming the folder and the command to run where it
+  is writable. The configuration (plans, dataset.json, channels) is the trainer's own
   (:meth:`nnunet_ext.preprocessed.PreprocessedConfiguration.from_trainer`), not re-read from disk. The precompute first checks every channel of every case for NaN / inf
   (once per case, :mod:`nnunet_ext.image_check`). Afterwards every case's maps are checked again
   (maps removed or re-written while they were computed, e.g. by a concurrent ``nnUNetv2_preprocess``
@@ -37,7 +39,6 @@ import os
 import shlex
 
 import torch
-from filelock import FileLock
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from torch import nn
@@ -45,7 +46,6 @@ from torch.nn.functional import interpolate
 
 from nnunet_ext.errors import NnunetExtError
 from nnunet_ext.preprocessed import PreprocessedConfiguration
-from nnunet_ext.target_store import targets_folder
 from nnunet_ext.targets import TargetSpec, get_kind
 from nnunet_ext.training.data.dataset import nnUNetDatasetBlosc2WithTargets
 from nnunet_ext.training.health import full_resolution_outputs, nnUNetTrainerWithHealthGuard
@@ -132,10 +132,7 @@ class nnUNetTrainerWithTargetMaps(nnUNetTrainerWithHealthGuard):
                 f"-c {self.configuration_name}")
         config = PreprocessedConfiguration.from_trainer(self)
         command = shlex.join(precompute_argv(config, spec))
-        lock_file = targets_folder(folder, spec).parent / f".{spec.target_id}.lock"
-        lock_file.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(lock_file)):
-            summary = precompute(config, spec, num_processes=available_cores(), progress=False)
+        summary = precompute(config, spec, num_processes=available_cores(), progress=False, exclusive=True)
         if summary["computed"]:
             self.print_to_log_file(
                 f"computed {summary['computed']} missing or stale {spec.target_id} target maps "
