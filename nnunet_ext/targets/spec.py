@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from nnunet_ext.targets.registry import REGISTRY, make_options
+
 #: version of the maps' spec (a change makes every spec, and so every maps folder, another)
 FORMAT_VERSION = 1
 
@@ -31,8 +33,6 @@ class TargetSpec:
     options: Any = None
 
     def __post_init__(self):
-        from nnunet_ext.targets import REGISTRY, make_options  # here: the registry imports every kind's math
-
         if self.options is None or isinstance(self.options, Mapping):
             object.__setattr__(self, "options", make_options(self.kind, self.options))
         elif self.kind in REGISTRY and not isinstance(self.options, REGISTRY[self.kind].options_type):
@@ -59,8 +59,6 @@ class TargetSpec:
     def argv(self) -> list[str]:
         """The flags of ``nnUNetv2_precompute_targets`` that select these maps: ``--kind`` unless it is the
         default kind, and one flag per parameter that differs from the kind's default."""
-        from nnunet_ext.targets import make_options
-
         flags = [] if self.kind == "sing" else ["--kind", self.kind]
         defaults = make_options(self.kind).as_params()
         for name, value in self.params.items():
