@@ -18,7 +18,8 @@ passes):
   (0, 1) for the true class (``(1 + tanh v) / 2 = sigmoid(2 v)``, ``sigmoid(z)``, ``softmax(z)_k``), the
   slope relative to its maximum is ``4 q (1 - q)``; saturated on the wrong side means
   ``q < (1 - sqrt(0.99)) / 2`` (for tanh: ``v < -atanh(sqrt(0.99)) = -2.99``, the measure of
-  ``nnunet_ext_benchmark saturation``). The fraction per region is written to the training log, logged as
+  ``nnunet_ext_benchmark saturation``). The fraction per region (under nnU-Net's DDP, ``-num_gpus``, over
+  every process's validation batches, as its pseudo-Dice) is written to the training log, logged as
   ``wrong_side_saturated`` (in the checkpoint's logging) and drawn in ``progress.png``. A region whose
   pseudo-Dice is 0 while more than half of its foreground is saturated on the wrong side for
   ``collapse_epochs`` epochs in a row gets one warning line naming the cause and the trainer to use.
