@@ -18,7 +18,8 @@ passes):
   (0, 1) for the true class (``(1 + tanh v) / 2 = sigmoid(2 v)``, ``sigmoid(z)``, ``softmax(z)_k``), the
   slope relative to its maximum is ``4 q (1 - q)``; saturated on the wrong side means
   ``q < (1 - sqrt(0.99)) / 2`` (for tanh: ``v < -atanh(sqrt(0.99)) = -2.99``, the measure of
-  ``nnunet_ext_benchmark saturation``). The fraction per region is written to the training log, logged as
+  ``nnunet_ext_benchmark saturation``). The fraction per region (under nnU-Net's DDP, ``-num_gpus``, over
+  every process's validation batches, as its pseudo-Dice) is written to the training log, logged as
   ``wrong_side_saturated`` (in the checkpoint's logging) and drawn in ``progress.png``. A region whose
   pseudo-Dice is 0 while more than half of its foreground is saturated on the wrong side for
   ``collapse_epochs`` epochs in a row gets one warning line naming the cause and the trainer to use.
@@ -34,6 +35,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from torch import distributed as dist
 from torch import nn
 
 from nnunet_ext.errors import NnunetExtError
@@ -81,6 +83,14 @@ def full_resolution_outputs(network: nn.Module) -> Iterator[list[torch.Tensor]]:
         yield outputs
     finally:
         handle.remove()
+
+
+def summed_over_ranks(counts: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """``counts`` summed over the processes of nnU-Net's DDP training (``nnUNetv2_train -num_gpus``), each of which
+    validates its own batches; every process must call it, as nnU-Net's all-gather of its tp / fp / fn."""
+    gathered: list[tuple[np.ndarray, ...] | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, counts)
+    return tuple(np.sum(per_rank, 0) for per_rank in zip(*gathered))
 
 
 def collapsed_regions(history: list[tuple[list[float], list[float]]], epochs: int,
@@ -198,6 +208,8 @@ class nnUNetTrainerWithHealthGuard(nnUNetTrainer):
             return
         saturated = np.sum([o["saturated_foreground"] for o in val_outputs], 0)
         foreground = np.sum([o["foreground_voxels"] for o in val_outputs], 0)
+        if self.is_ddp:  # the fractions of all ranks' batches, to go with nnU-Net's pseudo-Dice over all of them
+            saturated, foreground = summed_over_ranks((saturated, foreground))
         fractions = [float(s / f) if f else float("nan") for s, f in zip(saturated, foreground)]
         self.logger.log("wrong_side_saturated", fractions, self.current_epoch)
         self.print_to_log_file("wrong-side saturated foreground (fraction of reference voxels on the background side "

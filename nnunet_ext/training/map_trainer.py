@@ -41,6 +41,7 @@ import shlex
 import torch
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+from torch import distributed as dist
 from torch import nn
 from torch.nn.functional import interpolate
 
@@ -133,6 +134,13 @@ class nnUNetTrainerWithTargetMaps(nnUNetTrainerWithHealthGuard):
         config = PreprocessedConfiguration.from_trainer(self)
         command = shlex.join(precompute_argv(config, spec))
         summary = precompute(config, spec, num_processes=available_cores(), progress=False, exclusive=True)
+        if self.is_ddp:
+            # nnU-Net's DDP: the rank that took the lock first computed, the others found the maps done; rank 0 writes
+            # the training log, so it reports that rank's summary. Gathered after the lock, so no collective waits
+            # through the computation (an NCCL collective times out after 10 minutes; the lock never does)
+            summaries: list[dict | None] = [None] * dist.get_world_size()
+            dist.all_gather_object(summaries, summary)
+            summary = max(summaries, key=lambda done: done["computed"])
         if summary["computed"]:
             self.print_to_log_file(
                 f"computed {summary['computed']} missing or stale {spec.target_id} target maps "
