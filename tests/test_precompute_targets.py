@@ -482,6 +482,7 @@ class _FakeTrainer:
     """The attributes of an nnU-Net trainer that the checks before training use; the methods are the real ones."""
 
     dataloader_train = dataloader_val = None
+    is_ddp = False
 
     def __init__(self, folder: Path, spec, dataset_json: dict | None = None):
         from nnunetv2.utilities.plans_handling.plans_handler import PlansManager

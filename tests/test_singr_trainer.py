@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -92,3 +94,19 @@ def test_singr_train_predict_zero_threshold(kind, trainer, nnunet_env, trained_f
         seg = reader.read_seg(str(prediction))[0][0]
         probabilities = np.load(out / (prediction.name[: -len(ending)] + ".npz"))["probabilities"]
         np.testing.assert_array_equal(seg, explicit_zero_threshold(probabilities, dataset_json))
+
+
+@pytest.mark.e2e
+def test_saturation_check_reads_a_trained_singr_fold(nnunet_env, trained_fold, tmp_path):
+    """nnunet_ext_benchmark saturation reads a trained SiNGR fold's outputs on its validation cases."""
+    run = trained_fold(f"nnUNetTrainerSiNGR{LEARNING_BUDGET}", "2d")  # the run of the test above
+    trainer = run.folder.parent.name.split("__")[0]
+    report = tmp_path / "saturation.json"
+    checked = subprocess.run([sys.executable, "-m", "nnunet_ext.benchmarks", "saturation", "-d", str(run.dataset_id),
+                              "-c", run.configuration, "-tr", trainer, "-f", "0", "--json", str(report)],
+                             env=nnunet_env, capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    result = json.loads(report.read_text())
+    assert result["cases"] and set(result["maps"]) == {"1"}  # the synthetic 2d kind: one tumour class
+    for stats in result["maps"].values():
+        assert 0 <= stats["inside_saturated_below_0"] <= 1 and 0 <= stats["inside_above_0"] <= 1
