@@ -57,6 +57,13 @@ def console_script(command: str) -> str:
     return str(candidate) if candidate.exists() else command
 
 
+def exit_description(returncode: int) -> str:
+    """``exit N``, or for a command the kernel killed (SIGKILL: -9 from Python, 137 from a shell) what most likely
+    did it: on a 24 GB machine several nnU-Net trainings with their augmentation workers run out of memory."""
+    killed = returncode in (-9, 137)
+    return f"exit {returncode}" + (", killed: out of memory?" if killed else "")
+
+
 def run_logged(args: list[str], log_file: Path, env: dict[str, str] | None = None) -> dict:
     """Runs one command (``args[0]`` resolved with :func:`console_script`), its output to ``log_file``.
 
@@ -76,7 +83,7 @@ def run_logged(args: list[str], log_file: Path, env: dict[str, str] | None = Non
     returncode = os.waitstatus_to_exitcode(status)
     if returncode != 0:
         tail = log_file.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-        raise NnunetExtError(f"'{printable}' failed (exit {returncode}): {tail[0]} -- full log: {log_file}")
+        raise NnunetExtError(f"'{printable}' failed ({exit_description(returncode)}): {tail[0]} -- full log: {log_file}")
     peak_mb = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB on Linux
     print(f"  done in {seconds:.0f} s, peak RSS {peak_mb:.0f} MB (log: {log_file})", flush=True)
     return {"command": printable, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_mb, 1), "log": str(log_file)}

@@ -148,3 +148,14 @@ def test_atomic_writes_of_concurrent_writers_never_share_a_temporary_and_are_gro
         os.umask(umask)
     assert not errors and path.read_bytes() in (b"A" * 4096, b"B" * 4096)
     assert path.stat().st_mode & 0o777 == 0o644 and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_a_command_killed_by_the_kernel_is_named_out_of_memory(tmp_path):
+    """SIGKILL is what the kernel's out-of-memory killer sends: the stage's one line says so, not only "exit -9"."""
+    from nnunet_ext.commands import run_logged
+
+    killed_itself = [sys.executable, "-c", "import os, signal; print('training'); os.kill(os.getpid(), signal.SIGKILL)"]
+    with pytest.raises(NnunetExtError, match=r"failed \(exit -9, killed: out of memory\?\): training -- full log"):
+        run_logged(killed_itself, tmp_path / "train.log")
+    with pytest.raises(NnunetExtError, match=r"failed \(exit 3\): "):
+        run_logged([sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "other.log")

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnunet_ext.benchmarks.common import DATA_VARIABLE, hardware_markdown, hardware_record, invoked_command, sample_folder, write_json
+from nnunet_ext.commands import exit_description
 from nnunet_ext.nnunet_env import PLANS, SPLITS_FILE, atomic_write_bytes, fold_folder
 
 BASELINE = "nnUNetTrainer"
@@ -168,8 +169,7 @@ def run_fold(args: argparse.Namespace, dataset: str, fold: int) -> None:
         print(f"[{name}] {dataset} fold {fold} {trainer}: $ {shlex.join(command)}", flush=True)
         completed = subprocess.run(command)
         if completed.returncode != 0:
-            killed = " (killed: out of memory?)" if completed.returncode in (-9, 137) else ""
-            raise SystemExit(f"error: {dataset} fold {fold} {trainer} failed (exit {completed.returncode}){killed}; "
+            raise SystemExit(f"error: {dataset} fold {fold} {trainer} failed ({exit_description(completed.returncode)}); "
                              "re-run to resume")
         work = Work(args.out / dataset, args.suite[dataset].configuration)
         write_json(record_path(args, dataset, trainer, fold),
