@@ -22,19 +22,6 @@ TINY = {  # kind -> (dataset id, configuration, generator arguments)
 }
 
 
-# The longest test files first (measured 2026-12-06, 2 cores): scripts/test.sh hands whole files to two pytest-xdist
-# processes in collection order, and a long file that starts last keeps one process busy while the other idles.
-LONGEST_FIRST = ("test_distance_trainers_e2e.py", "test_singr_trainer.py", "test_soft_label_trainers_e2e.py",
-                 "test_quality_real.py", "test_e2e_nnunet.py", "test_wheel_install.py", "test_workflow_e2e.py",
-                 "test_ddp_simulated.py", "test_precompute_targets.py")
-
-
-def pytest_collection_modifyitems(items):
-    """Runs LONGEST_FIRST's files first, each file's tests in their order, the other files as collected."""
-    items.sort(key=lambda item: LONGEST_FIRST.index(item.path.name) if item.path.name in LONGEST_FIRST
-               else len(LONGEST_FIRST))
-
-
 # Real MRI samples (brats2015_sample/, lgg_kaggle_3m_sample/): the folder named by NNUNET_EXT_DATA, else
 # ../shared/data beside the checkout (where CI keeps them); tests that need one skip without it.
 DATA_VARIABLE = "NNUNET_EXT_DATA"
