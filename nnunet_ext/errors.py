@@ -36,9 +36,11 @@ def storage_error(error: OSError) -> str | None:
     where = f" ({error.filename})" if error.filename else ""
     if error.errno == errno.ENOSPC:
         return f"no space left on the device{where}: free some space and re-run the command (finished work is kept)"
-    if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return (f"cannot write{where}: {'read-only file system' if error.errno == errno.EROFS else 'permission denied'}; "
-                "run the command where this user may write, or ask the folder's owner to run it")
+    if error.errno == errno.EROFS:
+        return f"cannot write{where}: read-only file system; run the command where it may write"
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return (f"permission denied{where}: this user may not read or write it; run the command as a user who may, "
+                "or ask the folder's owner to")
     return None
 
 

@@ -29,7 +29,7 @@ def test_user_error_is_one_line_and_exit_2(capsys):
 
 @pytest.mark.parametrize("code, words", [(errno.ENOSPC, "no space left on the device (/data/x.b2nd)"),
                                          (errno.EROFS, "cannot write (/data/x.b2nd): read-only file system"),
-                                         (errno.EACCES, "cannot write (/data/x.b2nd): permission denied")])
+                                         (errno.EACCES, "permission denied (/data/x.b2nd)")])
 def test_full_or_read_only_disk_is_named(capsys, code, words):
     assert run_cli(_raising(OSError(code, os.strerror(code), "/data/x.b2nd"))) == 2
     err = capsys.readouterr().err
