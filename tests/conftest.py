@@ -163,3 +163,41 @@ def trained_fold(nnunet_env, tiny_dataset):
         return cache[(trainer, kind)]
 
     return train
+
+
+@pytest.fixture
+def initialized_trainer(nnunet_env, tiny_dataset, monkeypatch, tmp_path):
+    """Factory: ``initialized_trainer(trainer, kind)`` -> the trainer (a class, or a name that nnU-Net's look-up
+    finds as ``nnUNetv2_train -tr`` does) on fold 0 of a tiny dataset, after nnU-Net's own ``initialize()``, in this
+    process (CPU; results in the test's folder)."""
+    import json
+
+    import torch
+
+    def make(trainer_class, kind: str):
+        _, configuration, raw_folder = tiny_dataset(kind)
+        monkeypatch.setenv("nnUNet_extTrainer", nnunet_env["nnUNet_extTrainer"])
+        monkeypatch.setenv("nnUNet_preprocessed", nnunet_env["nnUNet_preprocessed"])
+        monkeypatch.setenv("nnUNet_results", str(tmp_path))
+        preprocessed = Path(nnunet_env["nnUNet_preprocessed"]) / raw_folder.name
+        plans = {**json.loads((preprocessed / "nnUNetPlans.json").read_text()), "continue_training": False}
+        dataset_json = json.loads((preprocessed / "dataset.json").read_text())
+        if isinstance(trainer_class, str):
+            from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+            trainer_class = recursive_find_trainer_class_by_name(trainer_class)
+        trainer = trainer_class(plans, configuration, 0, dataset_json, torch.device("cpu"))
+        trainer.initialize()
+        return trainer
+
+    return make
+
+
+@pytest.fixture
+def nnunet_folders(tmp_path, monkeypatch) -> Path:
+    """nnU-Net's three folders under the test's folder, set in the environment; returns nnUNet_preprocessed."""
+    root = tmp_path / "nnUNet_preprocessed"
+    monkeypatch.setenv("nnUNet_preprocessed", str(root))
+    monkeypatch.setenv("nnUNet_raw", str(tmp_path / "raw"))
+    monkeypatch.setenv("nnUNet_results", str(tmp_path / "results"))
+    return root

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import json
 import re
 from pathlib import Path
 
@@ -102,20 +101,9 @@ def test_keeps_nnunets_init_signature(mixin):
     assert list(inspect.signature(mixin.__init__).parameters) == expected
 
 
-def test_nnunet_builds_the_paper_adam_trainer_with_adam(nnunet_env, tiny_dataset, monkeypatch, tmp_path):
+def test_nnunet_builds_the_paper_adam_trainer_with_adam(initialized_trainer):
     """nnU-Net's own initialize() of the PaperAdam trainer (found by name, as nnUNetv2_train finds it) ends with
     Adam at the paper's rate: the mixin order of the trainer class keeps it."""
-    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
-
-    dataset_id, configuration, raw_folder = tiny_dataset("2d")
-    monkeypatch.setenv("nnUNet_extTrainer", nnunet_env["nnUNet_extTrainer"])
-    monkeypatch.setenv("nnUNet_preprocessed", nnunet_env["nnUNet_preprocessed"])
-    monkeypatch.setenv("nnUNet_results", str(tmp_path))
-    preprocessed = Path(nnunet_env["nnUNet_preprocessed"]) / raw_folder.name
-    plans = {**json.loads((preprocessed / "nnUNetPlans.json").read_text()), "continue_training": False}
-    dataset_json = json.loads((preprocessed / "dataset.json").read_text())
-    trainer_class = recursive_find_trainer_class_by_name("nnUNetTrainerSiNGR_PaperAdam_1epoch_2iters")
-    trainer = trainer_class(plans, configuration, 0, dataset_json, torch.device("cpu"))
-    trainer.initialize()
+    trainer = initialized_trainer("nnUNetTrainerSiNGR_PaperAdam_1epoch_2iters", "2d")
     assert type(trainer.optimizer) is torch.optim.Adam
     assert trainer.optimizer.param_groups[0]["lr"] == 1e-4 and trainer.optimizer.param_groups[0]["weight_decay"] == 1e-5

@@ -29,15 +29,6 @@ from test_precompute_targets import _write_b2nd, make_preprocessed, precompute_t
 TESTS = Path(__file__).resolve().parent
 
 
-@pytest.fixture
-def nnunet_folders(tmp_path, monkeypatch):
-    root = tmp_path / "nnUNet_preprocessed"
-    monkeypatch.setenv("nnUNet_preprocessed", str(root))
-    monkeypatch.setenv("nnUNet_raw", str(tmp_path / "raw"))
-    monkeypatch.setenv("nnUNet_results", str(tmp_path / "results"))
-    return root
-
-
 def _listing(root: Path) -> dict[str, tuple[int, int]]:
     """Every file and folder under ``root`` with its size and mtime: what a write changes."""
     found = {}

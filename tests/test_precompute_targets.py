@@ -92,12 +92,8 @@ def precompute_command(spec, dataset=951, configuration="3d_fullres"):
 
 
 @pytest.fixture
-def preprocessed(tmp_path, monkeypatch):
-    root = tmp_path / "nnUNet_preprocessed"
-    monkeypatch.setenv("nnUNet_preprocessed", str(root))
-    monkeypatch.setenv("nnUNet_raw", str(tmp_path / "raw"))
-    monkeypatch.setenv("nnUNet_results", str(tmp_path / "results"))
-    return lambda **kwargs: make_preprocessed(root, **kwargs)
+def preprocessed(nnunet_folders):
+    return lambda **kwargs: make_preprocessed(nnunet_folders, **kwargs)
 
 
 def _expected(folder: Path, case: str, channels, spacing, options=SiNGOptions()):

@@ -7,8 +7,6 @@ padding off. A network that predicts foreground there must not lose pseudo-Dice 
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,18 +18,6 @@ from nnunet_ext.targets import make_options
 from nnunet_ext.targets.rrw import rrw_maps
 from nnunet_ext.trainers.nnUNetTrainerRRW import nnUNetTrainerRRW
 from nnunet_ext.training.map_trainer import predicted_foreground
-
-
-def _rrw_trainer(kind, nnunet_env, tiny_dataset, monkeypatch, tmp_path) -> nnUNetTrainerRRW:
-    _, configuration, raw_folder = tiny_dataset(kind)
-    monkeypatch.setenv("nnUNet_preprocessed", nnunet_env["nnUNet_preprocessed"])
-    monkeypatch.setenv("nnUNet_results", str(tmp_path))
-    preprocessed = Path(nnunet_env["nnUNet_preprocessed"]) / raw_folder.name
-    plans = {**json.loads((preprocessed / "nnUNetPlans.json").read_text()), "continue_training": False}
-    dataset_json = json.loads((preprocessed / "dataset.json").read_text())
-    trainer = nnUNetTrainerRRW(plans, configuration, 0, dataset_json, torch.device("cpu"))
-    trainer.initialize()
-    return trainer
 
 
 def _padded_batch(trainer: nnUNetTrainerRRW, ignore_label: int | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -96,8 +82,8 @@ def _validate(trainer: nnUNetTrainerRRW, batch: dict) -> dict:
 
 
 @pytest.mark.parametrize("kind", ["brats", "binary"])
-def test_foreground_in_the_padding_is_no_false_positive(kind, nnunet_env, tiny_dataset, monkeypatch, tmp_path):
-    trainer = _rrw_trainer(kind, nnunet_env, tiny_dataset, monkeypatch, tmp_path)
+def test_foreground_in_the_padding_is_no_false_positive(kind, initialized_trainer):
+    trainer = initialized_trainer(nnUNetTrainerRRW, kind)
     batch, reference, counted = _padded_batch(trainer)
     _predict_foreground_everywhere(trainer)
     result = _validate(trainer, batch)
@@ -109,10 +95,10 @@ def test_foreground_in_the_padding_is_no_false_positive(kind, nnunet_env, tiny_d
     np.testing.assert_allclose(logged, 2 * tp / (2 * tp + fp), rtol=1e-6)
 
 
-def test_ignored_voxels_stay_out_of_the_count_once(nnunet_env, tiny_dataset, monkeypatch, tmp_path):
+def test_ignored_voxels_stay_out_of_the_count_once(initialized_trainer):
     """RRW's maps are also 1 in every channel on nnU-Net's ignore label, which nnU-Net's own count masks: the
     foreground predicted there is not taken off its false positives a second time."""
-    trainer = _rrw_trainer("binary", nnunet_env, tiny_dataset, monkeypatch, tmp_path)
+    trainer = initialized_trainer(nnUNetTrainerRRW, "binary")
     labels = {**trainer.dataset_json["labels"], "ignore": 2}
     trainer.label_manager = LabelManager(labels, regions_class_order=None)
     batch, reference, counted = _padded_batch(trainer, ignore_label=2)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -79,16 +78,8 @@ class _GuardedTrainer(nnUNetTrainerWithHealthGuard):
 
 
 @pytest.fixture
-def guarded_trainer(nnunet_env, tiny_dataset, monkeypatch, tmp_path):
-    dataset_id, configuration, raw_folder = tiny_dataset("binary")
-    monkeypatch.setenv("nnUNet_preprocessed", nnunet_env["nnUNet_preprocessed"])
-    monkeypatch.setenv("nnUNet_results", str(tmp_path))
-    preprocessed = Path(nnunet_env["nnUNet_preprocessed"]) / raw_folder.name
-    plans = {**json.loads((preprocessed / "nnUNetPlans.json").read_text()), "continue_training": False}
-    dataset_json = json.loads((preprocessed / "dataset.json").read_text())
-    trainer = _GuardedTrainer(plans, configuration, 0, dataset_json, torch.device("cpu"))
-    trainer.initialize()
-    return trainer
+def guarded_trainer(initialized_trainer):
+    return initialized_trainer(_GuardedTrainer, "binary")
 
 
 def _batch(trainer, data_value: float | None = None) -> dict:
