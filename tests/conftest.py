@@ -99,20 +99,50 @@ plan_and_preprocess_entry()
 
 
 @pytest.fixture(scope="session")
-def tiny_dataset(nnunet_env):
-    """Factory: ``tiny_dataset("brats")`` -> (dataset id, configuration, raw folder), planned and preprocessed once."""
+def planned_tiny_dataset(tmp_path_factory):
+    """Factory: ``planned_tiny_dataset(kind, raw_root, preprocessed_root)`` copies the tiny dataset ``kind`` (raw and
+    preprocessed) into those nnU-Net folders -> (dataset id, configuration, raw folder). Each kind is generated and
+    planned once per test run, under a lock, in a folder that the suite's pytest-xdist processes share (the parent
+    of each one's base temporary folder): planning costs tens of seconds, copying milliseconds."""
+    from filelock import FileLock
+
     from nnunet_ext.synthetic import generate_dataset
 
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+    def copy(kind: str, raw_root: str | Path, preprocessed_root: str | Path) -> tuple[int, str, Path]:
+        dataset_id, configuration, kwargs = TINY[kind]
+        planned = shared / f"tiny_{kind}"
+        with FileLock(str(planned) + ".lock"):
+            if not (planned / "planned").is_file():
+                shutil.rmtree(planned, ignore_errors=True)
+                folders = {name: planned / name for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
+                for folder in folders.values():
+                    folder.mkdir(parents=True)
+                generate_dataset(kind, dataset_id, seed=1, raw_root=folders["nnUNet_raw"], **kwargs)
+                # nnU-Net's planner sets torch's threads to nnUNet_n_proc_DA, which must be positive there
+                env = {**os.environ, **{name: str(folder) for name, folder in folders.items()},
+                       "nnUNet_def_n_proc": "1", "nnUNet_n_proc_DA": "1"}
+                run_command([sys.executable, "-c", PLAN_AND_PREPROCESS, str(dataset_id), configuration], env)
+                (planned / "planned").touch()
+        (raw,) = (planned / "nnUNet_raw").iterdir()
+        shutil.copytree(raw, Path(raw_root) / raw.name)
+        shutil.copytree(planned / "nnUNet_preprocessed" / raw.name, Path(preprocessed_root) / raw.name)
+        return dataset_id, configuration, Path(raw_root) / raw.name
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(nnunet_env, planned_tiny_dataset):
+    """Factory: ``tiny_dataset("brats")`` -> (dataset id, configuration, raw folder) in this process's nnU-Net
+    folders (nnunet_env), planned and preprocessed."""
     cache: dict[str, tuple[int, str, Path]] = {}
 
     def make(kind: str):
         if kind not in cache:
-            dataset_id, configuration, kwargs = TINY[kind]
-            raw_folder = generate_dataset(kind, dataset_id, seed=1, raw_root=nnunet_env["nnUNet_raw"], **kwargs)
-            # nnU-Net's planner sets torch's threads to nnUNet_n_proc_DA, which must be positive there
-            run_command([sys.executable, "-c", PLAN_AND_PREPROCESS, str(dataset_id), configuration],
-                        {**nnunet_env, "nnUNet_n_proc_DA": "1"})
-            cache[kind] = (dataset_id, configuration, Path(raw_folder))
+            cache[kind] = planned_tiny_dataset(kind, nnunet_env["nnUNet_raw"], nnunet_env["nnUNet_preprocessed"])
         return cache[kind]
 
     return make

@@ -20,12 +20,23 @@ def results_fold(env, raw_folder: Path, trainer: str, configuration: str, fold) 
     return Path(env["nnUNet_results"]) / raw_folder.name / f"{trainer}__nnUNetPlans__{configuration}" / f"fold_{fold}"
 
 
-def test_train_predict_evaluate_through_nnunet_cli(nnunet_env, tiny_dataset, tmp_path):
+def test_train_under_spawn_predict_evaluate(nnunet_env, tiny_dataset, tmp_path):
+    """nnU-Net trains a trainer it finds through nnUNet_extTrainer with an augmentation worker under the spawn start
+    method (macOS, Windows, Python >= 3.14), where everything sent to the worker must unpickle in a fresh interpreter:
+    the trainer found in trainers/ must only hand installed classes to it. nnUNetv2_predict and our evaluation then
+    read the fold. (``nnUNetv2_train -tr`` itself runs in every other e2e test.)"""
     from nnunet_ext.evaluation import evaluate_folders
 
     dataset_id, configuration, raw_folder = tiny_dataset("brats")
-    trained = run_command(["nnUNetv2_train", str(dataset_id), configuration, "0", "-tr", SMOKE_TRAINER, "-device", "cpu"],
-                          nnunet_env)
+    script = textwrap.dedent(f"""
+        import multiprocessing, torch
+        multiprocessing.set_start_method("spawn", force=True)
+        from nnunetv2.run.run_training import run_training
+        run_training("{dataset_id}", "{configuration}", 0, "{SMOKE_TRAINER}", device=torch.device("cpu"))
+    """)
+    env = {**nnunet_env, "nnUNet_n_proc_DA": "1"}
+    trained = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
     assert f"Using trainer '{SMOKE_TRAINER}' from: {nnunet_env['nnUNet_extTrainer']}" in trained.stdout
     fold = results_fold(nnunet_env, raw_folder, SMOKE_TRAINER, configuration, 0)
     assert (fold / "checkpoint_final.pth").is_file()
@@ -41,23 +52,6 @@ def test_train_predict_evaluate_through_nnunet_cli(nnunet_env, tiny_dataset, tmp
     assert len(metrics) == 2 * len(regions)
     for values in metrics:  # per case, so the means are in range too
         assert 0.0 <= values.dice <= 1.0 and values.hd95 >= 0.0
-
-
-def test_trainer_lookup_and_augmentation_workers_under_spawn(nnunet_env, tiny_dataset):
-    """Under the spawn start method (macOS, Windows, Python >= 3.14) everything sent to nnU-Net's
-    augmentation workers must unpickle in a fresh interpreter: the trainer found in trainers/ must
-    only hand installed classes to them."""
-    dataset_id, configuration, raw_folder = tiny_dataset("brats")
-    script = textwrap.dedent(f"""
-        import multiprocessing, torch
-        multiprocessing.set_start_method("spawn", force=True)
-        from nnunetv2.run.run_training import run_training
-        run_training("{dataset_id}", "{configuration}", 1, "{SMOKE_TRAINER}", device=torch.device("cpu"))
-    """)
-    env = {**nnunet_env, "nnUNet_n_proc_DA": "1"}
-    completed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    assert (results_fold(nnunet_env, raw_folder, SMOKE_TRAINER, configuration, 1) / "checkpoint_final.pth").is_file()
 
 
 def test_unknown_trainer_is_reported_by_nnunet(nnunet_env, tiny_dataset):

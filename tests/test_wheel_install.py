@@ -9,7 +9,8 @@ compiler). Then, as the README says: the wheel is installed, ``nnUNet_extTrainer
 line (a second extension already on it stays found), and ``nnunet_ext_trainer_path --check`` passes. pip
 resolves the wheel's dependencies against the environment without downloading anything (its dry run would
 install nothing else), no version changes and ``pip check`` is clean. Finally nnU-Net's own commands precompute,
-train and predict with ``nnUNetTrainerSiNGR_1epoch_2iters`` on CPU.
+train and predict with ``nnUNetTrainerSiNGR_1epoch_2iters`` on CPU, on the suite's tiny BraTS-like dataset (planned
+once per test run, conftest.py).
 
 NNUNET_EXT_TEST_NNUNET=2.8.0 runs it with that nnU-Net release instead of 2.8.1.
 """
@@ -30,7 +31,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PLAN_AND_PREPROCESS
 from nnunet_ext.trainer_path import EXPORT_LINE
 
 pytestmark = pytest.mark.e2e
@@ -38,7 +38,6 @@ REPO = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "nnunet_ext", "preprocessing", "trainers")
 NNUNET = os.environ.get("NNUNET_EXT_TEST_NNUNET", "2.8.1")
 TRAINER = "nnUNetTrainerSiNGR_1epoch_2iters"
-DATASET = 904
 OTHER_EXTENSION = '''
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
@@ -120,7 +119,7 @@ def versions(python: Path, env: dict, cwd: Path) -> dict[str, tuple[str, str]]:
     return {name: tuple(value) for name, value in json.loads(run([python, "-c", VERSIONS], env, cwd).stdout).items()}
 
 
-def test_wheel_into_an_existing_nnunet_environment(tmp_path):
+def test_wheel_into_an_existing_nnunet_environment(tmp_path, planned_tiny_dataset):
     wheel = build_wheel(tmp_path)
     python, env = make_environment(tmp_path)
     pip = [python, "-m", "pip"]
@@ -177,19 +176,17 @@ def test_wheel_into_an_existing_nnunet_environment(tmp_path):
     assert "another extension" in check.stdout and "(this installation)" in check.stdout
     assert "ok: nnU-Net will find and run nnunet-ext's trainers" in check.stdout
 
-    run(["nnunet_ext_synthetic", "-d", DATASET, "-k", "brats", "--cases", 6, "--test-cases", 2, "--shape", 32, 32, 24,
-         "--seed", 1], env, cwd)
-    run([python, "-c", PLAN_AND_PREPROCESS, DATASET, "3d_fullres"], env, cwd)
-    precomputed = run(["nnUNetv2_precompute_targets", "-d", DATASET, "-c", "3d_fullres"], env, cwd)
+    # the suite's tiny BraTS-like dataset, planned by nnU-Net (once per test run) and copied into this environment
+    dataset, _, raw = planned_tiny_dataset("brats", env["nnUNet_raw"], env["nnUNet_preprocessed"])
+    precomputed = run(["nnUNetv2_precompute_targets", "-d", dataset, "-c", "3d_fullres"], env, cwd)
     assert "6 computed" in precomputed.stdout, precomputed.stdout
     assert "PyTorch" in precomputed.stderr, precomputed.stderr  # the backend it uses, said once on stderr
-    trained = run(["nnUNetv2_train", DATASET, "3d_fullres", 0, "-tr", TRAINER, "-device", "cpu"], env, cwd)
+    trained = run(["nnUNetv2_train", dataset, "3d_fullres", 0, "-tr", TRAINER, "-device", "cpu"], env, cwd)
     assert f"Using trainer '{TRAINER}' from: {installed_trainers}" in trained.stdout
-    results = next(Path(env["nnUNet_results"]).glob(f"Dataset{DATASET}_*")) / f"{TRAINER}__nnUNetPlans__3d_fullres"
+    results = Path(env["nnUNet_results"]) / raw.name / f"{TRAINER}__nnUNetPlans__3d_fullres"
     assert (results / "fold_0" / "checkpoint_final.pth").is_file()
-    raw = next(Path(env["nnUNet_raw"]).glob(f"Dataset{DATASET}_*"))
     predictions = tmp_path / "predictions"
-    run(["nnUNetv2_predict", "-i", raw / "imagesTs", "-o", predictions, "-d", DATASET, "-c", "3d_fullres", "-tr",
+    run(["nnUNetv2_predict", "-i", raw / "imagesTs", "-o", predictions, "-d", dataset, "-c", "3d_fullres", "-tr",
          TRAINER, "-f", 0, "-device", "cpu", "-npp", 1, "-nps", 1], env, cwd)
     assert len(list(predictions.glob("*.nii.gz"))) == 2
     # the other extension's trainer is still found; what ran came from this environment, without FastGeodis
