@@ -24,6 +24,7 @@ import torch
 #: suffix -> (epochs, training iterations per epoch, validation iterations per epoch) and what it is for
 BUDGETS: dict[str, tuple[tuple[int, int, int], str]] = {
     "_1epoch_2iters": ((1, 2, 1), "smoke tests"),
+    "_4epochs_20iters": ((4, 20, 5), "the test suite's learning checks (tests/conftest.py)"),
     "_10epochs_20iters": ((10, 20, 5), "the README demo"),
     "_80epochs_20iters": ((80, 20, 5), "the converging CPU quality benchmark (docs/results/quality_cpu.md)"),
     "_50epochs_20iters": ((50, 20, 5), "the real-data CPU benchmark (docs/results/quality_real.md)"),
