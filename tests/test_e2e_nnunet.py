@@ -54,11 +54,11 @@ def test_train_under_spawn_predict_evaluate(nnunet_env, tiny_dataset, tmp_path):
         assert 0.0 <= values.dice <= 1.0 and values.hd95 >= 0.0
 
 
-def test_unknown_trainer_is_reported_by_nnunet(nnunet_env, tiny_dataset):
-    dataset_id, configuration, _ = tiny_dataset("brats")
-    completed = subprocess.run(
-        [str(Path(sys.executable).parent / "nnUNetv2_train"), str(dataset_id), configuration, "0",
-         "-tr", "nnUNetTrainerDoesNotExist", "-device", "cpu"],
-        env=nnunet_env, capture_output=True, text=True, timeout=300)
-    assert completed.returncode != 0
-    assert "Could not find requested nnunet trainer nnUNetTrainerDoesNotExist" in completed.stderr
+def test_unknown_trainer_is_reported_by_nnunet(nnunet_env, monkeypatch):
+    """nnU-Net's look-up (what ``nnUNetv2_train -tr`` and ``nnUNetv2_predict -tr`` call) searches our folder and
+    reports a trainer that is in none with its own message."""
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    monkeypatch.setenv("nnUNet_extTrainer", nnunet_env["nnUNet_extTrainer"])
+    with pytest.raises(RuntimeError, match="Could not find requested nnunet trainer nnUNetTrainerDoesNotExist"):
+        recursive_find_trainer_class_by_name("nnUNetTrainerDoesNotExist")

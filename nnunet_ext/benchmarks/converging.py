@@ -63,6 +63,11 @@ class Input:
     help: str
 
 
+#: the quality part's pool size in a ``--quick`` run: on its tiny stand-in each extra pool worker costs more to start
+#: (a fresh interpreter importing torch and nnU-Net) than it saves
+QUICK_POOLS = ("--np", "1")
+
+
 @dataclass(frozen=True)
 class Dataset:
     """One dataset of a benchmark: the quality part's arguments and the trainers, the required ones first (an

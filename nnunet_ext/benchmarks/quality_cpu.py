@@ -7,7 +7,7 @@ The BraTS-like regions dataset of ``nnunet_ext_synthetic -k brats``, 30 cases of
 (3d_fullres, patch 20 x 28 x 28, batch 2), every trainer of the suite, at ``_80epochs_20iters`` (1600
 training iterations), folds 0-2 of nnU-Net's seeded 5-fold split: the fast regression check of the methods
 (the real-data evidence is ``quality-real``, :mod:`.quality_real`). How the runs are recorded, resumed and
-reported: :mod:`.converging`. ``--quick`` runs 10 cases, two trainers, ``_1epoch_2iters``, fold 0.
+reported: :mod:`.converging`. ``--quick`` runs 10 cases, two trainers, ``_1epoch_2iters``, fold 0, one process per pool.
 
 Why 80 epochs: at ``_50epochs_20iters`` (measured 2026-12-01, synthetic fold 0) the default's raw pseudo-Dice
 was flat over the last 12 epochs but its EMA, which lags about 10 epochs, still rose 1.5 points over the
@@ -18,7 +18,7 @@ fold 0 only; the whole benchmark (30 runs) about 4 h, in several sittings (``--t
 
 from __future__ import annotations
 
-from nnunet_ext.benchmarks.converging import Benchmark, Dataset, main as run_benchmark
+from nnunet_ext.benchmarks.converging import QUICK_POOLS, Benchmark, Dataset, main as run_benchmark
 
 SYNTHETIC_ARGS = ("--dataset", "synthetic", "--shape", "32", "32", "24")
 BENCHMARK = Benchmark(
@@ -31,7 +31,7 @@ BENCHMARK = Benchmark(
                   "nnUNetTrainerLS_JML_nnUNetSGD"),
         fold0_only=("nnUNetTrainerSiNGR_nnUNetSGD", "nnUNetTrainerRRW_nnUNetSGD", "nnUNetTrainerLS_JML_nnUNetSGD"))},
     budget="_80epochs_20iters", folds=(0, 1, 2),
-    quick={"synthetic": Dataset(args=(*SYNTHETIC_ARGS, "--cases", "10"), configuration="3d_fullres",
+    quick={"synthetic": Dataset(args=(*SYNTHETIC_ARGS, "--cases", "10", *QUICK_POOLS), configuration="3d_fullres",
                                 trainers=("nnUNetTrainer", "nnUNetTrainerSiNGR"))},
     quick_budget="_1epoch_2iters",
 )

@@ -22,12 +22,13 @@ recorded, resumed and reported: :mod:`.converging`. The same command on a GPU at
 nnU-Net's full schedule: docs/how-to/gpu-recipe.md.
 
 ``--quick`` runs the same machinery on a tiny synthetic stand-in (10 cases planned at 1.5 mm, two trainers,
-``_1epoch_2iters``, fold 0, lesion-wise metrics included) for the test suite; its numbers mean nothing.
+``_1epoch_2iters``, fold 0, one process per pool, lesion-wise metrics included) for the test suite; its numbers
+mean nothing.
 """
 
 from __future__ import annotations
 
-from nnunet_ext.benchmarks.converging import Benchmark, Claim, Dataset, Input, main as run_benchmark
+from nnunet_ext.benchmarks.converging import QUICK_POOLS, Benchmark, Claim, Dataset, Input, main as run_benchmark
 
 TRAINERS = ("nnUNetTrainer", "nnUNetTrainerSiNGR", "nnUNetTrainerRRW", "nnUNetTrainerGSL", "nnUNetTrainerSiNGR_Euclidean")
 PATCH = ("--patch-size", "32", "32", "32", "--batch-size", "2")  # nnU-Net plans LGG with batch 4
@@ -61,7 +62,8 @@ BENCHMARK = Benchmark(
     },
     budget="_50epochs_20iters", folds=(0, 1, 2, 3, 4),
     quick={"synthetic": Dataset(
-        args=("--dataset", "synthetic", "--shape", "32", "32", "24", "--cases", "10", "--target-spacing", "1.5", "1.5", "1.5"),
+        args=("--dataset", "synthetic", "--shape", "32", "32", "24", "--cases", "10", "--target-spacing", "1.5", "1.5", "1.5",
+              *QUICK_POOLS),
         configuration="3d_fullres", trainers=("nnUNetTrainer", "nnUNetTrainerSiNGR_Euclidean"), official="gli")},
     quick_budget="_1epoch_2iters", claims=CLAIMS,
 )
