@@ -1,6 +1,7 @@
-"""End-to-end CPU runs (1 epoch x 2 iterations, train; RRW on BraTS also predicts) of the distance-loss trainers on a
-region dataset (brats) and a label dataset (binary): GSL, RRW and Boundary each on one of them,
-RRW on both (its region extension and its label form differ most).
+"""End-to-end CPU runs (1 epoch x 2 iterations, train; RRW also predicts) of the distance-loss trainers on a
+region dataset (brats) and a label dataset (binary): GSL, RRW and Boundary each on one of them. RRW's region
+extension, which differs most from its label form, trains on the region dataset in tests/test_ddp_simulated.py;
+nnU-Net's final validation and prediction of a map trainer on regions: tests/test_singr_trainer.py.
 
 GSL's schedules give alpha = 1 in the first epoch, so a one-epoch run would weight the GSL term by 0:
 the smoke test trains a test-only variant with alpha 0.5 (``GSL_SMOKE_TRAINER``, written to a temporary
@@ -48,9 +49,8 @@ def trainer_env(nnunet_env, tmp_path):
 @pytest.mark.e2e
 @pytest.mark.parametrize("trainer, kind, predict", [  # their outputs are nnU-Net's probabilities: one prediction
     (GSL_SMOKE_TRAINER, "brats", False),                # run shows nnUNetv2_predict -tr finds and runs ours
-    ("nnUNetTrainerRRW_1epoch_2iters", "binary", False),
+    ("nnUNetTrainerRRW_1epoch_2iters", "binary", True),  # RRW on regions: tests/test_ddp_simulated.py
     ("nnUNetTrainerBoundary_1epoch_2iters", "binary", False),
-    ("nnUNetTrainerRRW_1epoch_2iters", "brats", True),
 ])
 def test_distance_trainer_train_predict(trainer, kind, predict, nnunet_env, trainer_env, tiny_dataset, tmp_path):
     dataset_id, configuration, raw_folder = tiny_dataset(kind)
