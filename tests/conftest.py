@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 # OpenMP threads that wait by sleeping instead of spinning, in this process and in every nnU-Net command it starts
-# (they inherit the variable; it is read when torch loads, hence before any import of torch). The suite runs two
+# (they inherit the variable; it is read when torch loads, hence before any import of torch). The suite runs three
 # processes on two cores, and nnU-Net gives each CPU training as many threads as there are cores: with spinning
 # threads a 2D U-Net training step took 2.8-3.0 s beside another training instead of 0.05 s alone (0.12 s with
 # sleeping threads).
