@@ -13,9 +13,8 @@ import pytest
 
 # OpenMP threads that wait by sleeping instead of spinning, in this process and in every nnU-Net command it starts
 # (they inherit the variable; it is read when torch loads, hence before any import of torch). The suite runs three
-# processes on two cores, and nnU-Net gives each CPU training as many threads as there are cores: with spinning
-# threads a 2D U-Net training step took 2.8-3.0 s beside another training instead of 0.05 s alone (0.12 s with
-# sleeping threads).
+# processes on two cores, and nnU-Net gives each CPU training as many threads as there are cores: spinning threads
+# of one training take the cores another training's threads need.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from nnunet_ext.nnunet_env import TARGETS_FOLDER  # noqa: E402  (after the variable above, before torch loads)
